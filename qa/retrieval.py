@@ -1,0 +1,132 @@
+"""Dense (FAISS) and lexical (BM25) retrieval over chunks, fused by reciprocal rank.
+
+Reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009) adds ``1 / (rrf_k + rank)`` over
+the rankings a chunk appears in. It needs no score calibration between cosine similarities and
+BM25 scores, which live on unrelated scales, and is robust to either retriever failing alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qa.settings import RetrievalMode, Settings
+from qa.types import Passage
+
+if TYPE_CHECKING:
+    from qa.embedding import Embedder
+    from qa.store import Index
+
+
+class Retriever:
+    """Ranks the chunks of a loaded index for a query.
+
+    Args:
+        index: The loaded index.
+        embedder: The model the index was built with (for the query vector).
+        settings: ``retrieval_mode``, ``top_k``, ``candidates`` and ``rrf_k``.
+    """
+
+    def __init__(self, index: Index, embedder: Embedder, settings: Settings) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: RetrievalMode | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Passage]:
+        """Return the ``k`` best passages for ``query``, best first.
+
+        Args:
+            query: The question or keywords.
+            k: How many passages (default ``settings.top_k``).
+            mode: ``hybrid``, ``dense`` or ``lexical`` (default ``settings.retrieval_mode``).
+            timings: If given, receives seconds spent per stage (``embed``, ``dense``,
+                ``lexical``, ``fusion``).
+        """
+        k = k or self.settings.top_k
+        mode = mode or self.settings.retrieval_mode
+        n = len(self.index.chunks)
+        if n == 0 or not query.strip():
+            return []
+        depth = min(n, max(self.settings.candidates, k))
+        clock = _Clock(timings)
+
+        dense: list[tuple[int, float]] = []
+        query_vector: np.ndarray | None = None
+        if mode in ("hybrid", "dense"):
+            query_vector = self.embedder.encode_query(query)
+            clock.lap("embed")
+            scores, ids = self.index.dense.search(query_vector[None, :], depth)
+            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            clock.lap("dense")
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "lexical"):
+            lexical = self.index.lexical.search(query, depth)
+            clock.lap("lexical")
+
+        dense_scores = dict(dense)
+        lexical_scores = dict(lexical)
+        if mode == "dense":
+            ranked = dense[:k]
+        elif mode == "lexical":
+            ranked = lexical[:k]
+        else:
+            ranked = reciprocal_rank_fusion([dense, lexical], self.settings.rrf_k)[:k]
+        if query_vector is not None:
+            # Chunks found by BM25 alone still get their cosine, as evidence for the reader.
+            missing = [i for i, _ in ranked if i not in dense_scores]
+            if missing:
+                vectors = np.stack([self.index.dense.reconstruct(i) for i in missing])
+                dense_scores.update(zip(missing, (vectors @ query_vector).tolist(), strict=True))
+        clock.lap("fusion")
+
+        passages = []
+        for row, score in ranked:
+            chunk = self.index.chunks[row]
+            doc = self.index.documents[chunk.doc_id]
+            passages.append(
+                Passage(
+                    chunk=chunk,
+                    title=doc.title,
+                    path=doc.path,
+                    score=float(score),
+                    dense_score=dense_scores.get(row),
+                    lexical_score=lexical_scores.get(row),
+                )
+            )
+        return passages
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[tuple[int, float]]], rrf_k: int = 60
+) -> list[tuple[int, float]]:
+    """Fuse rankings of ``(id, score)`` pairs (each best first) into one, best first.
+
+    Ties are broken by the id's best rank in any list, then by id, so fusion is deterministic.
+    """
+    fused: dict[int, float] = {}
+    best_rank: dict[int, int] = {}
+    for ranking in rankings:
+        for rank, (item, _) in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (rrf_k + rank)
+            best_rank[item] = min(best_rank.get(item, rank), rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
+
+
+class _Clock:
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self.sink = sink
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.sink is not None:
+            self.sink[stage] = self.sink.get(stage, 0.0) + now - self.last
+        self.last = now

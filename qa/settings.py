@@ -1,0 +1,123 @@
+"""Every knob of the product in one dataclass, with its default.
+
+Values come from, in order of precedence: explicit arguments (CLI flags, the Python API), then
+environment variables named ``QA_<FIELD>`` (``QA_TOP_K=10``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+FaissKind = Literal["auto", "flat", "hnsw"]
+
+#: Project root when running from a checkout; corpus/ and index/ live here by default.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of indexing and asking.
+
+    Attributes:
+        corpus_dir: Folder of source articles.
+        index_dir: Folder holding built indexes (``index_dir/current`` is the live one).
+        embedding_model: ``"default"`` (the packaged all-MiniLM-L6-v2, offline), a local folder,
+            or a hub id (needs network access).
+        chunk_size: Chunk length in tokens of the embedding model's tokenizer. Tokens, not
+            characters, because the embedding model truncates at 256 word pieces: counting in
+            its own tokens guarantees nothing of a chunk is silently dropped when embedding.
+        chunk_overlap: Tokens shared by consecutive chunks, so an answer near a boundary is
+            whole in at least one chunk.
+        retrieval_mode: ``hybrid`` (dense + BM25 fused by reciprocal rank), ``dense`` or
+            ``lexical``.
+        top_k: Passages returned by retrieval.
+        rrf_k: The constant of reciprocal rank fusion (60, as in Cormack et al. 2009).
+        candidates: How many hits each retriever contributes before fusion.
+        faiss_index: ``flat`` (exact), ``hnsw`` (approximate), or ``auto`` (exact below
+            ``hnsw_threshold`` vectors, HNSW above).
+        hnsw_threshold: Vector count above which ``auto`` switches to HNSW.
+        batch_size: Embedding batch size.
+        reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),
+            a local folder, or a hub id of a ``*ForQuestionAnswering`` checkpoint.
+        max_answer_tokens: Longest answer span the reader may return, in word pieces.
+        n_answers: How many answers (the best plus alternatives) ``ask`` returns.
+        threshold: Answer score below which ``ask`` abstains; ``None`` uses the mode's
+            recommended value recorded with the reader.
+        read_passages: How many retrieved passages the reader reads.
+    """
+
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    embedding_model: str = "default"
+    chunk_size: int = 200
+    chunk_overlap: int = 40
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = 5
+    rrf_k: int = 60
+    candidates: int = 50
+    faiss_index: FaissKind = "auto"
+    hnsw_threshold: int = 200_000
+    batch_size: int = 32
+    reader_model: str = "default"
+    max_answer_tokens: int = 30
+    n_answers: int = 3
+    threshold: float | None = None
+    read_passages: int = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if self.chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}"
+            )
+        if self.top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {self.top_k}")
+        if self.retrieval_mode not in get_args(RetrievalMode):
+            raise ValueError(
+                f"retrieval_mode must be one of {get_args(RetrievalMode)}, "
+                f"got {self.retrieval_mode!r}"
+            )
+        if self.faiss_index not in get_args(FaissKind):
+            raise ValueError(
+                f"faiss_index must be one of {get_args(FaissKind)}, got {self.faiss_index!r}"
+            )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Build settings from ``QA_*`` environment variables, then explicit overrides.
+
+        Overrides whose value is ``None`` are ignored, so CLI options left unset fall through.
+        """
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"QA_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(raw, hints[f.name], f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(raw: str, hint: Any, name: str) -> Any:
+    text = str(hint)
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is Path:
+            return Path(raw)
+        if "float" in text:
+            return None if raw.lower() in {"", "none"} else float(raw)
+    except ValueError as exc:
+        raise ValueError(f"QA_{name.upper()}={raw!r} is not a valid value") from exc
+    return raw

@@ -1,0 +1,402 @@
+"""The index on disk: FAISS vectors, chunk table, BM25, documents and a manifest.
+
+Layout under ``Settings.index_dir``::
+
+    current -> builds/<id>      a symlink, swapped atomically when a build completes
+    builds/<id>/manifest.json   what the index was built from and with
+    builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset)
+    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 id i
+    builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
+    builds/<id>/bm25/           bm25s index
+
+A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
+half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
+document on load, so a chunk and its document can never disagree.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from qa.chunking import Chunker, token_length_function
+from qa.embedding import Embedder
+from qa.lexical import LexicalIndex
+from qa.settings import Settings
+from qa.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+#: Chunks embedded between two progress reports.
+PROGRESS_STEP = 256
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class IndexProblem(RuntimeError):
+    """Base class of index problems; the message says what to do."""
+
+
+class IndexMissingError(IndexProblem):
+    pass
+
+
+class IndexMismatchError(IndexProblem):
+    pass
+
+
+@dataclass
+class Index:
+    """A loaded index: everything retrieval and reading need, in memory."""
+
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    dense: faiss.Index
+    lexical: LexicalIndex
+    path: Path
+
+    def vectors(self) -> np.ndarray:
+        """The chunk vectors, row i for chunk i (reconstructed from FAISS)."""
+        if self.dense.ntotal == 0:
+            return np.zeros((0, self.dense.d), dtype=np.float32)
+        return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI, the web page and benchmarks."""
+
+    documents: int
+    chunks: int
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    embedded_chunks: int
+    seconds: float
+    path: Path
+    rebuilt: bool
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.changed or self.removed) and not self.rebuilt
+
+
+def chunking_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "unit": "tokens of the embedding model",
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+    }
+
+
+def load_index(settings: Settings, *, embedding_name: str | None = None) -> Index:
+    """Load the live index and check it was built with these settings.
+
+    Args:
+        settings: The settings asking will use.
+        embedding_name: The resolved embedding model name to check against (defaults to
+            resolving ``settings.embedding_model``).
+
+    Raises:
+        IndexMissingError: no index has been built yet.
+        IndexMismatchError: the index was built with another model or chunking.
+    """
+    path = current_path(settings.index_dir)
+    if not (path / "manifest.json").exists():
+        raise IndexMissingError(
+            f"no index at {settings.index_dir}: build it with `qa index`"
+        )
+    path = path.resolve()
+    manifest = json.loads((path / "manifest.json").read_text())
+    _check_manifest(manifest, settings, embedding_name)
+    documents = {d.doc_id: d for d in _read_documents(path / "documents.jsonl")}
+    chunks = _read_chunks(path / "chunks.jsonl", documents)
+    dense = faiss.read_index(str(path / "dense.faiss"))
+    if isinstance(dense, faiss.IndexHNSW):
+        dense.hnsw.efSearch = HNSW_EF_SEARCH
+    if dense.ntotal != len(chunks) or manifest["chunks"] != len(chunks):
+        raise IndexMismatchError(
+            f"index at {path} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks): "
+            "rebuild it with `qa index --rebuild`"
+        )
+    lexical = LexicalIndex.load(path / "bm25", len(chunks))
+    return Index(manifest, documents, chunks, dense, lexical, path)
+
+
+def _check_manifest(manifest: dict[str, Any], settings: Settings, embedding_name: str | None) -> None:
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            "the index was written by another version of qa: rebuild it with `qa index --rebuild`"
+        )
+    if embedding_name is None:
+        from qa.embedding import resolve_model
+
+        embedding_name = resolve_model(settings.embedding_model)[1]
+    problems = []
+    if manifest["embedding_model"] != embedding_name:
+        problems.append(
+            f"embedding model {manifest['embedding_model']!r} (settings: {embedding_name!r})"
+        )
+    if manifest["chunking"] != chunking_settings(settings):
+        problems.append(f"chunking {manifest['chunking']} (settings: {chunking_settings(settings)})")
+    if problems:
+        raise IndexMismatchError(
+            "the index was built with " + "; ".join(problems)
+            + ": rebuild it with `qa index --rebuild`, or use the settings it was built with"
+        )
+
+
+def build_index(
+    settings: Settings,
+    documents: list[Document],
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: ProgressCallback | None = None,
+    show_progress: bool = True,
+) -> BuildReport:
+    """Build or update the index for ``documents`` and swap it in atomically.
+
+    Unless ``rebuild`` is set, chunks and vectors of documents whose content hash is unchanged
+    are reused from the live index (when that index was built with the same model and
+    chunking), so only added and changed documents are embedded.
+
+    Args:
+        settings: Index location, chunking and FAISS settings.
+        documents: The whole corpus as it should be indexed.
+        embedder: Encodes chunk text.
+        rebuild: Ignore the live index and embed everything.
+        progress: Called with ``(chunks_embedded, chunks_to_embed)`` as embedding proceeds.
+        show_progress: Show a terminal progress bar.
+    """
+    started = time.perf_counter()
+    documents = sorted(documents, key=lambda d: d.doc_id)
+    ids = [d.doc_id for d in documents]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate document ids in corpus")
+
+    previous = None if rebuild else _load_reusable(settings, embedder)
+    old_hashes: dict[str, str] = previous.manifest["documents"] if previous else {}
+    new_hashes = {d.doc_id: d.content_hash for d in documents}
+    added = sorted(set(new_hashes) - set(old_hashes))
+    removed = sorted(set(old_hashes) - set(new_hashes))
+    changed = sorted(k for k in new_hashes if k in old_hashes and old_hashes[k] != new_hashes[k])
+
+    reused: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+    if previous is not None:
+        vectors = previous.vectors()
+        by_doc: dict[str, list[int]] = {}
+        for row, chunk in enumerate(previous.chunks):
+            by_doc.setdefault(chunk.doc_id, []).append(row)
+        for doc_id, rows in by_doc.items():
+            if doc_id in new_hashes and new_hashes[doc_id] == old_hashes.get(doc_id):
+                reused[doc_id] = ([previous.chunks[r] for r in rows], vectors[rows])
+
+    chunker = Chunker(
+        settings.chunk_size,
+        settings.chunk_overlap,
+        token_length_function(embedder.tokenizer),
+    )
+    fresh_chunks = chunker.split_all(d for d in documents if d.doc_id not in reused)
+    fresh_vectors = _embed([c.text for c in fresh_chunks], embedder, progress, show_progress)
+
+    fresh_by_doc: dict[str, list[int]] = {}
+    for row, chunk in enumerate(fresh_chunks):
+        fresh_by_doc.setdefault(chunk.doc_id, []).append(row)
+    chunks: list[Chunk] = []
+    parts: list[np.ndarray] = []
+    for doc in documents:
+        if doc.doc_id in reused:
+            doc_chunks, doc_vectors = reused[doc.doc_id]
+        else:
+            rows = fresh_by_doc.get(doc.doc_id, [])
+            doc_chunks, doc_vectors = [fresh_chunks[r] for r in rows], fresh_vectors[rows]
+        chunks.extend(doc_chunks)
+        parts.append(doc_vectors)
+    dim = embedder.dimension
+    matrix = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "embedding_model": embedder.name,
+        "dimension": dim,
+        "chunking": chunking_settings(settings),
+        "faiss_index": _faiss_kind(settings, len(chunks)),
+        "documents": new_hashes,
+        "chunks": len(chunks),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with _build_lock(settings.index_dir):
+        path = _write_build(settings.index_dir, manifest, documents, chunks, matrix)
+        _swap(settings.index_dir, path)
+        _prune(settings.index_dir)
+    return BuildReport(
+        documents=len(documents),
+        chunks=len(chunks),
+        added=added,
+        changed=changed,
+        removed=removed,
+        embedded_chunks=len(fresh_chunks),
+        seconds=time.perf_counter() - started,
+        path=path,
+        rebuilt=previous is None,
+    )
+
+
+def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+    """An inner-product FAISS index over normalised ``vectors``: exact or HNSW."""
+    dim = vectors.shape[1]
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _faiss_kind(settings: Settings, n: int) -> str:
+    if settings.faiss_index != "auto":
+        return settings.faiss_index
+    return "hnsw" if n > settings.hnsw_threshold else "flat"
+
+
+def _load_reusable(settings: Settings, embedder: Embedder) -> Index | None:
+    try:
+        return load_index(settings, embedding_name=embedder.name)
+    except IndexMismatchError as exc:
+        log.warning("not reusing the existing index: %s", exc)
+        return None
+    except IndexMissingError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a damaged index is rebuilt, not fatal
+        log.warning("existing index unreadable (%s); building from scratch", exc)
+        return None
+
+
+def _embed(
+    texts: list[str],
+    embedder: Embedder,
+    progress: ProgressCallback | None,
+    show_progress: bool,
+) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    out = []
+    with tqdm(total=len(texts), desc="Embedding chunks", unit="chunk", disable=not show_progress) as bar:
+        for i in range(0, len(texts), PROGRESS_STEP):
+            batch = texts[i : i + PROGRESS_STEP]
+            out.append(embedder.encode(batch))
+            bar.update(len(batch))
+            if progress is not None:
+                progress(min(i + PROGRESS_STEP, len(texts)), len(texts))
+    return np.concatenate(out)
+
+
+def _write_build(
+    index_dir: Path,
+    manifest: dict[str, Any],
+    documents: list[Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+) -> Path:
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    tmp = builds / f".tmp-{stamp}-{os.getpid()}"
+    tmp.mkdir()
+    with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
+        for doc in documents:
+            fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
+    with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+        for c in chunks:
+            row = {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "index": c.index, "start": c.start, "end": c.end}
+            fh.write(json.dumps(row) + "\n")
+    faiss.write_index(make_dense_index(vectors, manifest["faiss_index"]), str(tmp / "dense.faiss"))
+    LexicalIndex.build([c.text for c in chunks]).save(tmp / "bm25")
+    # The manifest goes last: a directory without one is never mistaken for a complete build.
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    _fsync_tree(tmp)
+    final = builds / stamp
+    os.replace(tmp, final)
+    return final
+
+
+def _swap(index_dir: Path, build: Path) -> None:
+    link = current_path(index_dir)
+    tmp_link = index_dir / f".current-{os.getpid()}"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(build.relative_to(index_dir))
+    os.replace(tmp_link, link)
+
+
+def current_path(index_dir: Path) -> Path:
+    return index_dir / "current"
+
+
+def _prune(index_dir: Path) -> None:
+    """Remove abandoned temporary builds and all complete builds but the live and previous one.
+
+    The previous build stays so a process that resolved ``current`` just before the swap can
+    still finish loading it.
+    """
+    builds = index_dir / "builds"
+    live = current_path(index_dir).resolve()
+    complete = sorted(p for p in builds.iterdir() if not p.name.startswith(".") and p != live)
+    for stale in [p for p in builds.iterdir() if p.name.startswith(".tmp-")] + complete[:-1]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _read_documents(path: Path) -> list[Document]:
+    with path.open(encoding="utf-8") as fh:
+        return [Document(**json.loads(line)) for line in fh]
+
+
+def _read_chunks(path: Path, documents: dict[str, Document]) -> list[Chunk]:
+    chunks = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            text = documents[row["doc_id"]].text[row["start"] : row["end"]]
+            chunks.append(Chunk(text=text, **row))
+    return chunks

@@ -1,0 +1,121 @@
+"""Plain dataclasses that flow forward through the pipeline.
+
+Every offset (``start``/``end``) indexes into ``Document.text``, the cleaned text, which is the
+one coordinate system of the product: ``doc.text[x.start:x.end] == x.text`` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned article.
+
+    Attributes:
+        doc_id: Stable id derived from the path relative to the corpus root.
+        title: Human-readable title (never raw markup).
+        path: Source path relative to the corpus root, with forward slashes.
+        text: Cleaned text; paragraphs separated by a blank line.
+        content_hash: SHA-256 of the raw file bytes, used for incremental indexing.
+        metadata: Extra facts found in the source (site, url, date, author, format...).
+    """
+
+    doc_id: str
+    title: str
+    path: str
+    text: str
+    content_hash: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous slice of a document, the unit of retrieval."""
+
+    chunk_id: str
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with the evidence that ranked it.
+
+    ``score`` is the fused score of the retrieval mode in use; ``dense_score`` (cosine) and
+    ``lexical_score`` (BM25) are kept when that retriever saw the chunk.
+    """
+
+    chunk: Chunk
+    title: str
+    path: str
+    score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.chunk.doc_id,
+            "chunk_id": self.chunk.chunk_id,
+            "title": self.title,
+            "path": self.path,
+            "start": self.chunk.start,
+            "end": self.chunk.end,
+            "text": self.chunk.text,
+            "score": self.score,
+            "dense_score": self.dense_score,
+            "lexical_score": self.lexical_score,
+        }
+
+
+@dataclass
+class Answer:
+    """An extractive answer: a span of a source document, never generated text.
+
+    ``start``/``end`` locate ``text`` in the document; ``context`` is the supporting sentence or
+    passage, located by ``context_start``. ``score`` is comparable across passages and documents.
+    """
+
+    text: str
+    score: float
+    start: int
+    end: int
+    doc_id: str
+    title: str
+    path: str
+    context: str
+    context_start: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Result:
+    """What ``QA.ask`` returns: ranked answers, or an abstention with the closest passages."""
+
+    question: str
+    answers: list[Answer]
+    abstained: bool
+    passages: list[Passage]
+    mode: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "answers": [a.to_dict() for a in self.answers],
+            "passages": [p.to_dict() for p in self.passages],
+        }

@@ -1,0 +1,80 @@
+"""Shared fixtures: paths, a deterministic test embedder, the real packaged embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED_CORPUS = REPO / "corpus"
+SEED_IDS = ("000_4b3a89178ec270f5.txt", "003_bd4e093a9656d3e9.txt")
+
+
+def needs_shared(*parts: str) -> Path:
+    """The path under ../shared, or skip the test saying why."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present: ../shared data exists only in CI and the dev workplace")
+    return path
+
+
+class HashEmbedder:
+    """A deterministic bag-of-words embedder for testing index mechanics without a model.
+
+    Words hash into a fixed number of dimensions, so texts sharing words have a positive cosine;
+    good enough to check that the store, fusion and incremental updates keep rows aligned.
+    """
+
+    name = "test-hash-embedder"
+    dimension = 64
+
+    class _Tokenizer:
+        def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+            return {"input_ids": [0] * len(text.split())}
+
+    tokenizer = _Tokenizer()
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+                out[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+@pytest.fixture
+def hash_embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session."""
+    from qa.embedding import Embedder
+
+    emb = Embedder("default")
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    """A private copy of the seed corpus that a test may change."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, target)
+    return target

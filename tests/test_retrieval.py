@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from qa.retrieval import Retriever, reciprocal_rank_fusion
+from qa.settings import Settings
+from qa.store import build_index, load_index
+from qa.types import Document
+
+from .conftest import HashEmbedder
+
+
+def test_rrf_rewards_agreement_between_rankings() -> None:
+    dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    lexical = [(3, 12.0), (4, 9.0), (1, 1.0)]
+    fused = reciprocal_rank_fusion([dense, lexical], rrf_k=60)
+    ids = [i for i, _ in fused]
+    assert ids[0] in (1, 3) and set(ids[:2]) == {1, 3}
+    assert fused[0][1] == 1 / 61 + 1 / 63
+    assert ids[-2:] == [2, 4]  # seen once, rank 2 each: tie broken by id
+
+
+def test_rrf_single_list_keeps_order() -> None:
+    ranking = [(5, 3.0), (2, 2.0), (9, 1.0)]
+    assert [i for i, _ in reciprocal_rank_fusion([ranking, []])] == [5, 2, 9]
+
+
+def build(tmp_path: Path) -> tuple[Settings, Retriever]:
+    settings = Settings(index_dir=tmp_path / "index", chunk_size=40, chunk_overlap=5, embedding_model="test")
+    docs = [
+        Document("x.txt", "X", "x.txt", "Zebrafish regenerate fins quickly in warm water.", "1"),
+        Document("y.txt", "Y", "y.txt", "The central bank raised interest rates by a quarter point.", "2"),
+        Document("z.txt", "Z", "z.txt", "Interest in zebrafish research grew among biologists.", "3"),
+    ]
+    emb = HashEmbedder()
+    build_index(settings, docs, emb, show_progress=False)
+    return settings, Retriever(load_index(settings, embedding_name=emb.name), emb, settings)
+
+
+def test_modes_and_scores(tmp_path: Path) -> None:
+    _, retriever = build(tmp_path)
+    timings: dict[str, float] = {}
+    hybrid = retriever.search("zebrafish fins", k=3, timings=timings)
+    assert hybrid[0].chunk.doc_id == "x.txt"
+    assert set(timings) == {"embed", "dense", "lexical", "fusion"}
+    assert all(p.dense_score is not None for p in hybrid)
+    lexical = retriever.search("interest rates", k=3, mode="lexical")
+    assert lexical[0].chunk.doc_id == "y.txt"
+    assert all(p.lexical_score and p.lexical_score > 0 for p in lexical)
+    assert [p.score for p in lexical] == sorted((p.score for p in lexical), reverse=True)
+    dense = retriever.search("bank rates", k=2, mode="dense")
+    assert len(dense) == 2 and dense[0].chunk.doc_id == "y.txt"
+    assert dense[0].score == dense[0].dense_score
+
+
+def test_no_match_and_empty_query(tmp_path: Path) -> None:
+    _, retriever = build(tmp_path)
+    assert retriever.search("   ") == []
+    assert retriever.search("qwertyuiop", mode="lexical") == []
+    assert len(retriever.search("the", k=10)) <= 3
