@@ -120,6 +120,7 @@ def token_length_function(tokenizer) -> LengthFunction:  # noqa: ANN001 - any HF
     """Count word pieces the way the embedding model will see them (without special tokens)."""
 
     def length(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: measuring a long text is not feeding it to the model; skip the warning.
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     return length
