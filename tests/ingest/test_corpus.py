@@ -1,0 +1,98 @@
+"""Walking a corpus folder: ids, order, hidden files, and bad files skipped with one warning."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qa.ingest import SUPPORTED_SUFFIXES, IngestError, load_corpus, load_file
+
+
+def test_supported_suffixes() -> None:
+    assert set(SUPPORTED_SUFFIXES) == {".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".pdf"}
+
+
+def test_walk_ids_order_and_hashes(tmp_path: Path) -> None:
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    (tmp_path / "b" / "deep" / "z.txt").write_text("Zed\n\nLast text.")
+    (tmp_path / "a.TXT").write_text("Upper suffix\n\nStill text.")
+    (tmp_path / "b" / "m.md").write_text("# Em\n\nBody.")
+    (tmp_path / ".hidden.txt").write_text("Hidden\n\nNot loaded.")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.txt").write_text("Hidden folder\n\nNot loaded.")
+
+    docs = load_corpus(tmp_path)
+
+    assert [d.doc_id for d in docs] == ["a.TXT", "b/deep/z.txt", "b/m.md"]
+    assert [d.title for d in docs] == ["Upper suffix", "Zed", "Em"]
+    for doc in docs:
+        raw = (tmp_path / doc.path).read_bytes()
+        assert doc.content_hash == hashlib.sha256(raw).hexdigest()
+
+
+def test_bad_files_are_skipped_with_one_warning_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
+    bad = {
+        "sub/image.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        "empty.txt": (b"", "no text"),
+        "blank.md": (b"  \n\n\t\n", "no text"),
+        "only-furniture.txt": (b"Next Story\nShare it\n|\n", "no text"),
+        "broken.json": (b'{"text": "unterminated', "malformed JSON"),
+        "broken.pdf": (b"%PDF-1.4\nnot really a PDF", "broken PDF"),
+        "notes.docx": (b"PK\x03\x04", "unsupported"),
+        "README": (b"no extension", "unsupported"),
+    }
+    for name, (data, _) in bad.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load_corpus(tmp_path)
+
+    assert [d.doc_id for d in docs] == ["good.txt"]
+    # One line per bad file, and nothing else: libraries' own warnings (pypdf) stay quiet.
+    assert {r.name for r in caplog.records} == {"qa.ingest"}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == len(bad)
+    for name, (_, reason) in bad.items():
+        [message] = [m for m in warnings if f" {name}:" in m]
+        assert reason in message
+
+
+def test_missing_corpus_folder(tmp_path: Path) -> None:
+    with pytest.raises(NotADirectoryError):
+        load_corpus(tmp_path / "nope")
+
+
+_EXAMPLES = st.one_of(
+    st.binary(max_size=300),
+    st.text(alphabet=string.printable + "<>\\\"'u003cé’–\u00a0\u200b", max_size=300).map(
+        str.encode
+    ),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=_EXAMPLES, suffix=st.sampled_from(SUPPORTED_SUFFIXES))
+def test_any_bytes_load_or_raise_ingest_error(tmp_path: Path, data: bytes, suffix: str) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    try:
+        docs = load_file(path, tmp_path)
+    except IngestError:
+        return
+    for doc in docs:
+        assert doc.title and doc.title == " ".join(doc.title.split())
+        assert doc.text == doc.text.strip() and doc.text
+        for paragraph in doc.text.split("\n\n"):
+            assert paragraph and paragraph == " ".join(paragraph.split())
