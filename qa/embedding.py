@@ -56,7 +56,9 @@ class Embedder:
         device: Torch device.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str = "cpu"
+    ) -> None:
         self.model_setting = model
         self.path, self.name = resolve_model(model)
         self.batch_size = batch_size

@@ -47,9 +47,7 @@ class LexicalIndex:
         ids, scores = self._retriever.retrieve(
             tokens, k=min(k, self.size), show_progress=False, n_threads=1
         )
-        return [
-            (int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0
-        ]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (zeros where nothing matches)."""

@@ -77,9 +77,7 @@ class Settings:
         if self.chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}"
-            )
+            raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}")
         if self.top_k <= 0:
             raise ValueError(f"top_k must be positive, got {self.top_k}")
         if self.retrieval_mode not in get_args(RetrievalMode):

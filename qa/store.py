@@ -122,9 +122,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     """
     path = current_path(settings.index_dir)
     if not (path / "manifest.json").exists():
-        raise IndexMissingError(
-            f"no index at {settings.index_dir}: build it with `qa index`"
-        )
+        raise IndexMissingError(f"no index at {settings.index_dir}: build it with `qa index`")
     path = path.resolve()
     manifest = json.loads((path / "manifest.json").read_text())
     _check_manifest(manifest, settings, embedding_name)
@@ -142,7 +140,9 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     return Index(manifest, documents, chunks, dense, lexical, path)
 
 
-def _check_manifest(manifest: dict[str, Any], settings: Settings, embedding_name: str | None) -> None:
+def _check_manifest(
+    manifest: dict[str, Any], settings: Settings, embedding_name: str | None
+) -> None:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
             "the index was written by another version of qa: rebuild it with `qa index --rebuild`"
@@ -157,10 +157,13 @@ def _check_manifest(manifest: dict[str, Any], settings: Settings, embedding_name
             f"embedding model {manifest['embedding_model']!r} (settings: {embedding_name!r})"
         )
     if manifest["chunking"] != chunking_settings(settings):
-        problems.append(f"chunking {manifest['chunking']} (settings: {chunking_settings(settings)})")
+        problems.append(
+            f"chunking {manifest['chunking']} (settings: {chunking_settings(settings)})"
+        )
     if problems:
         raise IndexMismatchError(
-            "the index was built with " + "; ".join(problems)
+            "the index was built with "
+            + "; ".join(problems)
             + ": rebuild it with `qa index --rebuild`, or use the settings it was built with"
         )
 
@@ -304,7 +307,9 @@ def _embed(
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
     out = []
-    with tqdm(total=len(texts), desc="Embedding chunks", unit="chunk", disable=not show_progress) as bar:
+    with tqdm(
+        total=len(texts), desc="Embedding chunks", unit="chunk", disable=not show_progress
+    ) as bar:
         for i in range(0, len(texts), PROGRESS_STEP):
             batch = texts[i : i + PROGRESS_STEP]
             out.append(embedder.encode(batch))
@@ -331,7 +336,13 @@ def _write_build(
             fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
     with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
         for c in chunks:
-            row = {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "index": c.index, "start": c.start, "end": c.end}
+            row = {
+                "chunk_id": c.chunk_id,
+                "doc_id": c.doc_id,
+                "index": c.index,
+                "start": c.start,
+                "end": c.end,
+            }
             fh.write(json.dumps(row) + "\n")
     faiss.write_index(make_dense_index(vectors, manifest["faiss_index"]), str(tmp / "dense.faiss"))
     LexicalIndex.build([c.text for c in chunks]).save(tmp / "bm25")

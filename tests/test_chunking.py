@@ -38,9 +38,9 @@ sentences = st.sampled_from(
         "a b c",
     ]
 )
-texts = st.lists(sentences, min_size=0, max_size=40).map(
-    lambda parts: " ".join(parts)
-) | st.text(alphabet=st.sampled_from("ab .\n!?,"), max_size=400)
+texts = st.lists(sentences, min_size=0, max_size=40).map(lambda parts: " ".join(parts)) | st.text(
+    alphabet=st.sampled_from("ab .\n!?,"), max_size=400
+)
 
 
 def word_count(text: str) -> int:

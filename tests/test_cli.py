@@ -21,7 +21,9 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from .conftest import SEED_CORPUS
 
     index = tmp_path_factory.mktemp("index")
-    result = runner.invoke(app, ["index", "--corpus", str(SEED_CORPUS), "--index", str(index), "--json"])
+    result = runner.invoke(
+        app, ["index", "--corpus", str(SEED_CORPUS), "--index", str(index), "--json"]
+    )
     assert result.exit_code == 0, result.output
     return SEED_CORPUS, index
 
@@ -34,13 +36,17 @@ def invoke(*args: str) -> str:
 
 def test_search_finds_the_seven_officers_chunk_first(seed_index: tuple[Path, Path]) -> None:
     corpus, index = seed_index
-    out = json.loads(invoke("search", LIAISON_QUESTION, "--corpus", str(corpus), "--index", str(index), "--json"))
+    out = json.loads(
+        invoke("search", LIAISON_QUESTION, "--corpus", str(corpus), "--index", str(index), "--json")
+    )
     assert out["query"] == LIAISON_QUESTION
     top = out["results"][0]
     assert "up to seven officers in each" in top["text"]
     assert top["doc_id"] == "000_4b3a89178ec270f5.txt" and top["title"] == "Round two"
     assert set(top) == {"doc_id", "title", "path", "start", "end", "text", "score"}
-    doc = json.loads(invoke("doc", top["doc_id"], "--corpus", str(corpus), "--index", str(index), "--json"))
+    doc = json.loads(
+        invoke("doc", top["doc_id"], "--corpus", str(corpus), "--index", str(index), "--json")
+    )
     assert doc["text"][top["start"] : top["end"]] == top["text"]
     assert {"doc_id", "title", "path", "text"} <= set(doc)
 
@@ -49,8 +55,19 @@ def test_search_finds_the_seven_officers_chunk_first(seed_index: tuple[Path, Pat
 def test_search_modes_and_k(seed_index: tuple[Path, Path], mode: str) -> None:
     corpus, index = seed_index
     out = json.loads(
-        invoke("search", "Panmunjom working-level talks", "--k", "2", "--mode", mode,
-               "--corpus", str(corpus), "--index", str(index), "--json")
+        invoke(
+            "search",
+            "Panmunjom working-level talks",
+            "--k",
+            "2",
+            "--mode",
+            mode,
+            "--corpus",
+            str(corpus),
+            "--index",
+            str(index),
+            "--json",
+        )
     )
     assert len(out["results"]) == 2
     assert "Panmunjom" in out["results"][0]["text"]
@@ -58,7 +75,9 @@ def test_search_modes_and_k(seed_index: tuple[Path, Path], mode: str) -> None:
 
 def test_human_readable_search_and_doc(seed_index: tuple[Path, Path]) -> None:
     corpus, index = seed_index
-    out = invoke("search", LIAISON_QUESTION, "--k", "1", "--corpus", str(corpus), "--index", str(index))
+    out = invoke(
+        "search", LIAISON_QUESTION, "--k", "1", "--corpus", str(corpus), "--index", str(index)
+    )
     assert out.startswith("1. [") and "Round two" in out and "up to seven officers" in out
     out = invoke("doc", "003_bd4e093a9656d3e9.txt", "--corpus", str(corpus), "--index", str(index))
     assert "Mark Fitzpatrick" in out and "\\u003c" not in out
@@ -75,18 +94,26 @@ def test_errors_are_one_line_messages(tmp_path: Path, seed_index: tuple[Path, Pa
     assert result.exit_code == 1
     assert "qa index" in result.stderr and "Traceback" not in result.output
     corpus, index = seed_index
-    result = runner.invoke(app, ["doc", "missing.txt", "--corpus", str(corpus), "--index", str(index)])
+    result = runner.invoke(
+        app, ["doc", "missing.txt", "--corpus", str(corpus), "--index", str(index)]
+    )
     assert result.exit_code == 1 and "no document 'missing.txt'" in result.stderr
-    result = runner.invoke(app, ["index", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i")])
+    result = runner.invoke(
+        app, ["index", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i")]
+    )
     assert result.exit_code == 1 and "does not exist" in result.stderr
 
 
-def test_unfetchable_hub_model_fails_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unfetchable_hub_model_fails_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from .conftest import SEED_CORPUS
 
     monkeypatch.setenv("QA_EMBEDDING_MODEL", "sentence-transformers/no-such-model-here")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = runner.invoke(app, ["index", "--corpus", str(SEED_CORPUS), "--index", str(tmp_path / "i")])
+    result = runner.invoke(
+        app, ["index", "--corpus", str(SEED_CORPUS), "--index", str(tmp_path / "i")]
+    )
     assert result.exit_code == 1
     assert "cannot load embedding model" in result.stderr and "local folder" in result.stderr
     assert "Traceback" not in result.output

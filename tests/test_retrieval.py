@@ -26,11 +26,17 @@ def test_rrf_single_list_keeps_order() -> None:
 
 
 def build(tmp_path: Path) -> tuple[Settings, Retriever]:
-    settings = Settings(index_dir=tmp_path / "index", chunk_size=40, chunk_overlap=5, embedding_model="test")
+    settings = Settings(
+        index_dir=tmp_path / "index", chunk_size=40, chunk_overlap=5, embedding_model="test"
+    )
     docs = [
         Document("x.txt", "X", "x.txt", "Zebrafish regenerate fins quickly in warm water.", "1"),
-        Document("y.txt", "Y", "y.txt", "The central bank raised interest rates by a quarter point.", "2"),
-        Document("z.txt", "Z", "z.txt", "Interest in zebrafish research grew among biologists.", "3"),
+        Document(
+            "y.txt", "Y", "y.txt", "The central bank raised interest rates by a quarter point.", "2"
+        ),
+        Document(
+            "z.txt", "Z", "z.txt", "Interest in zebrafish research grew among biologists.", "3"
+        ),
     ]
     emb = HashEmbedder()
     build_index(settings, docs, emb, show_progress=False)

@@ -25,7 +25,9 @@ from .conftest import HashEmbedder
 
 
 def doc(doc_id: str, text: str) -> Document:
-    return Document(doc_id=doc_id, title=doc_id.upper(), path=doc_id, text=text, content_hash=str(hash(text)))
+    return Document(
+        doc_id=doc_id, title=doc_id.upper(), path=doc_id, text=text, content_hash=str(hash(text))
+    )
 
 
 TOPICS = {
@@ -37,7 +39,14 @@ TOPICS = {
 
 
 def settings_for(tmp_path: Path, **kw) -> Settings:
-    return Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", chunk_size=12, chunk_overlap=3, embedding_model="test", **kw)
+    return Settings(
+        corpus_dir=tmp_path / "corpus",
+        index_dir=tmp_path / "index",
+        chunk_size=12,
+        chunk_overlap=3,
+        embedding_model="test",
+        **kw,
+    )
 
 
 def load(settings: Settings):
@@ -55,7 +64,9 @@ def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
         load(settings_for(tmp_path))
 
 
-def test_build_persists_aligned_chunks_and_manifest(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+def test_build_persists_aligned_chunks_and_manifest(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
     settings = settings_for(tmp_path)
     docs = [doc(k, v) for k, v in TOPICS.items()]
     report = build_index(settings, docs, hash_embedder, show_progress=False)
@@ -73,7 +84,9 @@ def test_build_persists_aligned_chunks_and_manifest(tmp_path: Path, hash_embedde
         np.testing.assert_allclose(vectors[row], hash_embedder.encode([chunk.text])[0], atol=1e-6)
 
 
-def test_mismatched_settings_are_refused_with_a_clear_message(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+def test_mismatched_settings_are_refused_with_a_clear_message(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
     settings = settings_for(tmp_path)
     build_index(settings, [doc("a.txt", TOPICS["a.txt"])], hash_embedder, show_progress=False)
     with pytest.raises(IndexMismatchError, match="rebuild"):
@@ -97,7 +110,9 @@ def test_incremental_update_embeds_only_changes_and_equals_rebuild(tmp_path: Pat
     first = CountingEmbedder()
     build_index(settings, list(docs.values()), first, show_progress=False)
 
-    docs["b.txt"] = doc("b.txt", "The summit in Hanoi collapsed over sanctions. Talks ended early. " * 3)
+    docs["b.txt"] = doc(
+        "b.txt", "The summit in Hanoi collapsed over sanctions. Talks ended early. " * 3
+    )
     docs["d.txt"] = doc("d.txt", TOPICS["d.txt"])
     del docs["c.txt"]
     second = CountingEmbedder()
@@ -110,7 +125,9 @@ def test_incremental_update_embeds_only_changes_and_equals_rebuild(tmp_path: Pat
     queries = ["how many officers in each", "Hanoi sanctions", "football goals", "missile"]
     incremental = [ranking(settings, q) for q in queries]
     incremental_manifest = load(settings).manifest
-    full = build_index(settings, list(docs.values()), CountingEmbedder(), rebuild=True, show_progress=False)
+    full = build_index(
+        settings, list(docs.values()), CountingEmbedder(), rebuild=True, show_progress=False
+    )
     assert full.rebuilt and full.embedded_chunks == full.chunks
     assert [ranking(settings, q) for q in queries] == incremental
     rebuilt_manifest = load(settings).manifest
@@ -130,7 +147,13 @@ def test_unchanged_corpus_embeds_nothing(tmp_path: Path) -> None:
 def test_old_builds_are_pruned(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
     settings = settings_for(tmp_path)
     for i in range(4):
-        build_index(settings, [doc("a.txt", f"version {i} of the text.")], hash_embedder, rebuild=True, show_progress=False)
+        build_index(
+            settings,
+            [doc("a.txt", f"version {i} of the text.")],
+            hash_embedder,
+            rebuild=True,
+            show_progress=False,
+        )
     builds = sorted(p.name for p in (settings.index_dir / "builds").iterdir())
     assert len(builds) == 2
     assert current_path(settings.index_dir).resolve().name in builds
@@ -143,16 +166,24 @@ class SlowEmbedder(HashEmbedder):
 
 
 def _slow_build(index_dir: str, corpus: list[tuple[str, str]]) -> None:
-    settings = Settings(index_dir=Path(index_dir), chunk_size=12, chunk_overlap=3, embedding_model="test")
+    settings = Settings(
+        index_dir=Path(index_dir), chunk_size=12, chunk_overlap=3, embedding_model="test"
+    )
     import qa.store
 
     qa.store.PROGRESS_STEP = 1  # many small embedding steps, so the kill lands mid-build
-    build_index(settings, [doc(k, v) for k, v in corpus], SlowEmbedder(), rebuild=True, show_progress=False)
+    build_index(
+        settings, [doc(k, v) for k, v in corpus], SlowEmbedder(), rebuild=True, show_progress=False
+    )
 
 
-def test_killed_build_leaves_previous_index_loadable(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+def test_killed_build_leaves_previous_index_loadable(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
     settings = settings_for(tmp_path)
-    build_index(settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False)
+    build_index(
+        settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False
+    )
     before = ranking(settings, "officers")
     big = [(f"n{i}.txt", f"Brand new article number {i} about trade. " * 20) for i in range(60)]
     ctx = mp.get_context("spawn")
@@ -165,11 +196,15 @@ def test_killed_build_leaves_previous_index_loadable(tmp_path: Path, hash_embedd
     assert ranking(settings, "officers") == before
     assert set(load(settings).manifest["documents"]) == set(TOPICS)
     # The next build cleans up and succeeds.
-    build_index(settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False)
+    build_index(
+        settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False
+    )
     assert not [p for p in (settings.index_dir / "builds").iterdir() if p.name.startswith(".tmp")]
 
 
-def test_killed_while_writing_leaves_previous_index(tmp_path: Path, hash_embedder: HashEmbedder, monkeypatch) -> None:
+def test_killed_while_writing_leaves_previous_index(
+    tmp_path: Path, hash_embedder: HashEmbedder, monkeypatch
+) -> None:
     settings = settings_for(tmp_path)
     build_index(settings, [doc("a.txt", TOPICS["a.txt"])], hash_embedder, show_progress=False)
     import qa.store
@@ -179,7 +214,9 @@ def test_killed_while_writing_leaves_previous_index(tmp_path: Path, hash_embedde
 
     monkeypatch.setattr(qa.store.LexicalIndex, "save", crash)
     with pytest.raises(OSError):
-        build_index(settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False)
+        build_index(
+            settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False
+        )
     assert list(load(settings).manifest["documents"]) == ["a.txt"]
 
 
@@ -192,7 +229,9 @@ def test_empty_corpus_builds_an_empty_index(tmp_path: Path, hash_embedder: HashE
 
 def test_hnsw_index_when_forced(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
     settings = settings_for(tmp_path, faiss_index="hnsw")
-    build_index(settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False)
+    build_index(
+        settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False
+    )
     index = load(settings)
     assert index.manifest["faiss_index"] == "hnsw"
     hits = Retriever(index, hash_embedder, settings).search("officers capital", k=3, mode="dense")
