@@ -39,7 +39,7 @@ class HashEmbedder:
     dimension = 64
 
     class _Tokenizer:
-        def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        def __call__(self, text: str, **kwargs: object) -> dict[str, list[int]]:
             return {"input_ids": [0] * len(text.split())}
 
     tokenizer = _Tokenizer()
