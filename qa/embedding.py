@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,4 +113,16 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        """The vector of one query (read-only; recent queries are memoised)."""
+        return self._query_vector(text)
+
+    @cached_property
+    def _query_vector(self):  # noqa: ANN202 - an lru_cache-wrapped function
+        # ``ask`` embeds the question for retrieval and again to score sentences: embed it once.
+        @lru_cache(maxsize=256)
+        def encode(text: str) -> np.ndarray:
+            vector = self.encode([text])[0]
+            vector.setflags(write=False)
+            return vector
+
+        return encode

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from qa.embedding import Embedder
-from qa.ingest import load_corpus
 from qa.retrieval import Retriever
 from qa.settings import RetrievalMode, Settings
-from qa.store import BuildReport, Index, ProgressCallback, build_index, load_index
-from qa.types import Document, Passage
+from qa.store import (
+    BuildReport,
+    Index,
+    IndexMissingError,
+    ProgressCallback,
+    build_index,
+    load_index,
+)
+from qa.types import Document, Passage, Result
+
+if TYPE_CHECKING:
+    from qa.reading.answers import AnswerFinder
 
 
 class QA:
@@ -54,6 +65,10 @@ class QA:
         Questions asked while this runs are answered from the previous index.
         """
         with self._build_lock:
+            # Imported here: the format parsers (bs4, pypdf...) are slow to import and only
+            # building needs them, not asking.
+            from qa.ingest import load_corpus
+
             documents = load_corpus(self.settings.corpus_dir)
             report = build_index(
                 self.settings,
@@ -87,3 +102,85 @@ class QA:
 
     def documents(self) -> list[Document]:
         return list(self.index.documents.values())
+
+    @cached_property
+    def reading(self) -> AnswerFinder:
+        """The answer finder (transformer reader, or the sentence fallback); loads lazily."""
+        # Imported here: the reader pulls in torch, which ``import qa`` should not pay for.
+        from qa.reading.answers import AnswerFinder
+
+        return AnswerFinder(self.embedder, self.settings)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        n_answers: int | None = None,
+        threshold: float | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> Result:
+        """Answer ``question`` from the corpus: retrieve, read the best passages, rank.
+
+        Args:
+            question: The question.
+            n_answers: How many answers at most (default ``settings.n_answers``).
+            threshold: Score below which the system abstains (default ``settings.threshold``,
+                then the value recorded in ``qa/reading/thresholds.json`` for the mode).
+                ``threshold=0.0`` returns every deduplicated candidate up to ``n_answers``
+                whatever its score: an evaluation asks once that way and applies any
+                threshold afterwards (answered iff ``answers[0].score >= t``).
+            timings: If given, receives seconds per stage (retrieval stages, ``sentences``,
+                ``reader``).
+
+        Returns:
+            Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
+            still carries the ``settings.top_k`` closest passages as leads.
+
+        Raises:
+            ValueError: If the question is empty.
+            IndexMissingError: If no index has been built.
+        """
+        if not question.strip():
+            raise ValueError("the question is empty")
+        k = max(self.settings.top_k, self.settings.read_passages)
+        passages = self.search(question, k=k, timings=timings)
+        result = self.read(
+            question,
+            passages[: self.settings.read_passages],
+            n_answers=n_answers,
+            threshold=threshold,
+            timings=timings,
+        )
+        result.passages = passages[: self.settings.top_k]
+        return result
+
+    def read(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        n_answers: int | None = None,
+        threshold: float | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> Result:
+        """Answer ``question`` from the given passages only, without retrieval.
+
+        Measures reading alone (for example with an eval set's gold passage). A passage whose
+        document is in the index is read with whole sentences of that document; any other
+        passage is read on its own text, its offsets counted from ``passage.chunk.start``.
+        Arguments and result as in :meth:`ask`.
+        """
+        if not question.strip():
+            raise ValueError("the question is empty")
+        try:
+            documents = self.index.documents
+        except IndexMissingError:
+            documents = {}
+        return self.reading.find(
+            question,
+            passages,
+            documents,
+            n_answers=n_answers,
+            threshold=threshold,
+            timings=timings,
+        )

@@ -1,0 +1,104 @@
+"""The `qa ask` command on the seed corpus, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.settings import Settings
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+LIAISON = "How many liaison officers would each side have had under the 1994 plan?"
+ANSWER_KEYS = {
+    "text",
+    "score",
+    "start",
+    "end",
+    "doc_id",
+    "title",
+    "path",
+    "context",
+    "context_start",
+}
+
+
+def ask(settings: Settings, *args: str) -> str:
+    result = runner.invoke(
+        app,
+        ["ask", *args, "--index", str(settings.index_dir), "--corpus", str(settings.corpus_dir)],
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_json_prints_exactly_one_result_object(seed_index_settings: Settings) -> None:
+    out = ask(seed_index_settings, LIAISON, "--json", "--reader", "none", "--k", "2")
+    payload = json.loads(out)  # one object and nothing else on stdout
+    assert set(payload) == {"question", "abstained", "mode", "answers", "passages"}
+    assert payload["question"] == LIAISON and payload["mode"] == "sentence"
+    assert payload["abstained"] is False and 1 <= len(payload["answers"]) <= 2
+    best = payload["answers"][0]
+    assert set(best) == ANSWER_KEYS
+    assert "up to seven officers in each" in best["text"]
+    corpus_text = (seed_index_settings.corpus_dir / best["path"]).read_text(encoding="utf-8")
+    assert best["context"] in corpus_text
+    assert payload["passages"] and {"doc_id", "text", "start", "end", "score"} <= set(
+        payload["passages"][0]
+    )
+
+
+def test_json_abstention_has_no_answers_but_keeps_passages(seed_index_settings: Settings) -> None:
+    payload = json.loads(
+        ask(seed_index_settings, "What is the capital of France?", "--json", "--reader", "none")
+    )
+    assert payload["abstained"] is True and payload["answers"] == []
+    assert payload["passages"]
+    forced = json.loads(
+        ask(
+            seed_index_settings,
+            "What is the capital of France?",
+            "--json",
+            "--reader",
+            "none",
+            "--threshold",
+            "0",
+        )
+    )
+    assert forced["abstained"] is False and forced["answers"]
+
+
+def test_human_output_shows_answer_source_and_offsets(seed_index_settings: Settings) -> None:
+    out = ask(seed_index_settings, LIAISON, "--reader", "none")
+    first_line = out.splitlines()[0]
+    assert "up to seven officers in each" in first_line
+    assert "Round two" in out and "000_4b3a89178ec270f5.txt" in out
+    assert "chars " in out and "score " in out and "[sentence]" in out
+
+
+def test_human_output_marks_a_reader_span_in_its_sentence(
+    seed_index_settings: Settings, tiny_reader_dir: Path
+) -> None:
+    out = ask(seed_index_settings, LIAISON, "--reader", str(tiny_reader_dir), "--threshold", "0")
+    span = out.splitlines()[0]
+    assert f"»{span}«" in out
+    assert f"[reader:{tiny_reader_dir.name}]" in out
+
+
+def test_human_abstention_says_so_and_lists_the_closest_passages(
+    seed_index_settings: Settings,
+) -> None:
+    out = ask(seed_index_settings, "What is the capital of France?", "--reader", "none")
+    assert out.startswith("The corpus does not hold an answer")
+    assert "Closest passages:" in out and "1. " in out
+
+
+def test_missing_index_says_to_run_qa_index(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ask", LIAISON, "--index", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "qa index" in result.output and "Traceback" not in result.output
