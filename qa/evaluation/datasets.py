@@ -1,0 +1,189 @@
+"""Evaluation sets: the project's JSON Lines format and SQuAD v1.1/v2.0 files.
+
+The JSON Lines format (``eval/seed.jsonl``; described in ``eval/README.md``) has one question
+per line: ``id``, ``question``, ``answers`` (reference spans, verbatim from the cleaned text),
+``doc_id`` (the document holding them, null when unanswerable), ``type`` and ``answerable``.
+
+A SQuAD file becomes an open corpus: every distinct paragraph is a ``Document`` whose id is the
+gold of retrieval for the paragraph's questions; ``is_impossible`` questions expect abstention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.types import Document
+
+QUESTION_TYPES = (
+    "who",
+    "when",
+    "where",
+    "how many",
+    "what",
+    "which",
+    "why",
+    "yes-no",
+    "unanswerable",
+)
+#: SQuAD questions whose type the wh-word heuristic cannot name.
+OTHER_TYPE = "other"
+
+_YES_NO_START = re.compile(
+    r"^(did|does|do|is|are|was|were|can|could|has|have|had|will|would|should)\b"
+)
+# Checked in this order: "how many" before "what" so "what ... how many" counts as a count,
+# and "which" before "what" since a question rarely has both.
+_WH_PATTERNS = (
+    ("how many", re.compile(r"\bhow (many|much)\b")),
+    ("who", re.compile(r"\bwho(m|se)?\b")),
+    ("when", re.compile(r"\bwhen\b|\bwhat (year|date|day|month|time|century)\b")),
+    ("where", re.compile(r"\bwhere\b")),
+    ("why", re.compile(r"\bwhy\b")),
+    ("which", re.compile(r"\bwhich\b")),
+    ("what", re.compile(r"\bwhat\b")),
+)
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One evaluation question with its references.
+
+    Attributes:
+        id: Unique id within its set.
+        question: The question as a user would ask it.
+        answers: Acceptable reference spans (empty when unanswerable).
+        doc_id: The document (seed) or paragraph (SQuAD) holding the answer; None when
+            unanswerable.
+        type: One of ``QUESTION_TYPES`` (or ``"other"`` for SQuAD questions).
+        answerable: Whether the corpus answers it.
+    """
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    doc_id: str | None
+    type: str
+    answerable: bool
+
+
+def load_jsonl(path: Path) -> list[EvalQuestion]:
+    """Read an evaluation set in the project's JSON Lines format.
+
+    Raises:
+        ValueError: naming the line, when a record is malformed or inconsistent.
+    """
+    questions = []
+    seen: set[str] = set()
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            question = EvalQuestion(
+                id=str(record["id"]),
+                question=str(record["question"]),
+                answers=tuple(str(a) for a in record["answers"]),
+                doc_id=record["doc_id"],
+                type=str(record["type"]),
+                answerable=bool(record["answerable"]),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a valid evaluation record ({exc})") from exc
+        problem = _problem(question, seen)
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
+        seen.add(question.id)
+        questions.append(question)
+    return questions
+
+
+def _problem(q: EvalQuestion, seen: set[str]) -> str | None:
+    if q.id in seen:
+        return f"duplicate id {q.id!r}"
+    if q.type not in QUESTION_TYPES:
+        return f"type {q.type!r} is not one of {QUESTION_TYPES}"
+    if q.answerable != (q.type != "unanswerable"):
+        return "type 'unanswerable' goes with answerable false, and only with it"
+    if q.answerable and not (q.answers and q.doc_id):
+        return "an answerable question needs answers and a doc_id"
+    if not q.answerable and (q.answers or q.doc_id is not None):
+        return "an unanswerable question has no answers and a null doc_id"
+    return None
+
+
+def question_type(question: str) -> str:
+    """Guess a SQuAD question's type from its wording (first matching rule wins)."""
+    text = question.strip().lower()
+    if _YES_NO_START.match(text):
+        return "yes-no"
+    for kind, pattern in _WH_PATTERNS:
+        if pattern.search(text):
+            return kind
+    return OTHER_TYPE
+
+
+def load_squad(path: Path) -> tuple[list[EvalQuestion], list[Document]]:
+    """Read a SQuAD v1.1 or v2.0 file as questions over an open corpus of its paragraphs.
+
+    Paragraph ids are ``<article title>#<paragraph number>``; paragraphs with identical text
+    become one document, so retrieval's gold is never ambiguous.
+
+    Returns:
+        The questions (``is_impossible`` ones unanswerable) and one document per paragraph.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "data" not in data:
+        raise ValueError(f"{path}: not a SQuAD file (no top-level 'data')")
+    questions: list[EvalQuestion] = []
+    by_text: dict[str, Document] = {}
+    for article in data["data"]:
+        title = str(article.get("title", "untitled")).replace("_", " ")
+        for number, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph["context"]
+            if context not in by_text:
+                digest = hashlib.sha256(context.encode("utf-8")).hexdigest()
+                by_text[context] = Document(
+                    doc_id=f"{title}#{number}",
+                    title=title,
+                    path=f"{Path(path).name}#{title}#{number}",
+                    text=context,
+                    content_hash=digest,
+                    metadata={"format": "squad"},
+                )
+            doc_id = by_text[context].doc_id
+            for qa in paragraph["qas"]:
+                impossible = bool(qa.get("is_impossible", False))
+                answers = (
+                    () if impossible else tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                )
+                questions.append(
+                    EvalQuestion(
+                        id=str(qa["id"]),
+                        question=qa["question"],
+                        answers=answers,
+                        doc_id=None if impossible else doc_id,
+                        type="unanswerable" if impossible else question_type(qa["question"]),
+                        answerable=not impossible,
+                    )
+                )
+    return questions, list(by_text.values())
+
+
+def sample(
+    questions: Sequence[EvalQuestion], limit: int | None, seed: int = 0
+) -> list[EvalQuestion]:
+    """A deterministic random sample of ``limit`` questions, kept in their original order.
+
+    A random sample rather than the first ``limit`` questions, so a small run still spans the
+    set's documents and question types.
+    """
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    keep = sorted(random.Random(seed).sample(range(len(questions)), limit))
+    return [questions[i] for i in keep]

@@ -1,0 +1,358 @@
+"""Run an evaluation set through the product and collect what it did for each question.
+
+Each question is asked once through ``QA.ask`` with the threshold at 0, so the best answer and
+its score are recorded whatever the threshold in use; ``qa.evaluation.metrics`` then scores the
+run at any threshold. Retrieval is measured on the top ``RETRIEVAL_DEPTH`` passages, and the
+reader is also given the gold passage alone, to tell retrieval errors from reading errors.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from qa.evaluation.datasets import EvalQuestion, load_jsonl, load_squad, sample
+from qa.evaluation.metrics import (
+    RETRIEVAL_DEPTH,
+    Metrics,
+    Observation,
+    SweepPoint,
+    best_threshold,
+    compute_metrics,
+    sweep,
+)
+from qa.pipeline import QA
+from qa.reading.answers import THRESHOLDS_PATH, ReadingKind, recommended_threshold
+from qa.settings import PROJECT_ROOT, Settings
+from qa.store import build_index
+from qa.types import Chunk, Document, Passage
+
+#: The project's own evaluation set, run by a bare ``qa eval``.
+SEED_SET = PROJECT_ROOT / "eval" / "seed.jsonl"
+#: Where runs are written unless ``--out`` says otherwise (git-ignored).
+RUNS_DIR = PROJECT_ROOT / "eval" / "runs"
+#: Asked once, untimed, before a run: loads the models and the index.
+WARM_UP_QUESTION = "What is this article about?"
+
+
+@dataclass
+class EvalRun:
+    """A finished run: what was asked, with which settings, and what came back.
+
+    Attributes:
+        name: Short name of the set (its file stem).
+        source: The set's file.
+        kind: ``"jsonl"`` (the project's format, against the current index) or ``"squad"``
+            (an open corpus of the file's paragraphs in a temporary index).
+        settings: The settings the questions were asked with.
+        mode: The reading mode the answers came from (``Result.mode``).
+        threshold: The abstention threshold in use for these settings and mode.
+        threshold_source: Where that threshold comes from.
+        observations: One per question, in the set's order.
+        index_info: Documents, chunks, embedding model and chunking of the index asked.
+        started_at: When the run began (UTC).
+        seconds: Wall time of the whole run, indexing included.
+        index_seconds: Wall time of building the temporary index (SQuAD runs only).
+        limit: The ``--limit`` sample size, if any.
+        total_questions: Questions in the set before sampling.
+    """
+
+    name: str
+    source: Path
+    kind: str
+    settings: Settings
+    mode: str
+    threshold: float
+    threshold_source: str
+    observations: list[Observation]
+    index_info: dict[str, object]
+    started_at: datetime
+    seconds: float
+    index_seconds: float | None = None
+    limit: int | None = None
+    total_questions: int = 0
+    sweep: list[SweepPoint] = field(init=False)
+    recommended: SweepPoint = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sweep = sweep(self.observations)
+        self.recommended = best_threshold(self.sweep)
+
+    @property
+    def has_unanswerable(self) -> bool:
+        return any(not o.question.answerable for o in self.observations)
+
+    def metrics(self, threshold: float | None = None) -> Metrics:
+        """Metrics at ``threshold`` (default: the threshold in use)."""
+        return compute_metrics(
+            self.observations, self.threshold if threshold is None else threshold
+        )
+
+
+def measuring(settings: Settings) -> Settings:
+    """``settings`` with at least ``RETRIEVAL_DEPTH`` passages returned per question.
+
+    Answers do not change: ``top_k`` only sets how many passages ``ask`` returns as leads, and
+    the reader reads ``read_passages`` of the same ranking.
+    """
+    return settings.replace(top_k=max(settings.top_k, RETRIEVAL_DEPTH))
+
+
+def run_jsonl(
+    path: Path, settings: Settings, *, limit: int | None = None, progress: bool = True
+) -> EvalRun:
+    """Ask a JSON Lines evaluation set against the index named by ``settings``."""
+    started_at, began = datetime.now(UTC), time.perf_counter()
+    questions = load_jsonl(path)
+    chosen = sample(questions, limit)
+    qa = QA(measuring(settings))
+    missing = {q.doc_id for q in chosen if q.doc_id is not None} - set(qa.index.documents)
+    if missing:
+        raise KeyError(
+            f"the index at {settings.index_dir} lacks the set's documents {sorted(missing)}: "
+            "index the corpus they come from"
+        )
+    mode, observations = ask_all(qa, chosen, progress=progress)
+    return _finish(
+        qa,
+        path,
+        "jsonl",
+        mode,
+        observations,
+        started_at=started_at,
+        began=began,
+        limit=limit,
+        total_questions=len(questions),
+    )
+
+
+def run_squad(
+    path: Path, settings: Settings, *, limit: int | None = None, progress: bool = True
+) -> EvalRun:
+    """Ask a SQuAD file's questions against an open corpus of all its paragraphs.
+
+    Every paragraph is indexed, whatever ``limit`` samples, so a sample faces the same corpus
+    as the full run. The index lives in a temporary folder and is deleted afterwards; the
+    index of ``settings`` is never touched.
+    """
+    started_at, began = datetime.now(UTC), time.perf_counter()
+    questions, documents = load_squad(path)
+    chosen = sample(questions, limit)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        scratch = measuring(settings).replace(
+            index_dir=Path(tmp) / "index", corpus_dir=Path(tmp) / "corpus"
+        )
+        qa = QA(scratch)
+        indexed = time.perf_counter()
+        build_index(scratch, documents, qa.embedder, show_progress=progress)
+        index_seconds = time.perf_counter() - indexed
+        mode, observations = ask_all(qa, chosen, progress=progress)
+        return _finish(
+            qa,
+            path,
+            "squad",
+            mode,
+            observations,
+            started_at=started_at,
+            began=began,
+            limit=limit,
+            total_questions=len(questions),
+            index_seconds=index_seconds,
+        )
+
+
+def ask_all(
+    qa: QA, questions: Sequence[EvalQuestion], *, progress: bool = True
+) -> tuple[str, list[Observation]]:
+    """Ask every question once (threshold 0) and record what came back.
+
+    ``qa`` must return at least ``RETRIEVAL_DEPTH`` passages per question (``top_k``), so one
+    retrieval serves both the answer and the recall measurement. A fixed question is asked
+    first, untimed, so that loading the models and the index is not counted as the latency of
+    whichever question comes first.
+
+    Returns:
+        The reading mode of the answers and one observation per question.
+    """
+    if not questions:
+        raise ValueError("the evaluation set has no questions")
+    mode = qa.ask(WARM_UP_QUESTION, threshold=0.0).mode
+    chunks_by_doc = _chunks_by_doc(qa.index.chunks)
+    observations = []
+    for question in tqdm(questions, desc="Evaluating", unit="question", disable=not progress):
+        began = time.perf_counter()
+        result = qa.ask(question.question, threshold=0.0)
+        latency_ms = (time.perf_counter() - began) * 1000
+        best = result.answers[0] if result.answers and not result.abstained else None
+        observations.append(
+            Observation(
+                question=question,
+                text=best.text if best else None,
+                score=best.score if best else None,
+                context=best.context if best else None,
+                doc_id=best.doc_id if best else None,
+                ranked_doc_ids=tuple(p.chunk.doc_id for p in result.passages[:RETRIEVAL_DEPTH]),
+                latency_ms=latency_ms,
+                gold_passage_text=_read_gold(qa, question, chunks_by_doc),
+            )
+        )
+    return mode, observations
+
+
+def gold_passages(
+    question: EvalQuestion, chunks: Sequence[Chunk], document: Document
+) -> list[Passage]:
+    """The gold document's chunks that hold a reference whole, or all of its chunks if none does.
+
+    Args:
+        question: An answerable question.
+        chunks: The chunks of its gold document.
+        document: The gold document (for the passages' title and path).
+    """
+    holding = [c for c in chunks if any(a in c.text for a in question.answers)]
+    return [
+        Passage(chunk=c, title=document.title, path=document.path, score=1.0)
+        for c in holding or chunks
+    ]
+
+
+def _read_gold(qa: QA, question: EvalQuestion, chunks_by_doc: dict[str, list[Chunk]]) -> str | None:
+    if not question.answerable or question.doc_id is None:
+        return None
+    passages = gold_passages(
+        question, chunks_by_doc[question.doc_id], qa.index.documents[question.doc_id]
+    )
+    result = qa.read(question.question, passages, threshold=0.0)
+    return result.answers[0].text if result.answers and not result.abstained else None
+
+
+def _chunks_by_doc(chunks: Sequence[Chunk]) -> dict[str, list[Chunk]]:
+    grouped: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        grouped.setdefault(chunk.doc_id, []).append(chunk)
+    return grouped
+
+
+def _finish(
+    qa: QA,
+    path: Path,
+    kind: str,
+    mode: str,
+    observations: list[Observation],
+    *,
+    started_at: datetime,
+    began: float,
+    limit: int | None,
+    total_questions: int,
+    index_seconds: float | None = None,
+) -> EvalRun:
+    manifest = qa.index.manifest
+    threshold, source = threshold_in_use(qa.settings, mode)
+    return EvalRun(
+        name=Path(path).stem,
+        source=Path(path),
+        kind=kind,
+        settings=qa.settings,
+        mode=mode,
+        threshold=threshold,
+        threshold_source=source,
+        observations=observations,
+        index_info={
+            "documents": len(qa.index.documents),
+            "chunks": len(qa.index.chunks),
+            "embedding_model": manifest["embedding_model"],
+            "chunking": manifest["chunking"],
+            "faiss_index": manifest["faiss_index"],
+        },
+        started_at=started_at,
+        seconds=time.perf_counter() - began,
+        index_seconds=index_seconds,
+        limit=limit,
+        total_questions=total_questions,
+    )
+
+
+def threshold_in_use(settings: Settings, mode: str) -> tuple[float, str]:
+    """The threshold ``ask`` applies in ``mode`` with ``settings``, and where it comes from."""
+    if settings.threshold is not None:
+        return settings.threshold, "settings (QA_THRESHOLD or an explicit override)"
+    kind = reading_kind(mode)
+    return recommended_threshold(kind), f"{THRESHOLDS_PATH.name}, entry {kind!r}"
+
+
+def reading_kind(mode: str) -> ReadingKind:
+    """The thresholds-file entry of a ``Result.mode`` (``sentence`` or ``reader:<name>``)."""
+    return "sentence" if mode == "sentence" else "reader"
+
+
+def default_out_dir(run: EvalRun) -> Path:
+    """``eval/runs/<set name>-<UTC timestamp>/``."""
+    return RUNS_DIR / f"{run.name}-{run.started_at.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def git_revision() -> str | None:
+    """The checkout's commit, with ``-dirty`` when it has uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def write_threshold(run: EvalRun, path: Path = THRESHOLDS_PATH) -> dict[str, object]:
+    """Record the run's recommended threshold as the value of its mode's entry in ``path``.
+
+    Only a whole JSON Lines set with unanswerable questions may choose a threshold: without
+    them abstaining never pays and the sweep always picks 0, and SQuAD files here are
+    development sets, never used for tuning.
+
+    Returns:
+        The entry written (other fields of the entry, such as what the score means, are kept).
+    """
+    if run.kind != "jsonl" or not run.has_unanswerable:
+        raise ValueError(
+            "thresholds are chosen on a JSON Lines set with unanswerable questions "
+            "(the seed set), never on a SQuAD development set"
+        )
+    if run.limit is not None and run.limit < run.total_questions:
+        raise ValueError("choose a threshold on the whole set, not a --limit sample")
+    kind = reading_kind(run.mode)
+    table = json.loads(path.read_text(encoding="utf-8"))
+    unanswerable = sum(not o.question.answerable for o in run.observations)
+    table[kind] = {
+        **table.get(kind, {}),
+        "value": round(run.recommended.threshold, 4),
+        "how": (
+            f"`qa eval --write-threshold` on {run.started_at.date().isoformat()}: the threshold "
+            f"with the highest overall F1 (unanswerable questions score 1 when abstained) on "
+            f"{run.source.name}, {len(run.observations)} questions of which {unanswerable} "
+            f"unanswerable, mode {run.mode}; F1 {run.recommended.f1:.3f} there against "
+            f"{run.metrics().f1:.3f} at the previous value {run.threshold:.4f}. The midpoint "
+            "between the adjacent best-answer scores; every question asked once at threshold 0."
+        ),
+    }
+    path.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return table[kind]
