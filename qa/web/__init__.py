@@ -1,0 +1,1 @@
+"""The web chat (Gradio): ``qa serve`` or ``python ui.py``."""

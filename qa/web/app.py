@@ -1,0 +1,571 @@
+"""The Gradio web page: a chat that answers from the corpus, and a documents tab.
+
+The page only calls the Python API (``QA.ask``/``search``/``read``, ``build``, ``documents``)
+and renders with :mod:`qa.web.render`, which shows every string taken from a document as
+literal text. The chat shows messages as HTML with Markdown and LaTeX rendering switched off:
+the renderer writes the only tags (``<mark>``, ``<details>``, ...) and escapes everything else.
+
+Index updates run in the documents tab with a progress bar; questions asked meanwhile are
+answered from the previous index, which ``QA.build`` replaces only when the new one is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from qa.pipeline import QA
+from qa.settings import RetrievalMode, Settings
+from qa.store import BuildReport, IndexMissingError, IndexProblem
+from qa.types import Document, Result
+from qa.web.render import (
+    DocumentRow,
+    counted,
+    render_documents,
+    render_error,
+    render_notices,
+    render_question,
+    render_result,
+)
+from qa.web.uploads import Outcome, corpus_files, remove_files, save_uploads
+
+log = logging.getLogger(__name__)
+
+#: Questions over the seed articles that show an answer, another answer and an abstention.
+EXAMPLES = (
+    "How many liaison officers would each side have had under the 1994 plan?",
+    "Where did Kim Jong-un and Trump agree to resume working-level talks?",
+    "What is the capital of France?",
+)
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("hybrid", "dense", "lexical")
+#: Questions answered at once. Answering is CPU-bound, so more than a few only queue inside
+#: the worker threads; a few keep a slow question from holding up the ones behind it.
+ASK_CONCURRENCY = 4
+
+INTRO = (
+    "Ask a question about the news articles in the corpus. Every answer is an exact quote "
+    "from an article, shown with the sentence around it and where it comes from; when no "
+    "article answers, the chat says so."
+)
+PLACEHOLDER = (
+    "<strong>Ask anything the articles might answer.</strong><br>"
+    "Try one of the examples below the box, or add your own articles in the "
+    "<em>Documents</em> tab."
+)
+
+DOCUMENTS_HELP = (
+    "The articles the chat answers from. Files you add are saved into the corpus folder and "
+    "indexed at once; questions asked meanwhile are answered from the current index until the "
+    "new one is ready."
+)
+
+CSS = """
+.qa-reply p { margin: 0.25em 0; }
+.qa-label { font-weight: 600; margin-right: 0.3em; }
+.qa-score { font-size: 0.8em; padding: 0 0.45em; border-radius: 0.6em;
+  background: var(--background-fill-secondary); color: var(--body-text-color-subdued);
+  white-space: nowrap; }
+blockquote.qa-context { margin: 0.35em 0; padding: 0.2em 0.8em;
+  border-left: 3px solid var(--color-accent); }
+.qa-reply mark, .qa-docs mark { background: #ffe58a; color: #1a1a1a; padding: 0 0.1em;
+  border-radius: 2px; }
+.qa-source, .qa-mode { font-size: 0.82em; color: var(--body-text-color-subdued); }
+.qa-reply details { margin: 0.3em 0; }
+.qa-reply summary { cursor: pointer; font-size: 0.88em; color: var(--link-text-color); }
+.qa-doctext { position: relative; max-height: 20em; overflow: auto; padding: 0.5em 0.8em;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; font-size: 0.9em; }
+.qa-alternatives ol, .qa-leads { padding-left: 1.4em; }
+.qa-answer + .qa-answer { margin-top: 0.6em; }
+.qa-abstain > p:first-child strong { color: var(--body-text-color); }
+.qa-error p { color: var(--error-text-color); }
+.qa-docscroll { max-height: 26em; overflow: auto;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; }
+.qa-doctable { width: 100%; border-collapse: collapse; font-size: 0.92em; margin: 0 !important; }
+.qa-doctable thead th { position: sticky; top: 0; background: var(--background-fill-secondary); }
+.qa-doctable th, .qa-doctable td { text-align: left; padding: 0.35em 0.6em;
+  border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+.qa-doctable td.qa-num { text-align: right; font-variant-numeric: tabular-nums; }
+.qa-notices { list-style: none; padding-left: 0; margin: 0.3em 0; }
+.qa-notices .qa-refused { color: var(--error-text-color); }
+#qa-examples { gap: 0.5em; align-items: center; flex-wrap: wrap; }
+#qa-examples > * { flex: 0 1 auto !important; width: auto !important; min-width: 0 !important; }
+"""
+
+#: Opening a whole-article view scrolls it to the highlighted answer.
+JS = """
+() => {
+  document.addEventListener("toggle", (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLDetailsElement) || !box.open || !box.classList.contains("qa-doc")) {
+      return;
+    }
+    const text = box.querySelector(".qa-doctext");
+    const mark = text && text.querySelector("mark");
+    if (mark) text.scrollTop = Math.max(0, mark.offsetTop - text.clientHeight / 3);
+  }, true);
+}
+"""
+
+
+class WebApp:
+    """The handlers of the page, over one ``QA`` object.
+
+    Args:
+        qa: The question-answering pipeline (its index is built or loaded on first use).
+    """
+
+    def __init__(self, qa: QA) -> None:
+        self.qa = qa
+        self.max_upload_bytes = qa.settings.max_upload_mb * 2**20
+
+    # Asking
+
+    def default_threshold(self) -> float:
+        """The threshold the settings name, else the one recommended for the reading mode."""
+        if self.qa.settings.threshold is not None:
+            return self.qa.settings.threshold
+        from qa.reading.answers import recommended_threshold
+
+        return recommended_threshold("sentence" if self.qa.reading.mode == "sentence" else "reader")
+
+    def ask(
+        self, question: str, *, n_answers: int, threshold: float, mode: RetrievalMode
+    ) -> Result:
+        """Answer ``question`` retrieving with ``mode`` (``QA.ask`` when it is the configured one).
+
+        ``QA.ask`` retrieves with the configured mode; for another one the same two steps run
+        here with the mode named: ``search`` for the passages, ``read`` for the answers.
+        """
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"retrieval mode must be one of {RETRIEVAL_MODES}, got {mode!r}")
+        settings = self.qa.settings
+        if mode == settings.retrieval_mode:
+            return self.qa.ask(question, n_answers=n_answers, threshold=threshold)
+        k = max(settings.top_k, settings.read_passages)
+        passages = self.qa.search(question, k=k, mode=mode)
+        result = self.qa.read(
+            question, passages[: settings.read_passages], n_answers=n_answers, threshold=threshold
+        )
+        result.passages = passages[: settings.top_k]
+        return result
+
+    def reply(self, question: str, n_answers: float, threshold: float, mode: RetrievalMode) -> str:
+        """The chat reply (HTML) to ``question``, or a message saying why there is none."""
+        try:
+            result = self.ask(
+                question, n_answers=int(n_answers), threshold=float(threshold), mode=mode
+            )
+        except IndexMissingError:
+            return render_error(
+                "There is no index yet: open the Documents tab and press Update index."
+            )
+        except (IndexProblem, ValueError) as exc:
+            return render_error(str(exc))
+        return render_result(result, self._document, threshold=float(threshold))
+
+    def _document(self, doc_id: str) -> Document | None:
+        return self.qa.index.documents.get(doc_id)
+
+    def api_ask(
+        self,
+        question: str,
+        n_answers: int = 3,
+        threshold: float | None = None,
+        mode: str | None = None,
+    ) -> dict[str, Any]:
+        """Answer a question; the answers (with sources and offsets) and passages as JSON.
+
+        The JSON is ``Result.to_dict()``. Its ``path`` fields are corpus paths, not files to
+        fetch: call with ``gradio_client.Client(url, download_files=False)``, which otherwise
+        tries to download every dict that has a ``path``.
+
+        Args:
+            question: The question.
+            n_answers: How many answers at most.
+            threshold: Score below which the system abstains (empty: the recommended value).
+            mode: Retrieval mode: hybrid, dense or lexical (empty: the configured one).
+        """
+        result = self.ask(
+            question,
+            n_answers=n_answers,
+            threshold=self.default_threshold() if threshold is None else threshold,
+            mode=mode or self.qa.settings.retrieval_mode,  # type: ignore[arg-type]
+        )
+        return result.to_dict()
+
+    # Documents
+
+    def documents_html(self) -> str:
+        """The documents table with a summary line (and what is not indexed yet)."""
+        try:
+            index = self.qa.index
+        except IndexMissingError:
+            return render_documents([], "There is no index yet: press Update index to build it.")
+        counts = Counter(chunk.doc_id for chunk in index.chunks)
+        docs = sorted(index.documents.values(), key=lambda d: (d.title.lower(), d.doc_id))
+        rows = [DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id]) for d in docs]
+        built = str(index.manifest.get("built_at", "")).replace("T", " ").replace("+00:00", " UTC")
+        summary = (
+            f"{counted(len(rows), 'document')}, {counted(len(index.chunks), 'chunk')} in the index"
+        )
+        summary += f" (built {built})." if built else "."
+        on_disk = set(corpus_files(self.qa.settings.corpus_dir))
+        indexed = {d.path for d in docs}
+        new, gone = len(on_disk - indexed), len(indexed - on_disk)
+        notes = [f"{counted(new, 'file')} in the corpus not indexed yet"] if new else []
+        notes += [f"{counted(gone, 'indexed file')} no longer in the corpus"] if gone else []
+        if notes:
+            summary += " " + "; ".join(notes) + ": press Update index."
+        return render_documents(rows, summary)
+
+    def file_choices(self) -> list[tuple[str, str]]:
+        """Corpus files for the removal list, labelled with the titles found in them."""
+        titles: dict[str, list[str]] = {}
+        try:
+            for doc in self.qa.index.documents.values():
+                titles.setdefault(doc.path, []).append(doc.title)
+        except IndexMissingError:
+            pass
+        choices = []
+        for path in corpus_files(self.qa.settings.corpus_dir):
+            found = titles.get(path)
+            if not found:
+                label = f"{path} (not indexed yet)"
+            elif len(found) == 1:
+                label = f"{path}: {found[0]}"
+            else:
+                label = f"{path}: {len(found)} articles"
+            choices.append((label, path))
+        return choices
+
+    def upload(self, files: list[str] | None) -> tuple[str, bool]:
+        """Save uploaded files into the corpus; returns the outcome and whether it changed."""
+        if not files:
+            return "", False
+        outcomes = save_uploads(
+            [(Path(f), Path(f).name) for f in files],
+            self.qa.settings.corpus_dir,
+            self.max_upload_bytes,
+        )
+        return _notices(outcomes), any(o.ok for o in outcomes)
+
+    def remove(self, paths: list[str] | None) -> tuple[str, bool]:
+        """Delete the chosen files from the corpus; returns the outcome and whether it changed."""
+        if not paths:
+            return render_notices([(False, "Choose the files to remove first.")]), False
+        outcomes = remove_files(paths, self.qa.settings.corpus_dir)
+        return _notices(outcomes), any(o.ok for o in outcomes)
+
+    def update_index(self, rebuild: bool = False, progress: Any = None) -> str:
+        """Bring the index up to date with the corpus (or rebuild it), reporting progress.
+
+        Args:
+            rebuild: Re-embed every document instead of only added and changed ones.
+            progress: A ``gr.Progress`` (or any callable taking ``(done, total)`` tuples).
+
+        Returns:
+            One line saying what changed.
+        """
+
+        def embedded(done: int, total: int) -> None:
+            if progress is not None and total:
+                progress((done, total), desc="Embedding text", unit="chunks")
+
+        if progress is not None:
+            progress(0.0, desc="Reading the corpus, embedding new text")
+        try:
+            report = self.qa.build(rebuild=rebuild, progress=embedded, show_progress=False)
+        except (IndexProblem, OSError, ValueError) as exc:
+            log.exception("index update failed")
+            return render_notices([(False, f"The index could not be updated: {exc}")])
+        return render_notices([(True, describe_build(report))])
+
+    # The page
+
+    def blocks(self) -> gr.Blocks:
+        """The page: a chat tab with folded settings, and a documents tab."""
+        n_default = self.qa.settings.n_answers
+        with gr.Blocks(title="News QA", analytics_enabled=False) as page:
+            gr.Markdown(f"# News QA\n{INTRO}")
+            with gr.Tabs():
+                with gr.Tab("Ask", id="ask"):
+                    chatbot = gr.Chatbot(
+                        label="Conversation",
+                        show_label=False,
+                        elem_id="qa-chat",
+                        height=560,
+                        render_markdown=False,
+                        sanitize_html=True,
+                        latex_delimiters=[],
+                        allow_tags=False,
+                        buttons=[],
+                        feedback_options=None,
+                        placeholder=PLACEHOLDER,
+                        autoscroll=True,
+                    )
+                    with gr.Row(equal_height=True):
+                        question = gr.Textbox(
+                            show_label=False,
+                            placeholder="Type a question and press Enter",
+                            elem_id="qa-question",
+                            scale=6,
+                            max_lines=4,
+                            autofocus=True,
+                        )
+                        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                    with gr.Row(elem_id="qa-examples"):
+                        gr.Markdown("Try:", elem_classes="qa-try")
+                        examples = [
+                            gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example")
+                            for q in EXAMPLES
+                        ]
+                    with gr.Accordion("Settings", open=False, elem_id="qa-settings"):
+                        with gr.Row():
+                            n_answers = gr.Slider(
+                                1,
+                                10,
+                                value=n_default,
+                                step=1,
+                                label="Answers to show",
+                                info="The best answer, then alternatives folded below it.",
+                            )
+                            threshold = gr.Slider(
+                                0.0,
+                                1.0,
+                                value=round(self.default_threshold(), 2),
+                                step=0.01,
+                                label="Threshold",
+                                info="Answers scoring lower are not shown; if none is left, "
+                                "the chat says the corpus does not answer.",
+                            )
+                            mode = gr.Radio(
+                                list(RETRIEVAL_MODES),
+                                value=self.qa.settings.retrieval_mode,
+                                label="Retrieval",
+                                info="hybrid: meaning + keywords; dense: meaning; "
+                                "lexical: keywords (BM25).",
+                            )
+                with gr.Tab("Documents", id="documents"):
+                    gr.Markdown(DOCUMENTS_HELP)
+                    docs_view = gr.HTML(elem_id="qa-documents")
+                    with gr.Row():
+                        with gr.Column():
+                            files = gr.File(
+                                label="Add articles (" + ", ".join(_suffixes()) + "; at most "
+                                f"{self.qa.settings.max_upload_mb} MB each)",
+                                file_count="multiple",
+                                file_types=list(_suffixes()),
+                                type="filepath",
+                                elem_id="qa-upload",
+                            )
+                        with gr.Column():
+                            to_remove = gr.Dropdown(
+                                multiselect=True,
+                                label="Remove files from the corpus",
+                                elem_id="qa-remove-choice",
+                            )
+                            remove = gr.Button(
+                                "Remove chosen files", variant="stop", elem_id="qa-remove"
+                            )
+                    with gr.Row():
+                        update = gr.Button("Update index", variant="primary", elem_id="qa-update")
+                        rebuild = gr.Button("Rebuild from scratch", elem_id="qa-rebuild")
+                    corpus_status = gr.HTML(elem_id="qa-corpus-status")
+                    index_status = gr.HTML(elem_id="qa-index-status")
+            self._wire_chat(chatbot, question, ask, examples, n_answers, threshold, mode)
+            self._wire_documents(
+                page,
+                docs_view,
+                files,
+                to_remove,
+                remove,
+                update,
+                rebuild,
+                corpus_status,
+                index_status,
+            )
+            gr.api(
+                self.api_ask,
+                api_name="ask",
+                concurrency_limit=ASK_CONCURRENCY,
+                concurrency_id="ask",
+            )
+        return page
+
+    def _wire_chat(
+        self,
+        chatbot: gr.Chatbot,
+        question: gr.Textbox,
+        ask: gr.Button,
+        examples: list[gr.Button],
+        n_answers: gr.Slider,
+        threshold: gr.Slider,
+        mode: gr.Radio,
+    ) -> None:
+        pending = gr.State("")
+
+        def add_question(text: str, history: list[dict[str, Any]]) -> tuple[str, list, str]:
+            text = (text or "").strip()
+            if not text:
+                return "", history, ""
+            return "", [*history, {"role": "user", "content": render_question(text)}], text
+
+        def add_reply(
+            text: str, history: list[dict[str, Any]], n: float, t: float, m: RetrievalMode
+        ) -> list[dict[str, Any]]:
+            if not text:
+                return history
+            return [*history, {"role": "assistant", "content": self.reply(text, n, t, m)}]
+
+        hidden = {"api_visibility": "undocumented"}
+        # An example button's value is its question, so it feeds the same two steps.
+        sources = [(question.submit, question), (ask.click, question)]
+        sources += [(example.click, example) for example in examples]
+        for trigger, source in sources:
+            trigger(
+                add_question,
+                [source, chatbot],
+                [question, chatbot, pending],
+                queue=False,
+                **hidden,
+            ).then(
+                add_reply,
+                [pending, chatbot, n_answers, threshold, mode],
+                chatbot,
+                concurrency_limit=ASK_CONCURRENCY,
+                concurrency_id="ask",
+                **hidden,
+            )
+
+    def _wire_documents(
+        self,
+        page: gr.Blocks,
+        docs_view: gr.HTML,
+        files: gr.File,
+        to_remove: gr.Dropdown,
+        remove: gr.Button,
+        update: gr.Button,
+        rebuild: gr.Button,
+        corpus_status: gr.HTML,
+        index_status: gr.HTML,
+    ) -> None:
+        changed = gr.State(False)
+        corpus = {
+            "concurrency_limit": 1,
+            "concurrency_id": "corpus",
+            "api_visibility": "undocumented",
+        }
+
+        def refresh() -> tuple[str, Any]:
+            return self.documents_html(), gr.Dropdown(choices=self.file_choices(), value=[])
+
+        # Filled on each page load, so a new visitor sees the corpus as it is now; outside the
+        # corpus queue, so a page opened during an index update is not held up by it.
+        page.load(refresh, None, [docs_view, to_remove], queue=False, api_visibility="undocumented")
+
+        # Gradio finds the progress bar by a gr.Progress() default, hence the B008 waivers.
+        def update_if_changed(was_changed: bool, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            if not was_changed:
+                return gr.skip()
+            return self.update_index(progress=progress)
+
+        def run_update(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+            return self.update_index(progress=progress)
+
+        def run_rebuild(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+            return self.update_index(rebuild=True, progress=progress)
+
+        def upload(paths: list[str] | None) -> tuple[str, bool, None]:
+            status, was_changed = self.upload(paths)
+            return status, was_changed, None
+
+        # Uploading or removing files updates the index at once (only new text is embedded).
+        files.upload(upload, files, [corpus_status, changed, files], **corpus).then(
+            update_if_changed, changed, index_status, **corpus
+        ).then(refresh, None, [docs_view, to_remove], **corpus)
+        remove.click(self.remove, to_remove, [corpus_status, changed], **corpus).then(
+            update_if_changed, changed, index_status, **corpus
+        ).then(refresh, None, [docs_view, to_remove], **corpus)
+        update.click(run_update, None, index_status, **corpus).then(
+            refresh, None, [docs_view, to_remove], **corpus
+        )
+        rebuild.click(run_rebuild, None, index_status, **corpus).then(
+            refresh, None, [docs_view, to_remove], **corpus
+        )
+
+
+def describe_build(report: BuildReport) -> str:
+    """One sentence on what an index build did."""
+    if report.unchanged:
+        return (
+            f"The index is up to date: {counted(report.documents, 'document')}, "
+            f"{counted(report.chunks, 'chunk')}."
+        )
+    verb = "rebuilt" if report.rebuilt else "updated"
+    return (
+        f"Index {verb} in {report.seconds:.1f} s: {counted(report.documents, 'document')}, "
+        f"{counted(report.chunks, 'chunk')} ({len(report.added)} added, "
+        f"{len(report.changed)} changed, {len(report.removed)} removed; "
+        f"{counted(report.embedded_chunks, 'chunk')} embedded)."
+    )
+
+
+def _notices(outcomes: list[Outcome]) -> str:
+    return render_notices([(o.ok, o.message) for o in outcomes])
+
+
+def _suffixes() -> tuple[str, ...]:
+    from qa.ingest import SUPPORTED_SUFFIXES
+
+    return SUPPORTED_SUFFIXES
+
+
+def prepare(qa: QA) -> None:
+    """Make ``qa`` ready to answer: build the index if there is none, load the models.
+
+    The first build shows its progress in the terminal.
+    """
+    try:
+        _ = qa.index
+    except IndexProblem as exc:
+        why = "There is no index yet" if isinstance(exc, IndexMissingError) else str(exc)
+        print(f"{why}; building it from {qa.settings.corpus_dir}.", file=sys.stderr)
+        report = qa.build(show_progress=True)
+        print(describe_build(report), file=sys.stderr)
+    qa.reading.warm_up()
+
+
+def create_app(qa: QA) -> gr.Blocks:
+    """The page over ``qa``, ready to launch: index built, models loaded, queue configured."""
+    prepare(qa)
+    page = WebApp(qa).blocks()
+    page.queue(default_concurrency_limit=ASK_CONCURRENCY)
+    return page
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """``Blocks.launch`` arguments: upload limit, look, and no run history or SSR server."""
+    return {
+        "max_file_size": settings.max_upload_mb * 2**20,
+        "css": CSS,
+        "js": JS,
+        "theme": gr.themes.Soft(),
+        "footer_links": ["api"],
+        "run_history": False,
+        "ssr_mode": False,
+        "show_error": True,
+    }
+
+
+def serve(
+    settings: Settings | None = None, *, host: str = "127.0.0.1", port: int | None = None
+) -> None:
+    """Serve the page until interrupted (port ``None``: ``GRADIO_SERVER_PORT`` or 7860)."""
+    qa = QA(settings or Settings.from_env())
+    page = create_app(qa)
+    page.launch(server_name=host, server_port=port, **launch_options(qa.settings))

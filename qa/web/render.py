@@ -1,0 +1,240 @@
+"""HTML for the web page, built so that nothing taken from a document is ever markup.
+
+Every string that comes from a document, a file name or a user (titles, paths, ids, text,
+questions) goes through :func:`literal`: HTML-escaped, with the characters that start Markdown,
+LaTeX or template syntax written as numeric character references, and newlines as ``<br>``. A
+browser shows such a string exactly as it is written, whatever renders it: the chat shows
+messages as HTML with Markdown switched off, and even a Markdown renderer leaves character
+references as literal text. The only tags on the page are the ones written in this module.
+
+Answers are highlighted at their real offsets (``answer.start - answer.context_start`` in the
+context, ``answer.start`` in the document) and only after checking that the slice there is the
+answer; text is never searched for the answer, which would mark the wrong occurrence of a
+repeated phrase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qa.types import Answer, Document, Passage, Result
+
+#: Every character that HTML gives a meaning (``& < > " '``, as ``html.escape`` escapes them) or
+#: that opens Markdown (emphasis, links, images, code, headings, tables, escapes), LaTeX (``$``)
+#: or template (``{{ }}``, ``${ }``) syntax, mapped to its numeric character reference. One
+#: translation pass, so a reference is never escaped twice; a reference displays as the
+#: character itself and is never parsed as syntax.
+_LITERAL = {ord(c): f"&#{ord(c)};" for c in "&<>\"'\\`*_[]()!#|~${}+-:"}
+
+#: Longest excerpt of a passage shown as a lead of an abstention (the whole article unfolds).
+LEAD_CHARS = 320
+#: Passages shown with an abstention: the closest, then the rest folded.
+LEADS = 3
+
+#: Looks up a document by id for the whole-document view; ``None`` when it is gone.
+DocumentLookup = Callable[[str], Document | None]
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 chunk"``, ``"2 chunks"``: ``n`` and ``noun``, plural when ``n`` is not 1."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def literal(text: str) -> str:
+    """HTML that displays ``text`` literally: escaped, syntax made inert, newlines as ``<br>``.
+
+    The result has no newline characters, so nothing downstream can re-indent or re-flow it.
+    """
+    escaped = text.translate(_LITERAL)
+    return escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def highlight(text: str, start: int, end: int) -> str:
+    """``text`` as literal HTML with ``text[start:end]`` inside ``<mark>``.
+
+    Raises:
+        ValueError: If ``start``/``end`` are not a span of ``text``.
+    """
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"span {start}-{end} is outside a text of {len(text)} characters")
+    return f"{literal(text[:start])}<mark>{literal(text[start:end])}</mark>{literal(text[end:])}"
+
+
+def render_question(question: str) -> str:
+    """The user's message as shown in the chat (their own text, shown literally)."""
+    return f'<div class="qa-question">{literal(question)}</div>'
+
+
+def render_error(message: str) -> str:
+    """A chat reply saying that a question could not be answered, and why."""
+    return f'<div class="qa-reply qa-error"><p>{literal(message)}</p></div>'
+
+
+def render_result(result: Result, lookup: DocumentLookup, *, threshold: float) -> str:
+    """The chat reply for ``result``: the best answer, its evidence and source, alternatives.
+
+    Args:
+        result: What ``QA.ask`` (or search + read) returned.
+        lookup: Finds the document of an answer for the whole-document view.
+        threshold: The threshold the answers were selected with (named in an abstention).
+
+    Returns:
+        One line of HTML.
+    """
+    if result.abstained or not result.answers:
+        return _render_abstention(result, lookup, threshold)
+    best, *others = result.answers
+    parts = ['<div class="qa-reply">', _render_answer(best, lookup, primary=True)]
+    if others:
+        items = "".join(f"<li>{_render_answer(a, lookup, primary=False)}</li>" for a in others)
+        summary = counted(len(others), "other possible answer")
+        parts.append(
+            f'<details class="qa-alternatives"><summary>{summary}</summary>'
+            f"<ol>{items}</ol></details>"
+        )
+    parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
+    return "".join(parts)
+
+
+def _mode_line(result: Result) -> str:
+    reading = "sentence matcher" if result.mode == "sentence" else result.mode
+    return f"Answered by: {reading}. Every answer is quoted from an article, never generated."
+
+
+def _render_answer(answer: Answer, lookup: DocumentLookup, *, primary: bool) -> str:
+    cls = "qa-answer qa-best" if primary else "qa-answer"
+    head = "Answer" if primary else "Alternative"
+    whole_sentence = answer.text == answer.context
+    parts = [f'<div class="{cls}">']
+    if not whole_sentence:
+        parts.append(
+            f'<p class="qa-short"><span class="qa-label">{head}</span> '
+            f"<strong>{literal(answer.text)}</strong> {_score(answer.score)}</p>"
+        )
+    else:
+        parts.append(
+            f'<p class="qa-short"><span class="qa-label">{head}</span> '
+            f"the best-matching sentence {_score(answer.score)}</p>"
+        )
+    parts.append(f'<blockquote class="qa-context">{_context_html(answer)}</blockquote>')
+    parts.append(_source_line(answer.title, answer.path, answer.doc_id, answer.start, answer.end))
+    parts.append(_document_view(answer.doc_id, answer.start, answer.end, answer.text, lookup))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _score(score: float) -> str:
+    return f'<span class="qa-score" title="answer score, 0 to 1">score {score:.2f}</span>'
+
+
+def _context_html(answer: Answer) -> str:
+    """The supporting context with the answer marked at its offsets (unmarked if they disagree)."""
+    start = answer.start - answer.context_start
+    end = answer.end - answer.context_start
+    if 0 <= start <= end <= len(answer.context) and answer.context[start:end] == answer.text:
+        return highlight(answer.context, start, end)
+    return literal(answer.context)
+
+
+def _source_line(title: str, path: str, doc_id: str, start: int, end: int) -> str:
+    where = literal(path) if doc_id == path else f"{literal(path)} · id {literal(doc_id)}"
+    return (
+        f'<p class="qa-source">From <cite>{literal(title)}</cite> · {where} · '
+        f"characters {start}–{end}</p>"
+    )
+
+
+def _document_view(doc_id: str, start: int, end: int, text: str, lookup: DocumentLookup) -> str:
+    """A folded view of the whole document with ``[start, end)`` marked.
+
+    Left out when the document is no longer in the index or no longer holds ``text`` there (it
+    was changed and re-indexed after the answer was found).
+    """
+    doc = lookup(doc_id)
+    if doc is None or doc.text[start:end] != text:
+        return ""
+    return (
+        f'<details class="qa-doc"><summary>Show the whole article ({len(doc.text):,} characters)'
+        f'</summary><div class="qa-doctext">{highlight(doc.text, start, end)}</div></details>'
+    )
+
+
+def _render_abstention(result: Result, lookup: DocumentLookup, threshold: float) -> str:
+    parts = [
+        '<div class="qa-reply qa-abstain">',
+        "<p><strong>The corpus does not answer this question.</strong> "
+        f"No passage held an answer scoring at least {threshold:.2f}.</p>",
+    ]
+    if result.passages:
+        closest, *others = result.passages[:LEADS]
+        parts.append(
+            f'<p>The closest passage:</p><div class="qa-lead">{_render_lead(closest, lookup)}</div>'
+        )
+        if others:
+            items = "".join(f"<li>{_render_lead(p, lookup)}</li>" for p in others)
+            summary = counted(len(others), "more close passage")
+            parts.append(
+                f'<details class="qa-more-leads"><summary>{summary}</summary>'
+                f'<ol class="qa-leads">{items}</ol></details>'
+            )
+    parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
+    return "".join(parts)
+
+
+def _render_lead(passage: Passage, lookup: DocumentLookup) -> str:
+    chunk = passage.chunk
+    text = chunk.text
+    if len(text) > LEAD_CHARS:
+        cut = text.rfind(" ", 0, LEAD_CHARS)
+        text = text[: cut if cut > 0 else LEAD_CHARS] + " …"
+    return (
+        f'<blockquote class="qa-context">{literal(text)}</blockquote>'
+        + _source_line(passage.title, passage.path, chunk.doc_id, chunk.start, chunk.end)
+        + _document_view(chunk.doc_id, chunk.start, chunk.end, chunk.text, lookup)
+    )
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One line of the documents table."""
+
+    title: str
+    path: str
+    doc_id: str
+    characters: int
+    chunks: int
+
+
+def render_documents(rows: Sequence[DocumentRow], summary: str) -> str:
+    """The documents table (titles, files, sizes, chunk counts) under a one-line summary."""
+    if not rows:
+        return f'<div class="qa-docs"><p>{literal(summary)}</p></div>'
+    body = "".join(
+        "<tr>"
+        f"<td>{literal(r.title)}</td>"
+        f"<td><code>{literal(r.path)}</code>"
+        + ("" if r.doc_id == r.path else f"<br><small>id {literal(r.doc_id)}</small>")
+        + "</td>"
+        f'<td class="qa-num">{r.characters:,}</td>'
+        f'<td class="qa-num">{r.chunks:,}</td>'
+        "</tr>"
+        for r in rows
+    )
+    return (
+        f'<div class="qa-docs"><p>{literal(summary)}</p><div class="qa-docscroll">'
+        '<table class="qa-doctable">'
+        "<thead><tr><th>Title</th><th>File</th><th>Characters</th><th>Chunks</th></tr></thead>"
+        f"<tbody>{body}</tbody></table></div></div>"
+    )
+
+
+def render_notices(lines: Sequence[tuple[bool, str]]) -> str:
+    """Outcome lines (ok or refused) of an upload, removal or index update."""
+    if not lines:
+        return ""
+    items = "".join(
+        f'<li class="{"qa-ok" if ok else "qa-refused"}">{"✓" if ok else "✗"} {literal(text)}</li>'
+        for ok, text in lines
+    )
+    return f'<ul class="qa-notices">{items}</ul>'

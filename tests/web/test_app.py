@@ -1,0 +1,168 @@
+"""The page's handlers over a real pipeline (hash embedder, sentence reading): no browser."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from bs4 import BeautifulSoup
+
+from qa.pipeline import QA
+from qa.settings import Settings
+from qa.web.app import EXAMPLES, WebApp
+from tests.conftest import HashEmbedder
+
+ZORBLAT = "The Zorblat festival\n\nThe Zorblat festival takes place in Quenton every May.\n"
+ZORBLAT_QUESTION = "Where does the Zorblat festival take place?"
+SEED_QUESTION = EXAMPLES[0]
+
+
+def make_qa(corpus: Path, index: Path) -> QA:
+    qa = QA(Settings(corpus_dir=corpus, index_dir=index, reader_model="none"))
+    qa.embedder = HashEmbedder()  # type: ignore[assignment]  # fast, deterministic vectors
+    return qa
+
+
+@pytest.fixture
+def web(seed_corpus: Path, tmp_path: Path) -> WebApp:
+    qa = make_qa(seed_corpus, tmp_path / "index")
+    qa.build(show_progress=False)
+    return WebApp(qa)
+
+
+def reply_text(web: WebApp, question: str, mode: str = "hybrid") -> BeautifulSoup:
+    return BeautifulSoup(web.reply(question, 3, web.default_threshold(), mode), "html.parser")
+
+
+def text_of(html: str) -> str:
+    return BeautifulSoup(html, "html.parser").get_text()
+
+
+def upload(web: WebApp, tmp_path: Path, name: str, text: str) -> str:
+    folder = tmp_path / "gradio-upload"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    status, changed = web.upload([str(path)])
+    assert changed
+    return text_of(status)
+
+
+def test_reply_shows_answer_in_context_with_its_source(web: WebApp) -> None:
+    soup = reply_text(web, SEED_QUESTION)
+    best = soup.select_one(".qa-best")
+    assert best is not None, soup
+    assert "seven officers" in best.blockquote.get_text()
+    assert "seven officers" in best.blockquote.mark.get_text()
+    source = best.select_one(".qa-source").get_text()
+    assert "Round two" in source and "000_4b3a89178ec270f5.txt" in source
+    assert "Show the whole article" in best.select_one("details.qa-doc summary").get_text()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_every_retrieval_mode_answers(web: WebApp, mode: str) -> None:
+    result = web.ask(SEED_QUESTION, n_answers=2, threshold=0.0, mode=mode)
+    assert result.answers and len(result.answers) <= 2
+    assert any("seven officers" in a.context for a in result.answers)
+
+
+def test_unknown_mode_is_refused(web: WebApp) -> None:
+    soup = reply_text(web, SEED_QUESTION, mode="psychic")
+    assert "retrieval mode must be one of" in soup.get_text()
+
+
+def test_threshold_one_abstains_with_leads(web: WebApp) -> None:
+    soup = BeautifulSoup(web.reply(SEED_QUESTION, 3, 1.0, "hybrid"), "html.parser")
+    assert "The corpus does not answer this question." in soup.get_text()
+    assert soup.select(".qa-lead blockquote")
+
+
+def test_no_index_is_reported_in_the_chat(seed_corpus: Path, tmp_path: Path) -> None:
+    web = WebApp(make_qa(seed_corpus, tmp_path / "none"))
+    assert "There is no index yet" in reply_text(web, SEED_QUESTION).get_text()
+    assert "There is no index yet" in BeautifulSoup(web.documents_html(), "html.parser").get_text()
+
+
+def test_documents_table_lists_titles_sizes_and_chunks(web: WebApp) -> None:
+    soup = BeautifulSoup(web.documents_html(), "html.parser")
+    rows = {tr.select("td")[1].get_text(): tr for tr in soup.select("tbody tr")}
+    assert set(rows) == {"000_4b3a89178ec270f5.txt", "003_bd4e093a9656d3e9.txt"}
+    cells = [td.get_text() for td in rows["000_4b3a89178ec270f5.txt"].select("td")]
+    doc = web.qa.document("000_4b3a89178ec270f5.txt")
+    chunks = sum(c.doc_id == doc.doc_id for c in web.qa.index.chunks)
+    assert cells == ["Round two", doc.path, f"{len(doc.text):,}", str(chunks)]
+    assert soup.p.get_text().startswith("2 documents, ")
+
+
+def test_upload_then_update_answers_from_the_new_document(web: WebApp, tmp_path: Path) -> None:
+    status = upload(web, tmp_path, "zorblat.txt", ZORBLAT)
+    assert "zorblat.txt: added to the corpus" in status
+    assert "1 file in the corpus not indexed yet: press Update index." in text_of(
+        web.documents_html()
+    )
+    assert ("zorblat.txt (not indexed yet)", "zorblat.txt") in web.file_choices()
+    calls: list[object] = []
+    line = web.update_index(progress=lambda value, **kw: calls.append(value))
+    assert "1 added" in text_of(line)
+    assert calls[0] == 0.0 and calls[-1] == (calls[-1][1], calls[-1][1])  # ends at total
+    assert "Quenton" in reply_text(web, ZORBLAT_QUESTION).select_one(".qa-best mark").get_text()
+    assert ("zorblat.txt: The Zorblat festival", "zorblat.txt") in web.file_choices()
+
+
+def test_remove_then_update_forgets_the_document(web: WebApp) -> None:
+    status, changed = web.remove(["000_4b3a89178ec270f5.txt"])
+    assert changed and "000_4b3a89178ec270f5.txt: removed from the corpus." in text_of(status)
+    assert "1 removed" in text_of(web.update_index())
+    assert [d.doc_id for d in web.qa.documents()] == ["003_bd4e093a9656d3e9.txt"]
+    status, changed = web.remove([])
+    assert not changed and "Choose the files to remove first." in text_of(status)
+
+
+def test_questions_are_answered_from_the_old_index_during_an_update(
+    web: WebApp, tmp_path: Path
+) -> None:
+    upload(web, tmp_path, "zorblat.txt", ZORBLAT)
+    embedding = threading.Event()
+    release = threading.Event()
+
+    def progress(value: object, **_: object) -> None:
+        if isinstance(value, tuple):  # the new text is being embedded
+            embedding.set()
+            assert release.wait(30)
+
+    updater = threading.Thread(target=web.update_index, kwargs={"progress": progress})
+    updater.start()
+    try:
+        assert embedding.wait(30)
+        during = web.ask(ZORBLAT_QUESTION, n_answers=3, threshold=0.0, mode="hybrid")
+        assert all(a.doc_id != "zorblat.txt" for a in during.answers)
+        seed = reply_text(web, SEED_QUESTION)
+        assert "seven officers" in seed.select_one(".qa-best mark").get_text()
+    finally:
+        release.set()
+        updater.join(60)
+    after = web.ask(ZORBLAT_QUESTION, n_answers=3, threshold=0.0, mode="hybrid")
+    assert after.answers[0].doc_id == "zorblat.txt"
+
+
+def test_api_ask_returns_answers_with_offsets(web: WebApp) -> None:
+    payload = web.api_ask(SEED_QUESTION, n_answers=2)
+    assert payload["question"] == SEED_QUESTION and not payload["abstained"]
+    best = payload["answers"][0]
+    doc = web.qa.document(best["doc_id"])
+    assert doc.text[best["start"] : best["end"]] == best["text"]
+    assert len(payload["answers"]) <= 2
+
+
+def test_page_builds_with_the_settings_defaults(web: WebApp) -> None:
+    page = web.blocks()
+    assert isinstance(page, gr.Blocks)
+    sliders = {c.label: c for c in page.blocks.values() if isinstance(c, gr.Slider)}
+    assert sliders["Threshold"].value == pytest.approx(web.default_threshold())
+    assert sliders["Answers to show"].value == web.qa.settings.n_answers
+    chat = next(c for c in page.blocks.values() if isinstance(c, gr.Chatbot))
+    # Messages are our escaped HTML: no Markdown or LaTeX pass may reinterpret them.
+    assert chat.render_markdown is False and chat.latex_delimiters == []
+    assert "/ask" in {f"/{d.api_name}" for d in page.fns.values()}

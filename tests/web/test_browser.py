@@ -1,0 +1,226 @@
+"""The web page in a real browser: Debian's headless Chromium driven by Playwright.
+
+One app for the module (the ``server`` fixture), over a private copy of the seed corpus and a
+temporary index, reading with the sentence extractor (``reader_model="none"``). Assertions hold
+in any reading mode: the supporting sentence is checked for the answer, and the highlight for
+the answer's words. Screenshots go to ``test-artifacts/`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa.web.app import EXAMPLES
+from tests.conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+TIMEOUT_MS = 90_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is missing: install Debian's chromium package (apt-get install "
+        "chromium) to run the browser tests",
+    ),
+]
+
+ZORBLAT = "The Zorblat festival\n\nThe Zorblat festival takes place in Quenton every May.\n"
+HOSTILE_TITLE = "<script>window.__pwned=1;alert(1)</script> The Quibbleflax notice"
+HOSTILE_IMG = '<img src=x onerror="window.__pwned=1;alert(1)">'
+HOSTILE_MD = "[click](javascript:alert(1)) and ![pic](x.png) and **bold** and $$x^2$$ and {{7*7}}"
+HOSTILE = (
+    f"{HOSTILE_TITLE}\n\n"
+    f"The Quibbleflax museum opens at {HOSTILE_IMG} noon every Tuesday.\n\n"
+    f"Quibbleflax visitors read {HOSTILE_MD}.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server: str) -> Iterator[object]:  # noqa: ANN001
+    """A fresh tab on the app; fails the test if any dialog opened or a payload ran."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:  # noqa: ANN001
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    tab.on("dialog", on_dialog)
+    tab.goto(server)
+    tab.wait_for_selector("#qa-question textarea")
+    yield tab
+    pwned = tab.evaluate("() => window.__pwned")
+    context.close()
+    assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert pwned is None, "a payload from a document ran in the page"
+
+
+def shot(page, name: str) -> None:  # noqa: ANN001
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
+
+
+def ask(page, question: str):  # noqa: ANN001, ANN201
+    """Type ``question``, press Enter, and return the new reply element."""
+    before = page.locator("#qa-chat .qa-reply").count()
+    page.fill("#qa-question textarea", question)
+    page.press("#qa-question textarea", "Enter")
+    reply = page.locator("#qa-chat .qa-reply").nth(before)
+    reply.wait_for()
+    return reply
+
+
+def open_documents(page) -> None:  # noqa: ANN001
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#qa-documents table").wait_for()
+
+
+def upload(page, tmp_path: Path, name: str, text: str, title: str) -> None:  # noqa: ANN001
+    """Upload one file in the documents tab and wait until the index lists ``title``."""
+    path = tmp_path / name
+    path.write_text(text)
+    open_documents(page)
+    page.set_input_files("#qa-upload input[type=file]", str(path))
+    page.locator("#qa-documents td", has_text=title).first.wait_for()
+
+
+def test_first_visit_and_seed_question(page) -> None:  # noqa: ANN001
+    assert page.title() == "News QA"
+    examples = page.locator("#qa-examples").inner_text()
+    assert all(q in examples for q in EXAMPLES)
+    shot(page, "01-first-visit")
+    reply = ask(page, EXAMPLES[0])
+    best = reply.locator(".qa-best")
+    assert "seven" in best.locator("blockquote.qa-context mark").inner_text()
+    assert "liaison" in best.locator("blockquote.qa-context").inner_text()
+    source = best.locator(".qa-source").inner_text()
+    assert "Round two" in source and "000_4b3a89178ec270f5.txt" in source
+    assert "score" in best.inner_text()
+    # Unfolding the source shows the whole article, scrolled to the highlighted answer.
+    best.locator("details.qa-doc summary").click()
+    doc = best.locator("details.qa-doc .qa-doctext")
+    doc.wait_for()
+    whole = doc.inner_text()
+    assert "The US and North Korea are seriously considering" in whole  # the first paragraph
+    assert "much work remains to be done." in whole  # ... to the last
+    assert "seven" in doc.locator("mark").inner_text()
+    assert doc.evaluate("e => e.scrollTop") > 0
+    shot(page, "02-answer-and-article")
+
+
+def test_example_click_and_abstention(page) -> None:  # noqa: ANN001
+    page.locator("#qa-examples button", has_text="capital of France").click()
+    reply = page.locator("#qa-chat .qa-reply").first
+    reply.wait_for()
+    assert "The corpus does not answer this question." in reply.inner_text()
+    assert reply.locator(".qa-lead blockquote").inner_text().strip()
+    assert ".txt" in reply.locator(".qa-lead .qa-source").inner_text()
+    assert page.locator("#qa-chat").inner_text().count("What is the capital of France?") == 1
+    shot(page, "03-abstention")
+
+
+def test_documents_tab_lists_the_documents(page) -> None:  # noqa: ANN001
+    open_documents(page)
+    table = page.locator("#qa-documents table").inner_text()
+    assert "Round two" in table and "000_4b3a89178ec270f5.txt" in table
+    assert "003_bd4e093a9656d3e9.txt" in table
+    assert "Chunks" in table and "Characters" in table
+    shot(page, "04-documents")
+
+
+def test_upload_update_and_ask_the_new_document(page, tmp_path: Path) -> None:  # noqa: ANN001
+    upload(page, tmp_path, "zorblat.txt", ZORBLAT, "The Zorblat festival")
+    assert "zorblat.txt: added to the corpus" in page.locator("#qa-corpus-status").inner_text()
+    assert "1 added" in page.locator("#qa-index-status").inner_text()
+    shot(page, "05-uploaded")
+    page.get_by_role("tab", name="Ask").click()
+    reply = ask(page, "Where does the Zorblat festival take place?")
+    assert "Quenton" in reply.locator(".qa-best blockquote.qa-context mark").inner_text()
+    assert "zorblat.txt" in reply.locator(".qa-best .qa-source").inner_text()
+    shot(page, "06-new-document-answer")
+
+
+def test_hostile_document_is_shown_literally(page, tmp_path: Path) -> None:  # noqa: ANN001
+    upload(page, tmp_path, "hostile.txt", HOSTILE, "The Quibbleflax notice")
+    # The title shows literally in the documents table (and runs nothing).
+    assert HOSTILE_TITLE in page.locator("#qa-documents table").inner_text()
+    page.locator("#qa-remove-choice input").click()
+    option = page.get_by_role("option", name=f"hostile.txt: {HOSTILE_TITLE}")
+    option.wait_for()
+    shot(page, "07-hostile-documents")
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Ask").click()
+    question = "When does the Quibbleflax museum open? <b>soon</b> <img src=y onerror=alert(2)>"
+    reply = ask(page, question)
+    assert question in page.locator("#qa-chat").inner_text()  # the user's text, literally
+    text = reply.inner_text()
+    assert HOSTILE_IMG in text
+    reply.locator(".qa-best details.qa-doc summary").click()
+    article = reply.locator(".qa-best .qa-doctext").inner_text()
+    for piece in (HOSTILE_TITLE, HOSTILE_IMG, HOSTILE_MD):
+        assert piece in article
+    assert HOSTILE_TITLE in reply.locator(".qa-best .qa-source").inner_text()
+    # Nothing from the document became an element: no image, script or link in the chat.
+    assert page.locator("#qa-chat img, #qa-chat script, #qa-chat a, #qa-chat .katex").count() == 0
+    shot(page, "08-hostile-answer")
+
+
+def test_refused_uploads_say_why(page, tmp_path: Path) -> None:  # noqa: ANN001
+    blank, program = tmp_path / "blank.txt", tmp_path / "notes.exe"
+    blank.write_text("   \n\n   \n")
+    program.write_text("MZ not an article")
+    open_documents(page)
+    page.set_input_files("#qa-upload input[type=file]", [str(blank), str(program)])
+    # The page refuses the type before uploading; the server refuses the empty text.
+    toast = page.get_by_text("Invalid file type: notes.exe.")
+    toast.wait_for()
+    assert ".txt allowed" in toast.inner_text()
+    refused = page.locator("#qa-corpus-status li.qa-refused")
+    refused.wait_for()
+    assert refused.inner_text() == (
+        "✗ blank.txt: refused, its text cannot be read (no text left after cleaning)."
+    )
+    shot(page, "09-refused-uploads")
+    assert "blank.txt" not in page.locator("#qa-documents table").inner_text()
+
+
+def test_remove_a_document(page, tmp_path: Path) -> None:  # noqa: ANN001
+    text = "Gleebworth ferry\n\nThe Gleebworth ferry sails at dawn.\n"
+    upload(page, tmp_path, "ferry.txt", text, "Gleebworth ferry")
+    page.locator("#qa-remove-choice input").click()
+    page.get_by_role("option", name="ferry.txt: Gleebworth ferry").click()
+    page.keyboard.press("Escape")
+    page.locator("#qa-remove").click()
+    page.locator("#qa-corpus-status", has_text="ferry.txt: removed from the corpus.").wait_for()
+    page.locator("#qa-index-status", has_text="1 removed").wait_for()
+    page.locator("#qa-documents td", has_text="Gleebworth").wait_for(state="detached")
+    assert "ferry.txt" not in page.locator("#qa-documents table").inner_text()
+    shot(page, "10-removed")
