@@ -1,0 +1,1 @@
+"""Speed, memory and scale benchmarks, side by side with Haystack (``python benchmarks/run.py``)."""

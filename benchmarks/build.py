@@ -1,0 +1,171 @@
+"""Index build: throughput against the raw encoder, peak memory, size on disk, adding one article.
+
+The build runs in a subprocess (``python -m benchmarks.build``) so ``ru_maxrss`` is the peak
+resident memory of a process that did nothing but load the model and build. In that process:
+
+1. the model loads (timed apart: it is paid once per process, not per chunk);
+2. a full build of the corpus less one held-out article: ingest, chunking, embedding,
+   FAISS, BM25 and the atomic write, end to end;
+3. the raw encoder on exactly the chunk texts the build made, same model, batch size and
+   process: the ceiling the build's throughput is compared with;
+4. chunking alone, to show what of the gap it accounts for;
+5. the held-out article is copied in and the index updated incrementally, with the parts of
+   an update (ingest of the corpus, loading the previous index, BM25 over all chunks, the
+   FAISS index) timed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import REPO, dir_size, load, stopwatch
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _peak_rss_mib() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def worker(corpus: Path, index_dir: Path, add: Path | None) -> dict[str, Any]:
+    """Do the build steps in this process and return every figure (see module docstring)."""
+    from benchmarks.common import quiet_environment
+
+    quiet_environment()
+    from qa.chunking import Chunker, token_length_function
+    from qa.embedding import Embedder
+    from qa.ingest import load_corpus
+    from qa.lexical import LexicalIndex
+    from qa.settings import Settings
+    from qa.store import _faiss_kind, build_index, load_index, make_dense_index
+
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+    out: dict[str, Any] = {"rss_start_mib": _rss_mib()}
+    with stopwatch() as t:
+        embedder = Embedder(settings.embedding_model, batch_size=settings.batch_size)
+        embedder.warm_up()
+    out["model_load_s"] = round(t["s"], 3)
+    out["rss_after_model_mib"] = _rss_mib()
+
+    out["load_at_build"] = load()
+    with stopwatch() as t_ingest:
+        documents = load_corpus(corpus)
+    with stopwatch() as t_build:
+        report = build_index(settings, documents, embedder, rebuild=True, show_progress=False)
+    total = t_ingest["s"] + t_build["s"]
+    out.update(
+        documents=report.documents,
+        chunks=report.chunks,
+        ingest_s=round(t_ingest["s"], 3),
+        build_index_s=round(t_build["s"], 3),
+        build_total_s=round(total, 3),
+        build_chunks_per_s=round(report.chunks / total, 2),
+        peak_rss_build_mib=_peak_rss_mib(),
+    )
+
+    index = load_index(settings, embedding_name=embedder.name)
+    texts = [c.text for c in index.chunks]
+    out["load_at_raw_encode"] = load()
+    with stopwatch() as t_raw:
+        embedder.encode(texts)
+    out["raw_encode_s"] = round(t_raw["s"], 3)
+    out["raw_encode_chunks_per_s"] = round(len(texts) / t_raw["s"], 2)
+    out["build_vs_raw"] = round(out["build_chunks_per_s"] / out["raw_encode_chunks_per_s"], 4)
+    chunker = Chunker(
+        settings.chunk_size, settings.chunk_overlap, token_length_function(embedder.tokenizer)
+    )
+    with stopwatch() as t_chunk:
+        chunker.split_all(documents)
+    out["chunking_s"] = round(t_chunk["s"], 3)
+
+    live = index.path
+    size = dir_size(live)
+    out["index_bytes"] = size
+    out["index_bytes_per_chunk"] = round(size / max(1, report.chunks), 1)
+    out["index_parts_bytes"] = {
+        p.name: dir_size(p) if p.is_dir() else p.stat().st_size for p in sorted(live.iterdir())
+    }
+    out["faiss_kind"] = index.manifest["faiss_index"]
+
+    if add is not None:
+        shutil.copyfile(add, corpus / add.parent.name / add.name)
+        out["load_at_update"] = load()
+        with stopwatch() as t_add:
+            updated = build_index(settings, load_corpus(corpus), embedder, show_progress=False)
+        out["add_one_s"] = round(t_add["s"], 3)
+        out["add_one_embedded_chunks"] = updated.embedded_chunks
+        out["add_one_documents"] = updated.documents
+        # The parts of an update, timed apart, to say what stands in the way of a faster one.
+        parts: dict[str, float] = {}
+        with stopwatch() as t:
+            documents = load_corpus(corpus)
+        parts["ingest_corpus"] = t["s"]
+        with stopwatch() as t:
+            index = load_index(settings, embedding_name=embedder.name)
+        parts["load_previous_index"] = t["s"]
+        with stopwatch() as t:
+            vectors = index.vectors()
+        parts["reconstruct_vectors"] = t["s"]
+        new_chunks = [c.text for c in index.chunks if c.doc_id == f"{add.parent.name}/{add.name}"]
+        with stopwatch() as t:
+            embedder.encode(new_chunks)
+        parts["embed_new_chunks"] = t["s"]
+        with stopwatch() as t:
+            make_dense_index(vectors, _faiss_kind(settings, len(vectors)))
+        parts["faiss_index"] = t["s"]
+        with stopwatch() as t:
+            LexicalIndex.build([c.text for c in index.chunks])
+        parts["bm25_all_chunks"] = t["s"]
+        out["add_one_parts_s"] = {k: round(v, 3) for k, v in parts.items()}
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def run_build(
+    corpus: Path, index_dir: Path, add: Path | None, timeout: float = 3600
+) -> dict[str, Any]:
+    """Run ``worker`` in a fresh process and return its figures."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.build",
+        "--corpus",
+        str(corpus),
+        "--index",
+        str(index_dir),
+    ]
+    if add is not None:
+        cmd += ["--add", str(add)]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"build worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--add", type=Path, help="an article to add after the full build")
+    args = parser.parse_args()
+    print(json.dumps(worker(args.corpus, args.index, args.add)))
+
+
+if __name__ == "__main__":
+    main()

