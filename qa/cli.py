@@ -164,6 +164,61 @@ def search(
 
 @app.command()
 @_guard
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[
+        Optional[int], typer.Option("--k", min=1, help="How many answers (best + alternatives).")
+    ] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="Abstain below this score (default: the mode's value)."),
+    ] = None,
+    reader: Annotated[
+        Optional[str],
+        typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
+    ] = None,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer QUESTION with the exact words of an article, or say the corpus does not."""
+    settings = _settings(corpus, index, n_answers=k, threshold=threshold, reader_model=reader)
+    try:
+        result = _qa(settings).ask(question)
+    except ValueError as exc:
+        _fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    if result.abstained:
+        typer.echo("The corpus does not hold an answer to this question.")
+        if result.passages:
+            typer.echo("\nClosest passages:")
+        for rank, p in enumerate(result.passages, start=1):
+            where = f"{p.chunk.doc_id}, {p.path}, chars {p.chunk.start}-{p.chunk.end}"
+            typer.echo(f"{rank}. {p.title} ({where})")
+            typer.echo("   " + p.chunk.text.replace("\n", "\n   ") + "\n")
+        typer.echo(f"[{result.mode}]")
+        return
+    best, *others = result.answers
+    typer.echo(best.text)
+    if best.context != best.text:
+        cut = best.start - best.context_start
+        marked = f"{best.context[:cut]}»{best.text}«{best.context[cut + len(best.text):]}"
+        typer.echo(f"\n  {marked}")
+    typer.echo(
+        f"\n  {best.title}\n  {best.doc_id} ({best.path}), chars {best.start}-{best.end}; "
+        f"score {best.score:.3f} [{result.mode}]"
+    )
+    if others:
+        typer.echo("\nAlternatives:")
+    for rank, a in enumerate(others, start=2):
+        typer.echo(f"{rank}. [{a.score:.3f}] {a.text}")
+        typer.echo(f"   {a.title} ({a.doc_id}, chars {a.start}-{a.end})")
+
+
+@app.command()
+@_guard
 def doc(
     doc_id: Annotated[str, typer.Argument(help="A document id, as `qa search` prints it.")],
     corpus: CorpusOpt = None,
@@ -187,3 +242,146 @@ def doc(
     for key, value in sorted(document.metadata.items()):
         typer.echo(f"{key}: {value}")
     typer.echo(f"\n{document.text}")
+
+
+@app.command("eval")
+@_guard
+def eval_(
+    set_file: Annotated[
+        Optional[Path],
+        typer.Option("--set", help="A set in the eval/seed.jsonl format (default: that file)."),
+    ] = None,
+    squad: Annotated[
+        Optional[Path],
+        typer.Option("--squad", help="A SQuAD v1.1/v2.0 file, asked over all its paragraphs."),
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option("--limit", min=1, help="Ask a deterministic sample of N questions."),
+    ] = None,
+    reader: Annotated[
+        Optional[str],
+        typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Run folder (default: eval/runs/<set>-<timestamp>/)."),
+    ] = None,
+    write_threshold: Annotated[
+        bool,
+        typer.Option(
+            "--write-threshold", help="Record the recommended threshold in thresholds.json."
+        ),
+    ] = False,
+    index: IndexOpt = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object of summary metrics.")
+    ] = False,
+) -> None:
+    """Measure answers, retrieval, abstention and latency on an evaluation set."""
+    import shlex
+
+    from qa.evaluation import report, runner
+    from qa.reading.transformer import ReaderModelError
+
+    if set_file is not None and squad is not None:
+        _fail("give --set or --squad, not both")
+    if write_threshold and (squad is not None or limit is not None):
+        # Checked before the run as well as by write_threshold, so no run is wasted.
+        _fail("--write-threshold chooses on a whole JSON Lines set: not with --squad or --limit")
+    settings = _settings(None, index, reader_model=reader)
+    try:
+        if squad is not None:
+            run = runner.run_squad(squad, settings, limit=limit)
+        else:
+            run = runner.run_jsonl(set_file or runner.SEED_SET, settings, limit=limit)
+        entry = runner.write_threshold(run) if write_threshold else None
+    except (ValueError, ReaderModelError) as exc:
+        _fail(str(exc))
+    given = {
+        "--set": set_file, "--squad": squad, "--limit": limit, "--reader": reader,
+        "--out": out, "--index": index,
+    }
+    command = ["qa", "eval", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
+    command += ["--write-threshold"] * write_threshold + ["--json"] * json_out
+    files = report.write_run(run, out or runner.default_out_dir(run), shlex.join(command))
+    if json_out:
+        typer.echo(json.dumps(report.summary(run)))
+        return
+    for key, value in report.summary(run).items():
+        typer.echo(f"{key:>18}  {'n/a' if value is None else round(value, 4)}")
+    typer.echo(
+        f"mode {run.mode}; threshold in use {run.threshold:.4f}, "
+        f"recommended {run.recommended.threshold:.4f} (F1 {run.recommended.f1:.3f})"
+    )
+    if entry is not None:
+        typer.echo(f"wrote threshold {entry['value']} for this mode to qa/reading/thresholds.json")
+    typer.echo(f"report: {files['report.md']}")
+
+
+@app.command()
+@_guard
+def serve(
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", min=1, max=65535, help="Port (default: 7860)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps the page local.")
+    ] = "127.0.0.1",
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """Serve the web chat, building the index first if there is none."""
+    from qa.web.app import serve as serve_page
+
+    serve_page(_settings(corpus, index), host=host, port=port)
+
+
+@app.command("train-reader")
+def train_reader_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Folder of SQuAD v1.1 *.json files.")],
+    out: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path(
+        "qa/models/reader"
+    ),
+    epochs: Annotated[float, typer.Option(help="Passes over the features.")] = 1.0,
+    max_length: Annotated[int, typer.Option(help="Window length in tokens.")] = 192,
+    stride: Annotated[int, typer.Option(help="Window overlap in tokens.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Features per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    max_features: Annotated[int, typer.Option(help="Cap on training windows.")] = 30_000,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Stop cleanly after this many minutes.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume from checkpoints.")] = False,
+    eval_file: Annotated[
+        Optional[Path], typer.Option(help="SQuAD file to measure on (closed setting).")
+    ] = None,
+    base_model: Annotated[
+        Optional[Path], typer.Option(help="Start from this QA checkpoint instead of MiniLM.")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
+) -> None:
+    """Train the answer reader on SQuAD-format data (see qa/models/reader/MODEL_CARD.md)."""
+    from qa.reading.train import train_reader
+
+    if not data.is_dir():
+        _fail(f"training data folder {data} does not exist")
+    metrics = train_reader(
+        data,
+        out,
+        epochs=epochs,
+        max_length=max_length,
+        stride=stride,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_minutes=max_minutes,
+        resume=resume,
+        eval_file=eval_file,
+        threads=threads,
+        max_features=max_features,
+        base_model=base_model,
+    )
+    typer.echo(json.dumps(metrics.get("closed_eval", {}), indent=2))
