@@ -90,6 +90,7 @@ blockquote.qa-context { margin: 0.35em 0; padding: 0.2em 0.8em;
 .qa-doctable th, .qa-doctable td { text-align: left; padding: 0.35em 0.6em;
   border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
 .qa-doctable td.qa-num { text-align: right; font-variant-numeric: tabular-nums; }
+.qa-doctable th:nth-child(n+3) { width: 7em; text-align: right; }
 .qa-notices { list-style: none; padding-left: 0; margin: 0.3em 0; }
 .qa-notices .qa-refused { color: var(--error-text-color); }
 #qa-examples { gap: 0.5em; align-items: center; flex-wrap: wrap; }
