@@ -161,10 +161,15 @@ def _fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table row: pipes escaped, line breaks as <br>."""
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
-        cells = (_fmt(c) if not isinstance(c, str) else c.replace("|", "\\|") for c in row)
+        cells = (_fmt(c) if not isinstance(c, str) else _cell(c) for c in row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -212,7 +217,7 @@ def render_markdown(
         "",
         "## Settings",
         "",
-        _table(
+        markdown_table(
             ["setting", "value"],
             [
                 (
@@ -243,7 +248,7 @@ def render_markdown(
         "",
         "## Overall",
         "",
-        _table(
+        markdown_table(
             ["metric", f"at threshold in use ({t:.4f})", f"at recommended ({t_best:.4f})"],
             [(label, getattr(in_use, key), getattr(best, key)) for key, label in _OVERALL],
         ),
@@ -255,7 +260,7 @@ def render_markdown(
         "",
         f"## By question type (threshold {t:.4f})",
         "",
-        _table(
+        markdown_table(
             [
                 "type",
                 "n",
@@ -291,7 +296,7 @@ def render_markdown(
         " best answer's score is at least t. Rows: evenly spaced thresholds up to the highest"
         " observed score, plus the threshold in use and the recommended one.",
         "",
-        _table(
+        markdown_table(
             [
                 "threshold",
                 "EM",
@@ -321,7 +326,7 @@ def render_markdown(
         "",
         "Wrong answers first, the most confident first, then wrong abstentions.",
         "",
-        _table(
+        markdown_table(
             ["id", "type", "question", "references", "answer", "score", "gold rank", "F1"],
             [
                 (
@@ -399,13 +404,14 @@ def draw_chart(run: EvalRun, path: Path) -> None:
         linestyle="--",
     )
     left.axvline(run.threshold, color="grey", linewidth=1, label=f"in use ({run.threshold:.3f})")
-    left.axvline(
-        run.recommended.threshold,
-        color="black",
-        linestyle=":",
-        linewidth=1.2,
-        label=f"recommended ({run.recommended.threshold:.3f})",
-    )
+    if run.has_unanswerable:  # without unanswerable questions the sweep recommends nothing
+        left.axvline(
+            run.recommended.threshold,
+            color="black",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"recommended ({run.recommended.threshold:.3f})",
+        )
     left.set(
         xlabel="answer score threshold",
         ylabel="share of questions",

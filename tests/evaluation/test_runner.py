@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from qa.evaluation.datasets import EvalQuestion
-from qa.evaluation.report import SUMMARY_KEYS, summary, write_run
+from qa.evaluation.report import SUMMARY_KEYS, markdown_table, summary, write_run
 from qa.evaluation.runner import (
     WARM_UP_QUESTION,
     EvalRun,
@@ -151,6 +151,8 @@ def test_recommendation_and_written_threshold(observed, tmp_path: Path) -> None:
     assert table["reader"] == {"value": 1}
     with pytest.raises(ValueError, match="never on a SQuAD"):
         write_threshold(_run(observations, kind="squad"), path)
+    with pytest.raises(ValueError, match="with unanswerable questions"):
+        write_threshold(_run(observations[:2]), path)
     with pytest.raises(ValueError, match="whole set"):
         write_threshold(_run(observations, limit=2), path)
 
@@ -197,3 +199,13 @@ def test_outputs(observed, tmp_path: Path) -> None:
     assert "| where | 1 |" in report and "0.5500 (recommended)" in report
     assert files["chart.png"].stat().st_size > 10_000
     assert default_out_dir(run).name == "seed-20260102T030405Z"
+
+
+def test_markdown_cells_keep_one_row_per_line() -> None:
+    table = markdown_table(["a", "b"], [("x | y", "one\n\ntwo"), (0.5, None)])
+    assert table.splitlines() == [
+        "| a | b |",
+        "|---|---|",
+        "| x \\| y | one<br><br>two |",
+        "| 0.500 | n/a |",
+    ]
