@@ -91,7 +91,11 @@ def _trimmed_pieces(text: str, start: int, end: int, max_chars: int) -> list[Sen
         share = -(-(end - start) // -(-(end - start) // max_chars))
         cut = text.rfind(" ", start + 1, start + share + 1)
         cut = cut if cut > start else start + share
-        pieces.append(Sentence(start, cut, text[start:cut]))
+        # A run of spaces before the cut belongs to neither piece.
+        piece_end = cut
+        while text[piece_end - 1].isspace():
+            piece_end -= 1
+        pieces.append(Sentence(start, piece_end, text[start:piece_end]))
         start = cut
         while start < end and text[start].isspace():
             start += 1

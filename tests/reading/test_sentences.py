@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qa.ingest import load_corpus
@@ -98,6 +98,7 @@ def test_seed_articles_split_exactly_and_are_cached() -> None:
     ).map("".join),
     st.integers(min_value=5, max_value=80),
 )
+@example("aa  aa", 5)  # a cut after a run of spaces once left one in the first piece
 def test_any_text_splits_exactly(text: str, max_chars: int) -> None:
     assert_exact(text, max_chars=max_chars)
 
