@@ -295,7 +295,6 @@ def eval_(
             run = runner.run_squad(squad, settings, limit=limit)
         else:
             run = runner.run_jsonl(set_file or runner.SEED_SET, settings, limit=limit)
-        entry = runner.write_threshold(run) if write_threshold else None
     except (ValueError, ReaderModelError) as exc:
         _fail(str(exc))
     given = {
@@ -305,6 +304,12 @@ def eval_(
     command = ["qa", "eval", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
     command += ["--write-threshold"] * write_threshold + ["--json"] * json_out
     files = report.write_run(run, out or runner.default_out_dir(run), shlex.join(command))
+    entry = None
+    if write_threshold:
+        try:
+            entry = runner.write_threshold(run)
+        except ValueError as exc:
+            _fail(f"{exc}; the run's report: {files['report.md']}")
     if json_out:
         typer.echo(json.dumps(report.summary(run)))
         return
