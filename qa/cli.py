@@ -195,7 +195,7 @@ def ask(
         if result.passages:
             typer.echo("\nClosest passages:")
         for rank, p in enumerate(result.passages, start=1):
-            where = f"{p.chunk.doc_id}, {p.path}, chars {p.chunk.start}-{p.chunk.end}"
+            where = _where(p.chunk.doc_id, p.path, p.chunk.start, p.chunk.end)
             typer.echo(f"{rank}. {p.title} ({where})")
             typer.echo("   " + p.chunk.text.replace("\n", "\n   ") + "\n")
         typer.echo(f"[{result.mode}]")
@@ -206,15 +206,19 @@ def ask(
         cut = best.start - best.context_start
         marked = f"{best.context[:cut]}»{best.text}«{best.context[cut + len(best.text):]}"
         typer.echo(f"\n  {marked}")
-    typer.echo(
-        f"\n  {best.title}\n  {best.doc_id} ({best.path}), chars {best.start}-{best.end}; "
-        f"score {best.score:.3f} [{result.mode}]"
-    )
+    typer.echo(f"\n  {best.title}\n  {_where(best.doc_id, best.path, best.start, best.end)}")
+    typer.echo(f"  score {best.score:.3f} [{result.mode}]")
     if others:
         typer.echo("\nAlternatives:")
     for rank, a in enumerate(others, start=2):
         typer.echo(f"{rank}. [{a.score:.3f}] {a.text}")
-        typer.echo(f"   {a.title} ({a.doc_id}, chars {a.start}-{a.end})")
+        typer.echo(f"   {a.title} ({_where(a.doc_id, a.path, a.start, a.end)})")
+
+
+def _where(doc_id: str, path: str, start: int, end: int) -> str:
+    """Where a span lies: document id, its path when that differs, character offsets."""
+    source = doc_id if path == doc_id else f"{doc_id}, {path}"
+    return f"{source}, chars {start}-{end}"
 
 
 @app.command()
