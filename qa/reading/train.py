@@ -29,9 +29,7 @@ import json
 import math
 import os
 import random
-import re
 import shutil
-import string
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from qa.evaluation.metrics import exact_match, f1_score
 from qa.reading.transformer import TransformerReader, load_reader
 from qa.reading.windows import Windows, answer_positions, make_windows
 
@@ -281,35 +280,6 @@ def _unanswerable_features(
         zeros = np.zeros(len(sel), dtype=np.int64)
         parts.append(Features(windows.select(sel), zeros, zeros.copy()))
     return _concat(parts, max_length)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's official normalisation: lowercase, drop punctuation and articles, squash spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, references: Sequence[str]) -> float:
-    """1.0 if the normalised prediction equals any normalised reference, else 0.0."""
-    return float(any(normalize_answer(prediction) == normalize_answer(r) for r in references))
-
-
-def f1_score(prediction: str, references: Sequence[str]) -> float:
-    """SQuAD token F1 of the prediction, the best over the references."""
-
-    def one(reference: str) -> float:
-        pred = normalize_answer(prediction).split()
-        gold = normalize_answer(reference).split()
-        common = collections.Counter(pred) & collections.Counter(gold)
-        same = sum(common.values())
-        if same == 0:
-            return 0.0
-        precision, recall = same / len(pred), same / len(gold)
-        return 2 * precision * recall / (precision + recall)
-
-    return max(one(r) for r in references)
 
 
 def evaluate_closed(reader: TransformerReader, eval_file: Path) -> dict[str, float]:
