@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,15 +20,18 @@ app = typer.Typer(
 )
 
 CorpusOpt = Annotated[
-    Optional[Path], typer.Option("--corpus", help="Corpus folder (default: ./corpus or QA_CORPUS_DIR).")
+    Path | None,
+    typer.Option("--corpus", help="Corpus folder (default: ./corpus or QA_CORPUS_DIR)."),
 ]
 IndexOpt = Annotated[
-    Optional[Path], typer.Option("--index", help="Index folder (default: ./index or QA_INDEX_DIR).")
+    Path | None, typer.Option("--index", help="Index folder (default: ./index or QA_INDEX_DIR).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def _settings(corpus: Path | None = None, index: Path | None = None, **overrides: object) -> Settings:
+def _settings(
+    corpus: Path | None = None, index: Path | None = None, **overrides: object
+) -> Settings:
     try:
         return Settings.from_env(corpus_dir=corpus, index_dir=index, **overrides)
     except ValueError as exc:
@@ -127,9 +130,9 @@ def index(
 @_guard
 def search(
     query: Annotated[str, typer.Argument(help="The question or keywords.")],
-    k: Annotated[Optional[int], typer.Option("--k", min=1, help="How many chunks.")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="How many chunks.")] = None,
     mode: Annotated[
-        Optional[str], typer.Option("--mode", help="hybrid (default), dense or lexical.")
+        str | None, typer.Option("--mode", help="hybrid (default), dense or lexical.")
     ] = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
@@ -167,14 +170,14 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     k: Annotated[
-        Optional[int], typer.Option("--k", min=1, help="How many answers (best + alternatives).")
+        int | None, typer.Option("--k", min=1, help="How many answers (best + alternatives).")
     ] = None,
     threshold: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--threshold", help="Abstain below this score (default: the mode's value)."),
     ] = None,
     reader: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
     ] = None,
     corpus: CorpusOpt = None,
@@ -204,7 +207,7 @@ def ask(
     typer.echo(best.text)
     if best.context != best.text:
         cut = best.start - best.context_start
-        marked = f"{best.context[:cut]}»{best.text}«{best.context[cut + len(best.text):]}"
+        marked = f"{best.context[:cut]}»{best.text}«{best.context[cut + len(best.text) :]}"
         typer.echo(f"\n  {marked}")
     typer.echo(f"\n  {best.title}\n  {_where(best.doc_id, best.path, best.start, best.end)}")
     typer.echo(f"  score {best.score:.3f} [{result.mode}]")
@@ -252,23 +255,23 @@ def doc(
 @_guard
 def eval_(
     set_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--set", help="A set in the eval/seed.jsonl format (default: that file)."),
     ] = None,
     squad: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--squad", help="A SQuAD v1.1/v2.0 file, asked over all its paragraphs."),
     ] = None,
     limit: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--limit", min=1, help="Ask a deterministic sample of N questions."),
     ] = None,
     reader: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
     ] = None,
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", help="Run folder (default: eval/runs/<set>-<timestamp>/)."),
     ] = None,
     write_threshold: Annotated[
@@ -302,8 +305,12 @@ def eval_(
     except (ValueError, ReaderModelError) as exc:
         _fail(str(exc))
     given = {
-        "--set": set_file, "--squad": squad, "--limit": limit, "--reader": reader,
-        "--out": out, "--index": index,
+        "--set": set_file,
+        "--squad": squad,
+        "--limit": limit,
+        "--reader": reader,
+        "--out": out,
+        "--index": index,
     }
     command = ["qa", "eval", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
     command += ["--write-threshold"] * write_threshold + ["--json"] * json_out
@@ -332,7 +339,7 @@ def eval_(
 @_guard
 def serve(
     port: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--port", min=1, max=65535, help="Port (default: 7860)."),
     ] = None,
     host: Annotated[
@@ -361,16 +368,16 @@ def train_reader_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     max_features: Annotated[int, typer.Option(help="Cap on training windows.")] = 30_000,
     max_minutes: Annotated[
-        Optional[float], typer.Option(help="Stop cleanly after this many minutes.")
+        float | None, typer.Option(help="Stop cleanly after this many minutes.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Resume from checkpoints.")] = False,
     eval_file: Annotated[
-        Optional[Path], typer.Option(help="SQuAD file to measure on (closed setting).")
+        Path | None, typer.Option(help="SQuAD file to measure on (closed setting).")
     ] = None,
     base_model: Annotated[
-        Optional[Path], typer.Option(help="Start from this QA checkpoint instead of MiniLM.")
+        Path | None, typer.Option(help="Start from this QA checkpoint instead of MiniLM.")
     ] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
 ) -> None:
     """Train the answer reader on SQuAD-format data (see qa/models/reader/MODEL_CARD.md)."""
     from qa.reading.train import train_reader
