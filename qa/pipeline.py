@@ -117,6 +117,7 @@ class QA:
         *,
         n_answers: int | None = None,
         threshold: float | None = None,
+        mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
     ) -> Result:
         """Answer ``question`` from the corpus: retrieve, read the best passages, rank.
@@ -129,6 +130,8 @@ class QA:
                 ``threshold=0.0`` returns every deduplicated candidate up to ``n_answers``
                 whatever its score: an evaluation asks once that way and applies any
                 threshold afterwards (answered iff ``answers[0].score >= t``).
+            mode: Retrieval mode, ``hybrid``, ``dense`` or ``lexical`` (default
+                ``settings.retrieval_mode``).
             timings: If given, receives seconds per stage (retrieval stages, ``sentences``,
                 ``reader``).
 
@@ -143,7 +146,7 @@ class QA:
         if not question.strip():
             raise ValueError("the question is empty")
         k = max(self.settings.top_k, self.settings.read_passages)
-        passages = self.search(question, k=k, timings=timings)
+        passages = self.search(question, k=k, mode=mode, timings=timings)
         result = self.read(
             question,
             passages[: self.settings.read_passages],

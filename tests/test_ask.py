@@ -90,6 +90,15 @@ def test_timings_cover_retrieval_and_reading(sentence_qa: QA) -> None:
     assert all(v >= 0 for v in timings.values())
 
 
+@pytest.mark.parametrize("mode", ["dense", "lexical"])
+def test_ask_retrieves_with_the_mode_it_is_given(sentence_qa: QA, mode: str) -> None:
+    question = "Where did Kim Jong-un and Trump agree to resume working-level talks?"
+    result = sentence_qa.ask(question, mode=mode)
+    expected = sentence_qa.search(question, k=sentence_qa.settings.top_k, mode=mode)
+    assert [p.chunk.chunk_id for p in result.passages] == [p.chunk.chunk_id for p in expected]
+    assert [p.score for p in result.passages] == [p.score for p in expected]
+
+
 def test_empty_question_is_refused(sentence_qa: QA) -> None:
     with pytest.raises(ValueError, match="empty"):
         sentence_qa.ask("   ")

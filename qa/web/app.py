@@ -137,23 +137,10 @@ class WebApp:
     def ask(
         self, question: str, *, n_answers: int, threshold: float, mode: RetrievalMode
     ) -> Result:
-        """Answer ``question`` retrieving with ``mode`` (``QA.ask`` when it is the configured one).
-
-        ``QA.ask`` retrieves with the configured mode; for another one the same two steps run
-        here with the mode named: ``search`` for the passages, ``read`` for the answers.
-        """
+        """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical)."""
         if mode not in RETRIEVAL_MODES:
             raise ValueError(f"retrieval mode must be one of {RETRIEVAL_MODES}, got {mode!r}")
-        settings = self.qa.settings
-        if mode == settings.retrieval_mode:
-            return self.qa.ask(question, n_answers=n_answers, threshold=threshold)
-        k = max(settings.top_k, settings.read_passages)
-        passages = self.qa.search(question, k=k, mode=mode)
-        result = self.qa.read(
-            question, passages[: settings.read_passages], n_answers=n_answers, threshold=threshold
-        )
-        result.passages = passages[: settings.top_k]
-        return result
+        return self.qa.ask(question, n_answers=n_answers, threshold=threshold, mode=mode)
 
     def reply(self, question: str, n_answers: float, threshold: float, mode: RetrievalMode) -> str:
         """The chat reply (HTML) to ``question``, or a message saying why there is none."""
