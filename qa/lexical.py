@@ -1,18 +1,34 @@
-"""BM25 over chunks (bm25s), with English stopwords and Snowball stemming."""
+"""BM25 over chunks (bm25s), with English stopwords and Snowball stemming.
+
+bm25s scores the corpus at index time (its "eager" scoring) and retrieves from a sparse matrix
+of those scores. Two things here make rebuilding that matrix cheap enough to do on every update:
+
+* each chunk's token ids are saved with the index, so an update tokenises only new chunks
+  (tokenising and stemming all 13,239 BBC chunks takes ~1.3 s);
+* ``_VectorisedBM25`` overrides bm25s's documented extension point ``build_index_from_ids``
+  with a vectorised version of the same computation (term counts with ``np.unique`` instead of
+  a ``Counter`` per chunk, bm25s's own idf and term-frequency functions): ~0.1 s instead of
+  ~0.9 s on the BBC chunks. A test checks its scores equal bm25s's own build.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
 import numpy as np
+import scipy.sparse as sp
 import Stemmer
+from bm25s import scoring
 
 # bm25s sets its own logger to DEBUG on import, which prints a line on every index build.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("english")
+TOKEN_IDS_FILE = "token_ids.npy"
+TOKEN_OFFSETS_FILE = "token_offsets.npy"
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -22,24 +38,128 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     )
 
 
-class LexicalIndex:
-    """A BM25 index whose document ids are positions in the chunk table."""
+class _VectorisedBM25(bm25s.BM25):
+    """bm25s.BM25 whose index build runs in numpy (same scores; see the module docstring)."""
 
-    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
+    def build_index_from_ids(  # type: ignore[override]
+        self,
+        unique_token_ids: list[int],
+        corpus_token_ids: Sequence[Sequence[int]],
+        show_progress: bool = True,
+        leave_progress: bool = False,
+    ) -> dict[str, object]:
+        # Either csc backend of bm25s yields the same CSC arrays that scipy builds here.
+        if self.method in self.methods_requiring_nonoccurrence:
+            return super().build_index_from_ids(
+                unique_token_ids, corpus_token_ids, show_progress, leave_progress
+            )
+        self.nonoccurrence_array = None
+        n_docs, n_vocab = len(corpus_token_ids), len(unique_token_ids)
+        lengths = np.fromiter((len(d) for d in corpus_token_ids), np.int64, n_docs)
+        flat = (
+            np.concatenate([np.asarray(d, np.int64) for d in corpus_token_ids])
+            if lengths.sum()
+            else np.zeros(0, np.int64)
+        )
+        pairs, tf = np.unique(
+            np.repeat(np.arange(n_docs, dtype=np.int64), lengths) * n_vocab + flat,
+            return_counts=True,
+        )
+        doc_idx, vocab_idx = pairs // n_vocab, pairs % n_vocab
+        doc_freq = np.bincount(vocab_idx, minlength=n_vocab)
+        idf_of = scoring._select_idf_scorer(self.idf_method)
+        idf = np.array(
+            [idf_of(int(df), N=n_docs) if df else 0.0 for df in doc_freq], dtype=self.dtype
+        )
+        tfc = scoring._select_tfc_scorer(self.method)(
+            tf_array=tf.astype(self.dtype),
+            l_d=lengths[doc_idx],
+            l_avg=lengths.mean() if n_docs else 0.0,
+            k1=self.k1,
+            b=self.b,
+            delta=self.delta,
+        )
+        matrix = sp.csc_matrix(
+            ((idf[vocab_idx] * tfc).astype(self.dtype), (doc_idx, vocab_idx)),
+            shape=(n_docs, n_vocab),
+            dtype=self.dtype,
+        )
+        return {
+            "data": matrix.data,
+            "indices": matrix.indices,
+            "indptr": matrix.indptr,
+            "num_docs": n_docs,
+        }
+
+
+class LexicalIndex:
+    """A BM25 index whose document ids are positions in the chunk table.
+
+    Keeps each chunk's token ids (``token_ids[token_offsets[i]:token_offsets[i + 1]]``, ids of
+    the retriever's vocabulary) so the next build can reuse them.
+    """
+
+    def __init__(
+        self,
+        retriever: bm25s.BM25,
+        size: int,
+        token_ids: np.ndarray | None = None,
+        token_offsets: np.ndarray | None = None,
+    ) -> None:
         self._retriever = retriever
         self.size = size
+        self.token_ids = token_ids
+        self.token_offsets = token_offsets
 
     @classmethod
-    def build(cls, texts: list[str]) -> LexicalIndex:
-        retriever = bm25s.BM25()
+    def build(
+        cls,
+        texts: list[str],
+        previous: LexicalIndex | None = None,
+        previous_rows: Sequence[int] | None = None,
+    ) -> LexicalIndex:
+        """Index ``texts``; where ``previous_rows[i] >= 0``, chunk i's tokens are those of that
+        row of ``previous`` (its text unchanged), so only the others are tokenised."""
+        prev_ids = previous.token_ids if previous is not None else None
+        prev_offsets = previous.token_offsets if previous is not None else None
+        if previous is None or previous_rows is None or prev_ids is None or prev_offsets is None:
+            previous_rows = [-1] * len(texts)
+        vocab = previous.vocabulary if previous is not None else {}
+        fresh = [i for i, r in enumerate(previous_rows) if r < 0]
+        fresh_tokens = dict(zip(fresh, tokenize([texts[i] for i in fresh]), strict=True))
+        per_chunk: list[np.ndarray] = []
+        for i, r in enumerate(previous_rows):
+            if r >= 0:
+                assert prev_ids is not None and prev_offsets is not None
+                per_chunk.append(prev_ids[prev_offsets[r] : prev_offsets[r + 1]])
+            else:
+                ids = (vocab.setdefault(t, len(vocab)) for t in fresh_tokens[i])
+                per_chunk.append(np.fromiter(ids, np.int64))
+        offsets = np.zeros(len(per_chunk) + 1, np.int64)
+        np.cumsum([len(c) for c in per_chunk], out=offsets[1:])
+        flat = np.concatenate(per_chunk).astype(np.int64) if per_chunk else np.zeros(0, np.int64)
+        # Keep only the words some chunk still has, numbered densely.
+        used, flat = np.unique(flat, return_inverse=True)
+        words = {i: t for t, i in vocab.items()}
+        compact = {words[int(i)]: n for n, i in enumerate(used)}
+        retriever = _VectorisedBM25()
         # bm25s cannot index an empty corpus; an empty index simply never matches.
         if texts:
-            retriever.index(tokenize(texts), show_progress=False)
-        return cls(retriever, len(texts))
+            chunks = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
+            retriever.index(
+                (chunks, compact),  # type: ignore[arg-type]
+                create_empty_token=bool(compact),
+                show_progress=False,
+            )
+        return cls(retriever, len(texts), flat.astype(np.int32), offsets)
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        return dict(getattr(self._retriever, "vocab_dict", {}) or {})
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(chunk_position, bm25_score)`` pairs with a positive score."""
-        if self.size == 0:
+        if self.size == 0 or not getattr(self._retriever, "vocab_dict", None):
             return []
         tokens = tokenize([query])
         if not tokens[0]:
@@ -52,7 +172,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (zeros where nothing matches)."""
         tokens = tokenize([query])
-        if self.size == 0 or not tokens[0]:
+        if self.size == 0 or not tokens[0] or not getattr(self._retriever, "vocab_dict", None):
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(tokens[0]), dtype=np.float32)
 
@@ -60,10 +180,17 @@ class LexicalIndex:
         directory.mkdir(parents=True, exist_ok=True)
         if self.size:
             self._retriever.save(str(directory), show_progress=False)
+        if self.token_ids is not None and self.token_offsets is not None:
+            np.save(directory / TOKEN_IDS_FILE, self.token_ids)
+            np.save(directory / TOKEN_OFFSETS_FILE, self.token_offsets)
 
     @classmethod
     def load(cls, directory: Path, size: int) -> LexicalIndex:
+        token_ids = token_offsets = None
+        if (directory / TOKEN_OFFSETS_FILE).exists():
+            token_ids = np.load(directory / TOKEN_IDS_FILE, mmap_mode="r")
+            token_offsets = np.load(directory / TOKEN_OFFSETS_FILE)
         if size == 0:
-            return cls(bm25s.BM25(), 0)
+            return cls(bm25s.BM25(), 0, token_ids, token_offsets)
         retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
-        return cls(retriever, size)
+        return cls(retriever, size, token_ids, token_offsets)

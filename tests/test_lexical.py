@@ -1,0 +1,93 @@
+"""BM25: the vectorised index build equals bm25s's own, and updates reuse saved token ids."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+import qa.lexical
+from qa.lexical import LexicalIndex, tokenize
+
+WORDS = (
+    "election minister budget deficit striker goal match club phone mobile sales price "
+    "oil market shares bank rate film award actor music chart album court ruling police "
+    "the of and a to in is was"
+).split()
+QUERIES = ["budget deficit", "striker goal match", "mobile phone sales", "oil", "film award"]
+
+
+def corpus(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 40))) + "." for _ in range(n)]
+
+
+def bm25s_scores(texts: list[str], query: str) -> np.ndarray:
+    reference = bm25s.BM25()
+    reference.index(tokenize(texts), show_progress=False)
+    return np.asarray(reference.get_scores(tokenize([query])[0]), dtype=np.float32)
+
+
+def test_vectorised_build_scores_like_bm25s() -> None:
+    texts = corpus(300)
+    ours = LexicalIndex.build(texts)
+    for query in QUERIES:
+        np.testing.assert_allclose(ours.scores(query), bm25s_scores(texts, query), rtol=1e-6)
+        top = ours.search(query, 5)
+        assert top and all(s > 0 for _, s in top)
+        assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+
+
+def test_update_reuses_token_ids_and_equals_a_fresh_build(monkeypatch) -> None:  # noqa: ANN001
+    old_texts = corpus(200, seed=1)
+    previous = LexicalIndex.build(old_texts)
+    # Drop rows 0-9, keep the rest in a new order, add 5 new chunks.
+    kept = list(range(10, 200))
+    random.Random(2).shuffle(kept)
+    new_texts = corpus(5, seed=3)
+    texts = [old_texts[r] for r in kept] + new_texts
+    rows = kept + [-1] * len(new_texts)
+
+    tokenised: list[str] = []
+    real = qa.lexical.tokenize
+
+    def counting(batch: list[str]) -> list[list[str]]:
+        tokenised.extend(batch)
+        return real(batch)
+
+    monkeypatch.setattr(qa.lexical, "tokenize", counting)
+    updated = LexicalIndex.build(texts, previous, rows)
+    assert tokenised == new_texts  # only the new chunks were tokenised
+    monkeypatch.setattr(qa.lexical, "tokenize", real)
+
+    fresh = LexicalIndex.build(texts)
+    for query in QUERIES:
+        np.testing.assert_allclose(updated.scores(query), fresh.scores(query), rtol=1e-6)
+    # Words only the dropped chunks had are gone from the vocabulary.
+    assert set(updated.vocabulary) - {""} == set(fresh.vocabulary) - {""}
+
+
+def test_saved_token_ids_round_trip(tmp_path: Path) -> None:
+    texts = corpus(50, seed=4)
+    built = LexicalIndex.build(texts)
+    built.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25", len(texts))
+    assert loaded.token_ids is not None and loaded.token_offsets is not None
+    np.testing.assert_array_equal(loaded.token_ids, built.token_ids)
+    np.testing.assert_array_equal(loaded.token_offsets, built.token_offsets)
+    again = LexicalIndex.build(texts + ["oil price"], loaded, [*range(len(texts)), -1])
+    np.testing.assert_allclose(
+        again.scores("oil"), LexicalIndex.build(texts + ["oil price"]).scores("oil"), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("texts", [[], ["the of and", "a to in"]])
+def test_corpora_without_terms_never_match(tmp_path: Path, texts: list[str]) -> None:
+    built = LexicalIndex.build(texts)
+    assert built.search("anything at all", 5) == []
+    assert built.scores("anything").shape == (len(texts),)
+    built.save(tmp_path / "bm25")
+    assert LexicalIndex.load(tmp_path / "bm25", len(texts)).search("anything", 5) == []
