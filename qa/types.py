@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: A corpus file's ``(size in bytes, mtime in ns)``: while both are unchanged, its documents are
+#: taken as they were rather than read again.
+FileSignature = tuple[int, int]
+
 
 @dataclass(frozen=True)
 class Document:

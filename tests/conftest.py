@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +48,43 @@ class HashEmbedder:
     tokenizer = _Tokenizer()
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return self._hash(texts)
+
+    def _hash(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
                 digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
                 out[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
+        if not normalize:
+            return out
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def encode_pooled(self, texts, spans, *, progress=None):
+        """As ``Embedder.encode_pooled``: a word's hashed one-hot vector is its token vector."""
+        vectors = self.encode(list(texts))
+        pools = []
+        for text, text_spans in zip(texts, spans, strict=True):
+            words = [(m.start(), m.end(), m.group().lower()) for m in re.finditer(r"\w+", text)]
+            sums = np.zeros((len(text_spans), self.dimension), dtype=np.float32)
+            counts = np.zeros(len(text_spans), dtype=np.int64)
+            for k, (a, b) in enumerate(text_spans):
+                inside = [w for s, e, w in words if s >= a and e <= b]
+                counts[k] = len(inside)
+                if inside:
+                    sums[k] = self._hash([" ".join(inside)], normalize=False)[0]
+            pools.append((sums, counts))
+            if progress is not None:
+                time.sleep(self.delay)
+                progress(len(pools))
+        return vectors, pools
+
+    #: Seconds slept per text in ``encode_pooled`` (a slow build for kill tests).
+    delay = 0.0
 
 
 @pytest.fixture

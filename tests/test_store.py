@@ -160,18 +160,13 @@ def test_old_builds_are_pruned(tmp_path: Path, hash_embedder: HashEmbedder) -> N
 
 
 class SlowEmbedder(HashEmbedder):
-    def encode(self, texts, *, progress=False):
-        time.sleep(0.05)
-        return super().encode(texts)
+    delay = 0.05  # per chunk, so the kill lands mid-embedding
 
 
 def _slow_build(index_dir: str, corpus: list[tuple[str, str]]) -> None:
     settings = Settings(
         index_dir=Path(index_dir), chunk_size=12, chunk_overlap=3, embedding_model="test"
     )
-    import qa.store
-
-    qa.store.PROGRESS_STEP = 1  # many small embedding steps, so the kill lands mid-build
     build_index(
         settings, [doc(k, v) for k, v in corpus], SlowEmbedder(), rebuild=True, show_progress=False
     )
@@ -238,3 +233,44 @@ def test_hnsw_index_when_forced(tmp_path: Path, hash_embedder: HashEmbedder) -> 
     assert hits[0].chunk.doc_id == "a.txt"
     manifest = json.loads((current_path(settings.index_dir) / "manifest.json").read_text())
     assert manifest["chunks"] == len(index.chunks)
+
+
+def test_qa_build_reads_and_embeds_only_the_added_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.ingest
+    from qa.pipeline import QA
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in TOPICS.items():
+        if name != "d.txt":
+            (corpus / name).write_text(text)
+    settings = settings_for(tmp_path).replace(corpus_dir=corpus)
+    app = QA(settings)
+    app.__dict__["embedder"] = CountingEmbedder()
+    first = app.build(show_progress=False)
+    assert first.rebuilt and set(load(settings).manifest["files"]) == {"a.txt", "b.txt", "c.txt"}
+
+    read: list[str] = []
+    real = qa.ingest.load_file
+    monkeypatch.setattr(
+        qa.ingest, "load_file", lambda path, root: read.append(path.name) or real(path, root)
+    )
+    (corpus / "d.txt").write_text(TOPICS["d.txt"])
+    app.__dict__["embedder"] = counting = CountingEmbedder()
+    stages: dict[str, float] = {}
+    report = app.build(show_progress=False, timings=stages)
+    assert read == ["d.txt"]
+    assert report.added == ["d.txt"] and not report.rebuilt
+    assert counting.encoded and all(t in TOPICS["d.txt"] for t in counting.encoded)
+    assert {"scan", "previous", "chunking", "embedding", "bm25", "write"} <= set(stages)
+    # The answering side sees the new document at once, and it equals a full rebuild.
+    assert app.index.path == current_path(settings.index_dir).resolve()
+    queries = ["missile launch", "officers in each", "football goals"]
+    incremental = [ranking(settings, q) for q in queries]
+    assert any(hit[0] == "d.txt" for q in incremental for hit in q)
+    read.clear()
+    app.build(rebuild=True, show_progress=False)
+    assert sorted(read) == ["a.txt", "b.txt", "c.txt", "d.txt"]  # --rebuild reads everything
+    assert [ranking(settings, q) for q in queries] == incremental

@@ -18,9 +18,16 @@ from pathlib import Path
 
 from qa.ingest import html, jsonl, markdown, pdf, text
 from qa.ingest.base import Extracted, IngestError
-from qa.types import Document
+from qa.types import Document, FileSignature
 
-__all__ = ["SUPPORTED_SUFFIXES", "IngestError", "load_corpus", "load_file"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "FileSignature",
+    "IngestError",
+    "load_corpus",
+    "load_file",
+    "scan_corpus",
+]
 
 logger = logging.getLogger("qa.ingest")
 
@@ -95,17 +102,55 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     Raises:
         NotADirectoryError: If ``corpus_dir`` is not a folder.
     """
+    return scan_corpus(corpus_dir)[0]
+
+
+def scan_corpus(
+    corpus_dir: Path,
+    known: dict[str, tuple[FileSignature, list[Document]]] | None = None,
+) -> tuple[list[Document], dict[str, FileSignature]]:
+    """``load_corpus``, reusing the documents of files whose size and mtime are unchanged.
+
+    Updating an index of thousands of articles after adding one should not re-read and
+    re-clean the thousands: a file whose ``(size, mtime_ns)`` equals its ``known`` signature
+    keeps its ``known`` documents without being opened. The signature is taken before the
+    file is read, so a file changed while it is read is read again next time.
+
+    Args:
+        corpus_dir: The corpus root.
+        known: Per relative path (as in ``Document.path``), the signature the file had when
+            its documents were last loaded, and those documents.
+
+    Returns:
+        ``(documents sorted by doc_id, signature of every file loaded or reused)``.
+    """
     root = Path(corpus_dir)
     if not root.is_dir():
         raise NotADirectoryError(f"corpus folder not found: {root}")
+    known = known or {}
     documents: list[Document] = []
+    signatures: dict[str, FileSignature] = {}
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in files:
             if name.startswith("."):
                 continue
+            path = Path(folder) / name
+            source = path.relative_to(root).as_posix()
             try:
-                documents.extend(load_file(Path(folder) / name, root))
+                stat = path.stat()
+            except OSError:
+                stat = None
+            signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
+            if signature is not None and source in known and known[source][0] == signature:
+                documents.extend(known[source][1])
+                signatures[source] = signature
+                continue
+            try:
+                documents.extend(load_file(path, root))
             except IngestError as exc:
                 logger.warning("skipped %s: %s", exc.path, exc.reason)
-    return sorted(documents, key=lambda d: d.doc_id)
+                continue
+            if signature is not None:
+                signatures[source] = signature
+    return sorted(documents, key=lambda d: d.doc_id), signatures

@@ -52,6 +52,7 @@ from qa.types import Answer, Document, Passage, Result
 
 if TYPE_CHECKING:
     from qa.embedding import Embedder
+    from qa.sentence_vectors import SentenceVectors
     from qa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class _Text:
     path: str
     text: str
     offset: int  # where text[0] lies in Document.text
+    indexed: bool = False  # text is the indexed document's text (its sentence vectors apply)
 
     @property
     def sentences(self) -> tuple[Sentence, ...]:
@@ -172,7 +174,8 @@ def _texts_and_sentences(
     for p in passages:
         chunk = p.chunk
         doc = documents.get(chunk.doc_id)
-        if doc is not None and doc.text[chunk.start : chunk.end] == chunk.text:
+        indexed = doc is not None and doc.text[chunk.start : chunk.end] == chunk.text
+        if indexed:
             text, offset = doc.text, 0
         else:
             # A passage from outside the index (e.g. an eval set's gold paragraph).
@@ -180,13 +183,34 @@ def _texts_and_sentences(
         key = (chunk.doc_id, offset, text)
         if key not in text_index:
             text_index[key] = len(texts)
-            texts.append(_Text(chunk.doc_id, p.title, p.path, text, offset))
+            texts.append(_Text(chunk.doc_id, p.title, p.path, text, offset, indexed))
         t = text_index[key]
         lo, hi = chunk.start - offset, chunk.end - offset
         for i, s in enumerate(texts[t].sentences):
             if s.start < hi and lo < s.end:
                 picks[(t, i)] = None
     return texts, list(picks)
+
+
+def _known_vectors(
+    texts: Sequence[_Text],
+    picks: Sequence[tuple[int, int]],
+    sentence_vectors: SentenceVectors | None,
+) -> list[np.ndarray | None]:
+    """The index-time vector of each picked sentence, or None where the index has none."""
+    out: list[np.ndarray | None] = [None] * len(picks)
+    if sentence_vectors is None:
+        return out
+    by_text: dict[int, list[int]] = {}
+    for k, (t, _) in enumerate(picks):
+        if texts[t].indexed:
+            by_text.setdefault(t, []).append(k)
+    for t, ks in by_text.items():
+        sentences = texts[t].sentences
+        spans = [(sentences[picks[k][1]].start, sentences[picks[k][1]].end) for k in ks]
+        for k, vector in zip(ks, sentence_vectors.lookup(texts[t].doc_id, spans), strict=True):
+            out[k] = vector
+    return out
 
 
 def _window(sentences: Sequence[Sentence], focus: int, budget: int) -> tuple[int, int]:
@@ -285,6 +309,7 @@ class AnswerFinder:
         n_answers: int | None = None,
         threshold: float | None = None,
         timings: dict[str, float] | None = None,
+        sentence_vectors: SentenceVectors | None = None,
     ) -> Result:
         """Answer ``question`` from ``passages``.
 
@@ -298,6 +323,8 @@ class AnswerFinder:
                 ``settings.threshold``, then the mode's recommended value. ``0.0`` keeps every
                 candidate, which is how an evaluation sweeps thresholds from one pass.
             timings: If given, receives seconds spent in ``sentences`` and ``reader``.
+            sentence_vectors: The index's sentence vectors; sentences of indexed documents
+                found there are not embedded again.
 
         Returns:
             The answers (deduplicated, best first) or an abstention (``answers == []``) with
@@ -313,7 +340,11 @@ class AnswerFinder:
         clock = time.perf_counter()
         texts, picks = _texts_and_sentences(passages, documents)
         sentences = [texts[t].sentences[i] for t, i in picks]
-        scores = self.extractor.score(question, [s.text for s in sentences])
+        scores = self.extractor.score(
+            question,
+            [s.text for s in sentences],
+            vectors=_known_vectors(texts, picks, sentence_vectors),
+        )
         now = time.perf_counter()
         _add(timings, "sentences", now - clock)
         if reader is None:
@@ -322,7 +353,7 @@ class AnswerFinder:
                 for (t, _), s, score in zip(picks, sentences, scores, strict=True)
             ]
         else:
-            candidates = self._read(reader, question, texts, picks, scores, n)
+            candidates = self._read(reader, question, texts, picks, scores, n, sentence_vectors)
             _add(timings, "reader", time.perf_counter() - now)
         answers = select(candidates, n, threshold)
         return Result(
@@ -341,6 +372,7 @@ class AnswerFinder:
         picks: list[tuple[int, int]],
         scores: np.ndarray,
         n: int,
+        sentence_vectors: SentenceVectors | None,
     ) -> list[Answer]:
         order = np.argsort(-scores, kind="stable")[:FOCUS_SENTENCES]
         windows = _merge(
@@ -366,7 +398,9 @@ class AnswerFinder:
         ]
         if extra:
             extra_scores = self.extractor.score(
-                question, [texts[t].sentences[i].text for t, i in extra]
+                question,
+                [texts[t].sentences[i].text for t, i in extra],
+                vectors=_known_vectors(texts, extra, sentence_vectors),
             )
             sentence_score.update(zip(extra, extra_scores.tolist(), strict=True))
         # Extra candidates: re-ranking by sentence score and deduplication both thin the list.

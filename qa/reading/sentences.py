@@ -150,12 +150,19 @@ class SentenceExtractor:
         self._vectors: _LRU[np.ndarray] = _LRU(cache_size)
         self._terms: _LRU[set[str]] = _LRU(cache_size)
 
-    def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
+    def score(
+        self,
+        question: str,
+        sentences: Sequence[str],
+        vectors: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
         """Score each sentence against ``question``.
 
         Args:
             question: The question.
             sentences: Sentence texts.
+            vectors: Known unit vectors of the sentences (index-time vectors), aligned with
+                ``sentences``; a None entry, or no list, is embedded here (and memoised).
 
         Returns:
             A float array aligned with ``sentences``, each value in [0, 1].
@@ -163,7 +170,7 @@ class SentenceExtractor:
         if not sentences:
             return np.zeros(0, dtype=np.float32)
         question_vector = self.embedder.encode_query(question)
-        cosine = np.clip(self._sentence_vectors(sentences) @ question_vector, 0.0, 1.0)
+        cosine = np.clip(self._sentence_vectors(sentences, vectors) @ question_vector, 0.0, 1.0)
         wanted = content_terms(question)
         overlap = np.zeros(len(sentences), dtype=np.float32)
         if wanted:
@@ -172,14 +179,24 @@ class SentenceExtractor:
         w = self.lexical_weight
         return ((1.0 - w) * cosine + w * overlap).astype(np.float32)
 
-    def _sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
-        found = self._vectors.get_many(sentences)
-        missing = [s for s in dict.fromkeys(sentences) if s not in found]
+    def _sentence_vectors(
+        self, sentences: Sequence[str], known: Sequence[np.ndarray | None] | None
+    ) -> np.ndarray:
+        if known is not None and all(v is not None for v in known):
+            return np.stack(known)  # type: ignore[arg-type]
+        unknown = [s for k, s in enumerate(sentences) if known is None or known[k] is None]
+        found = self._vectors.get_many(unknown)
+        missing = [s for s in dict.fromkeys(unknown) if s not in found]
         if missing:
             fresh = dict(zip(missing, self.embedder.encode(missing), strict=True))
             self._vectors.put_many(fresh)
             found.update(fresh)
-        return np.stack([found[s] for s in sentences])
+        return np.stack(
+            [
+                found[s] if known is None or known[k] is None else known[k]
+                for k, s in enumerate(sentences)
+            ]
+        )
 
     def _sentence_terms(self, sentences: Sequence[str]) -> list[set[str]]:
         found = self._terms.get_many(sentences)

@@ -30,7 +30,12 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
     assert fig["build_chunks_per_s"] > 0 and fig["raw_encode_chunks_per_s"] > 0
     assert fig["peak_rss_mib"] >= fig["rss_after_model_mib"] > fig["rss_start_mib"]
     assert fig["index_bytes"] == sum(fig["index_parts_bytes"].values())
-    assert set(fig["add_one_parts_s"]) >= {"embed_new_chunks", "bm25_all_chunks", "faiss_index"}
+    assert fig["add_one_added"] == [f"seed/{SEED_IDS[1]}"]
+    assert fig["sentences"] > fig["chunks"]
+    assert set(fig["add_one_parts_s"]) >= {"scan", "previous", "embedding", "bm25", "write"}
+    assert set(fig["build_stages_s"]) >= {"scan", "chunking", "embedding", "bm25", "write"}
+    # The stages are parts of the update (each rounded to the millisecond).
+    assert sum(fig["add_one_parts_s"].values()) <= fig["add_one_s"] + 0.01
 
 
 def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001

@@ -96,3 +96,54 @@ def test_any_bytes_load_or_raise_ingest_error(tmp_path: Path, data: bytes, suffi
         assert doc.text == doc.text.strip() and doc.text
         for paragraph in doc.text.split("\n\n"):
             assert paragraph and paragraph == " ".join(paragraph.split())
+
+
+def test_scan_reuses_unchanged_files_without_reading_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import qa.ingest
+    from qa.ingest import scan_corpus
+
+    (tmp_path / "a.txt").write_text("Alpha\n\nThe first article.")
+    (tmp_path / "b.txt").write_text("Beta\n\nThe second article.")
+    docs, signatures = scan_corpus(tmp_path)
+    assert set(signatures) == {"a.txt", "b.txt"}
+    stat = (tmp_path / "a.txt").stat()
+    assert signatures["a.txt"] == (stat.st_size, stat.st_mtime_ns)
+    known = {d.path: (signatures[d.path], [d]) for d in docs}
+
+    read: list[str] = []
+    real = qa.ingest.load_file
+
+    def counting(path: Path, root: Path) -> list:
+        read.append(path.name)
+        return real(path, root)
+
+    monkeypatch.setattr(qa.ingest, "load_file", counting)
+    (tmp_path / "c.txt").write_text("Gamma\n\nA new article.")
+    (tmp_path / "b.txt").write_text("Beta\n\nThe second article, edited.")
+    again, _ = scan_corpus(tmp_path, known)
+    assert sorted(read) == ["b.txt", "c.txt"]  # a.txt was not opened
+    assert [d.doc_id for d in again] == ["a.txt", "b.txt", "c.txt"]
+    assert again[0] is docs[0] and "edited" in again[1].text
+
+    # Same size, new mtime: read again (an edit that kept the length).
+    read.clear()
+    os.utime(tmp_path / "a.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    scan_corpus(tmp_path, known)
+    assert "a.txt" in read
+
+
+def test_scan_keeps_skipping_a_bad_file_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from qa.ingest import scan_corpus
+
+    (tmp_path / "good.txt").write_text("Good\n\nText.")
+    (tmp_path / "bad.txt").write_bytes(b"\x00\x01\x02binary")
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs, signatures = scan_corpus(tmp_path)
+    assert [d.doc_id for d in docs] == ["good.txt"] and set(signatures) == {"good.txt"}
+    assert "bad.txt" in caplog.text

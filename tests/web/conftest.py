@@ -20,16 +20,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: What the module's app reads with: a module may override this fixture (the browser tests
+#: read with the packaged reader, as a user's page does).
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> Iterator[str]:
-    """The URL of the app over a copy of the seed corpus, reading with the sentence extractor.
+def reader_model() -> str:
+    return "none"
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, embedder: object, reader_model: str
+) -> Iterator[str]:
+    """The URL of the app over a copy of the seed corpus, reading with ``reader_model``.
 
     The index is built by the app's own start-up path (there is none yet), with the session's
     loaded embedding model.
     """
     root = tmp_path_factory.mktemp("web")
     shutil.copytree(SEED_CORPUS, root / "corpus")
-    qa = QA(Settings(corpus_dir=root / "corpus", index_dir=root / "index", reader_model="none"))
+    qa = QA(
+        Settings(corpus_dir=root / "corpus", index_dir=root / "index", reader_model=reader_model)
+    )
     qa.__dict__["embedder"] = embedder  # a cached_property: reuse the session's model
     page = create_app(qa)
     port = free_port()

@@ -1,9 +1,8 @@
 """The web page in a real browser: Debian's headless Chromium driven by Playwright.
 
 One app for the module (the ``server`` fixture), over a private copy of the seed corpus and a
-temporary index, reading with the sentence extractor (``reader_model="none"``). Assertions hold
-in any reading mode: the supporting sentence is checked for the answer, and the highlight for
-the answer's words. Screenshots go to ``test-artifacts/`` (ignored by git).
+temporary index, reading with the packaged reader as a user's page does. Screenshots go to
+``test-artifacts/`` (ignored by git).
 """
 
 from __future__ import annotations
@@ -49,6 +48,11 @@ HOSTILE = (
     f"The Quibbleflax museum opens at {HOSTILE_IMG} noon every Tuesday.\n\n"
     f"Quibbleflax visitors read {HOSTILE_MD}.\n"
 )
+
+
+@pytest.fixture(scope="module")
+def reader_model() -> str:
+    return "default"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,120 @@
+"""Sentence vectors made at index time from the chunks' token vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa import QA
+from qa.reading.sentences import split_sentences
+from qa.sentence_vectors import assemble, chunk_sentence_spans
+from qa.settings import Settings
+from qa.types import Chunk, Document
+
+from .conftest import HashEmbedder
+
+
+def _doc(text: str) -> Document:
+    return Document("d.txt", "D", "d.txt", text, "h")
+
+
+def _chunk(doc: Document, index: int, start: int, end: int) -> Chunk:
+    return Chunk(f"d.txt#{index}", doc.doc_id, index, start, end, doc.text[start:end])
+
+
+def test_a_sentence_cut_by_chunk_boundaries_pools_every_piece() -> None:
+    doc = _doc("Alpha beta gamma. Delta epsilon zeta eta theta. Iota kappa.")
+    sentences = split_sentences(doc.text)
+    assert len(sentences) == 3
+    # Chunk 0 ends inside the second sentence, chunk 1 starts inside it: no chunk holds it.
+    cut = doc.text.index("zeta")
+    chunks = [_chunk(doc, 0, 0, cut), _chunk(doc, 1, cut, len(doc.text))]
+    requests, plan = chunk_sentence_spans([doc], chunks)
+    assert requests[0] == [(0, 17), (18, cut)]
+    assert requests[1] == [
+        (0, sentences[1].end - cut),
+        (sentences[2].start - cut, sentences[2].end - cut),
+    ]
+    assert plan[0][1] == (sentences[1].start, sentences[1].end, 0, 1, 1, 0)
+
+    emb = HashEmbedder()
+    _, pools = emb.encode_pooled([c.text for c in chunks], requests)
+    spans, vectors = assemble([doc], plan, pools, emb.encode, emb.dimension)
+    np.testing.assert_array_equal(spans[0], [[s.start, s.end] for s in sentences])
+    # Pooled from both pieces, the cut sentence's vector is that of its whole text.
+    expected = emb.encode([s.text for s in sentences])
+    np.testing.assert_allclose(vectors[0].astype(np.float32), expected, atol=2e-3)
+
+
+def test_a_sentence_without_tokens_of_its_own_is_embedded_alone() -> None:
+    doc = _doc("Alpha beta. Gamma delta.")
+    chunks = [_chunk(doc, 0, 0, len(doc.text))]
+    requests, plan = chunk_sentence_spans([doc], chunks)
+    emb = HashEmbedder()
+    _, pools = emb.encode_pooled([c.text for c in chunks], requests)
+    pools[0][1][1] = 0  # as if no word piece of the second sentence were in the chunk
+    pools[0][0][1] = 0
+    alone: list[str] = []
+
+    def embed_alone(texts: list[str]) -> np.ndarray:
+        alone.extend(texts)
+        return emb.encode(texts)
+
+    _, vectors = assemble([doc], plan, pools, embed_alone, emb.dimension)
+    assert alone == ["Gamma delta."]
+    np.testing.assert_allclose(vectors[0][1].astype(np.float32), emb.encode(alone)[0], atol=2e-3)
+
+
+@pytest.mark.slow
+def test_pooled_encoding_gives_the_model_vectors_and_span_sums(embedder) -> None:  # noqa: ANN001
+    texts = ["Hello world. Second sentence here.", "Short.", "A third text, longer than both."]
+    spans = [[(0, 12), (13, 34)], [(0, 6)], []]
+    done: list[int] = []
+    vectors, pools = embedder.encode_pooled(texts, spans, progress=done.append)
+    np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
+    assert done[-1] == len(texts)
+    # "hello world ." and "second sentence here ." are 3 and 4 word pieces; "short ." 2.
+    assert pools[0][1].tolist() == [3, 4] and pools[1][1].tolist() == [2]
+    assert pools[2][0].shape == (0, embedder.dimension)
+
+
+@pytest.mark.slow
+def test_index_holds_a_vector_for_every_sentence(seed_index_settings: Settings, embedder) -> None:  # noqa: ANN001
+    qa = QA(seed_index_settings)
+    qa.__dict__["embedder"] = embedder
+    index = qa.index
+    own_nearest = total = 0
+    for doc in index.documents.values():
+        sentences = split_sentences(doc.text)
+        found = index.sentences.lookup(doc.doc_id, [(s.start, s.end) for s in sentences])
+        assert all(v is not None for v in found), doc.doc_id
+        contextual = np.stack(found)  # type: ignore[arg-type]
+        np.testing.assert_allclose(np.linalg.norm(contextual, axis=1), 1.0, atol=2e-3)
+        alone = embedder.encode([s.text for s in sentences])
+        # Pooled in context, a sentence's vector is still closest to that sentence on its own.
+        own_nearest += int(np.sum(np.argmax(contextual @ alone.T, axis=1) == np.arange(len(alone))))
+        total += len(sentences)
+    assert total > 40 and own_nearest / total >= 0.9
+    assert index.sentences.lookup("no-such-doc", [(0, 5)]) == [None]
+
+
+@pytest.mark.slow
+def test_asking_embeds_only_the_question(seed_index_settings: Settings, embedder) -> None:  # noqa: ANN001
+    qa = QA(seed_index_settings)
+    qa.__dict__["embedder"] = embedder
+    qa.ask("warm up the index")
+    calls: list[list[str]] = []
+    real = embedder.encode
+
+    def counting(texts: list[str], **kw: object) -> np.ndarray:
+        calls.append(list(texts))
+        return real(texts, **kw)
+
+    embedder.encode = counting
+    try:
+        result = qa.ask("Where did Kim Jong-un and Trump agree to resume working-level talks?")
+    finally:
+        del embedder.encode
+    assert not result.abstained
+    # Only the question may be embedded (by torch when no ONNX query encoder is in use).
+    assert all(texts == [result.question] for texts in calls)
