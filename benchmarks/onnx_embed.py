@@ -23,10 +23,12 @@ from benchmarks.common import load, median_of_runs, summarize
 class OnnxEmbedder:
     """Duck-types ``qa.embedding.Embedder`` (name, dimension, tokenizer, encode, encode_query).
 
+    Batches of texts, longest first as sentence-transformers does, through the product's
+    ``OnnxQueryEncoder`` (which embeds one question at a time in the product).
+
     Args:
-        model_dir: The packaged sentence-transformers folder (for ``tokenizer.json`` and the
-            maximum sequence length).
-        onnx_file: The int8 ONNX model.
+        model_dir: The packaged sentence-transformers folder (for ``tokenizer.json``).
+        onnx_file: The int8 ONNX model (named in ``name``; the encoder loads the packaged one).
         batch_size: Texts per inference call.
         threads: onnxruntime intra-op threads (default: all cores, as torch uses).
     """
@@ -36,22 +38,15 @@ class OnnxEmbedder:
     def __init__(
         self, model_dir: Path, onnx_file: Path, batch_size: int = 32, threads: int | None = None
     ) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
         from transformers import AutoTokenizer
+
+        from qa.embedding import OnnxQueryEncoder
 
         self.name = f"{onnx_file.name} (int8 ONNX of all-MiniLM-L6-v2)"
         self.batch_size = batch_size
         # The product's chunker counts tokens with a Hugging Face tokenizer: give it the same one.
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self._fast = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._fast.enable_truncation(max_length=256)
-        self._fast.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        self._session = ort.InferenceSession(
-            str(onnx_file), options, providers=["CPUExecutionProvider"]
-        )
+        self._encoder = OnnxQueryEncoder(model_dir, threads=threads or os.cpu_count() or 1)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Unit vectors for ``texts``, batched by length as sentence-transformers does."""
@@ -59,16 +54,7 @@ class OnnxEmbedder:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         for i in range(0, len(texts), self.batch_size):
             rows = order[i : i + self.batch_size]
-            encodings = self._fast.encode_batch([texts[r] for r in rows])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-            hidden = self._session.run(
-                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            )[0]
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[rows] = self._encoder.encode([texts[r] for r in rows])
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
