@@ -12,6 +12,7 @@ at the wrong place when a chunk's text also occurs earlier in the document.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -92,33 +93,68 @@ def locate(
 
     The splitter emits contiguous pieces in document order: each starts after the previous
     piece's start, no later than the first non-space character after its end (only white space
-    is dropped between pieces), ends past it, and shares with it the longest tail that measures
-    at most ``overlap``. So the piece starts at the first occurrence in that window whose shared
-    tail fits the overlap. Where text repeats, this is the position the splitter used.
+    is dropped between pieces), ends past it, and shares with it a tail that measures at most
+    ``overlap``; the first piece starts at the first non-space character and the last ends at
+    the last one. Where text repeats, several positions can satisfy the local rules (the
+    splitter's overlap is made of whole splits, which a position cannot show), so positions are
+    chosen by a depth-first search, earliest first, that backtracks when a choice leaves a
+    later piece nowhere to stand or the end of the text uncovered. A (piece, position) pair
+    found to be a dead end is never tried again, so the search stays linear in practice.
 
     Raises:
-        ValueError: if a piece cannot stand there (a splitter contract broken).
+        ValueError: if the pieces cannot stand in ``text`` (a splitter contract broken).
     """
-    spans: list[tuple[int, int]] = []
-    prev_start, prev_end = -1, 0
-    for piece in pieces:
+    if not pieces:
+        return []
+    last = len(text.rstrip())
+
+    def options(i: int, prev_start: int, prev_end: int) -> list[int]:
+        piece = pieces[i]
         limit = prev_end
         while limit < len(text) and text[limit].isspace():
             limit += 1
         lo = max(prev_start + 1, prev_end - len(piece) + 1)
-        start = text.find(piece, lo, limit + len(piece))
-        while 0 <= start < prev_end and length_function(text[start:prev_end]) > overlap:
-            start = text.find(piece, start + 1, limit + len(piece))
-        if start < 0:
-            raise ValueError(f"chunk does not follow on at offset {prev_end}: {piece!r:.80}")
-        spans.append((start, start + len(piece)))
-        prev_start, prev_end = start, start + len(piece)
-    return spans
+        found = []
+        at = text.find(piece, lo, limit + len(piece))
+        while at >= 0:
+            if at >= prev_end or length_function(text[at:prev_end]) <= overlap:
+                found.append(at)
+            at = text.find(piece, at + 1, limit + len(piece))
+        return found
+
+    dead: set[tuple[int, int]] = set()
+    placed: list[tuple[int, list[int]]] = []  # per placed piece: its start, untried alternatives
+    untried = options(0, -1, 0)
+    while True:
+        i = len(placed)
+        untried = [at for at in untried if (i, at) not in dead]
+        if untried:
+            at, rest = untried[0], untried[1:]
+            placed.append((at, rest))
+            end = at + len(pieces[i])
+            if i + 1 < len(pieces):
+                untried = options(i + 1, at, end)
+                continue
+            if end == last:
+                return [(a, a + len(p)) for (a, _), p in zip(placed, pieces, strict=True)]
+            dead.add((i, at))
+            placed.pop()
+            untried = rest
+        elif placed:
+            at, untried = placed.pop()
+            dead.add((len(placed), at))
+        else:
+            raise ValueError(f"chunks do not follow on in the text: {pieces[0]!r:.80}")
 
 
 def token_length_function(tokenizer) -> LengthFunction:  # noqa: ANN001 - any HF tokenizer
-    """Count word pieces the way the embedding model will see them (without special tokens)."""
+    """Count word pieces the way the embedding model will see them (without special tokens).
 
+    Memoised: the splitter measures the same text more than once (on the BBC articles, 7,480
+    measurements of 2,941 distinct texts), and each costs a tokenizer call (~0.25 ms).
+    """
+
+    @lru_cache(maxsize=16_384)
     def length(text: str) -> int:
         # verbose=False: measuring a long text is not feeding it to the model; skip the warning.
         return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])

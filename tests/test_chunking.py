@@ -105,3 +105,16 @@ def test_token_length_keeps_chunks_within_model_window(embedder) -> None:
     chunks = Chunker(200, 40, length).split(make_doc(text))
     assert all(length(c.text) <= 200 for c in chunks)
     assert all(length(c.text) + 2 <= embedder.max_tokens for c in chunks)
+
+
+def test_a_repeat_just_past_the_overlap_is_not_taken_for_the_next_chunk() -> None:
+    # The splitter measures its overlap with the space after it: "Kim ... June. " is 39
+    # characters, one more than the overlap, so the second chunk shares nothing with the first,
+    # although the same two sentences also occur overlapping it (a case hypothesis found).
+    text = (
+        "The talks resumed. Kim met Trump at Panmunjom on 30 June. Kim met Trump at Panmunjom "
+        "on 30 June. Kim met Trump at Panmunjom on 30 June. The talks resumed."
+    )
+    chunks = Chunker(79, 38).split(make_doc(text))
+    assert [(c.start, c.end) for c in chunks] == [(0, 57), (58, 135), (136, 154)]
+    check_invariants(make_doc(text), Chunker(79, 38))
