@@ -357,7 +357,13 @@ def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        # Searching runs on one OpenMP thread (qa.retrieval); building a graph uses them all.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        finally:
+            faiss.omp_set_num_threads(threads)
     return index
 
 
@@ -417,10 +423,11 @@ def _sentence_table(
 ) -> SentenceVectors:
     if not parts or not sum(len(s) for _, s, _ in parts):
         return SentenceVectors([d.doc_id for d in documents], *_empty_sentences(dim))
-    spans = np.concatenate(
-        [np.column_stack([np.full(len(s), p, np.int64), s]) for p, s, _ in parts if len(s)]
-    )
-    vectors = np.concatenate([v for _, s, v in parts if len(s)]).astype(np.float16)
+    counts = np.fromiter((len(s) for _, s, _ in parts), np.int64, len(parts))
+    spans = np.empty((int(counts.sum()), 3), np.int64)
+    spans[:, 0] = np.repeat(np.fromiter((p for p, _, _ in parts), np.int64, len(parts)), counts)
+    spans[:, 1:] = np.concatenate([s for _, s, _ in parts])
+    vectors = np.concatenate([v for _, _, v in parts]).astype(np.float16, copy=False)
     return SentenceVectors([d.doc_id for d in documents], spans, vectors)
 
 
