@@ -69,7 +69,7 @@ def test_check_targets_reports_met_missed_and_absent() -> None:
         "miss": 5.0,
     }
     assert verdicts["build / raw encode throughput"]["met"] is True
-    assert verdicts["add one article (s)"]["met"] is True
+    assert verdicts["add one article of median size (s)"]["met"] is True
     assert verdicts["bbc ask p50 (ms)"]["met"] is None
 
 

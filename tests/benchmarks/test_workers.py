@@ -23,7 +23,7 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
     held_out.parent.mkdir(parents=True)
     shutil.copyfile(SEED_CORPUS / SEED_IDS[1], held_out)
 
-    fig = run_build(corpus, tmp_path / "index", held_out)
+    fig = run_build(corpus, tmp_path / "index", [held_out])
 
     assert fig["documents"] == 1 and fig["add_one_documents"] == 2
     assert fig["chunks"] > 0 and fig["add_one_embedded_chunks"] > 0
@@ -31,6 +31,7 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
     assert fig["peak_rss_mib"] >= fig["rss_after_model_mib"] > fig["rss_start_mib"]
     assert fig["index_bytes"] == sum(fig["index_parts_bytes"].values())
     assert fig["add_one_added"] == [f"seed/{SEED_IDS[1]}"]
+    assert [a["article"] for a in fig["adds"]] == [f"seed/{SEED_IDS[1]}"]
     assert fig["sentences"] > fig["chunks"]
     assert set(fig["add_one_parts_s"]) >= {"scan", "previous", "embedding", "bm25", "write"}
     assert set(fig["build_stages_s"]) >= {"scan", "chunking", "embedding", "bm25", "write"}
