@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 
 from benchmarks.common import load, summarize
-from qa.store import HNSW_EF_SEARCH, make_dense_index
+from qa.store import hnsw_ef_search, make_dense_index
 
 #: Noise added to a data point to make a query, relative to a unit vector's length.
 QUERY_NOISE = 0.5
@@ -129,12 +129,14 @@ def compare_indexes(
         out["hnsw_build_s"] = round(time.perf_counter() - started, 3)
         out["hnsw_load"] = load()
         out["hnsw"] = {}
-        for ef in sorted(set(ef_sweep) | {HNSW_EF_SEARCH}):
+        product_ef = hnsw_ef_search(n)
+        for ef in sorted(set(ef_sweep) | {product_ef}):
             index.hnsw.efSearch = max(ef, depth)
             summary, found = single_query_latency(index, queries, depth)
             summary["recall@10"] = recall_at(found, truth)
             out["hnsw"][f"ef{ef}"] = summary
-        out["hnsw_product"] = out["hnsw"][f"ef{HNSW_EF_SEARCH}"]
+        # What the product searches with at this size.
+        out["hnsw_product"] = {**out["hnsw"][f"ef{product_ef}"], "ef_search": product_ef}
         del index
 
     if ivf:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from qa.settings import Settings
-from qa.store import HNSW_EF_SEARCH, _faiss_kind, build_index, load_index, make_dense_index
+from qa.store import (
+    HNSW_EF_SEARCH,
+    _faiss_kind,
+    build_index,
+    hnsw_ef_search,
+    load_index,
+    make_dense_index,
+)
 from qa.types import Document
 
 from .conftest import HashEmbedder
@@ -62,9 +69,15 @@ def test_auto_switches_to_hnsw_in_a_real_build(tmp_path: Path, hash_embedder: Ha
     index = load_index(settings, embedding_name=HashEmbedder.name)
     assert index.manifest["faiss_index"] == "hnsw"
     assert isinstance(index.dense, faiss.IndexHNSW)
-    assert index.dense.hnsw.efSearch == HNSW_EF_SEARCH
+    assert index.dense.hnsw.efSearch == hnsw_ef_search(index.dense.ntotal) == HNSW_EF_SEARCH
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_empty_vectors_make_an_empty_index(kind: str) -> None:
     assert make_dense_index(np.zeros((0, 16), dtype=np.float32), kind).ntotal == 0
+
+
+def test_ef_search_grows_with_the_graph() -> None:
+    sizes = [1_000, 100_000, 200_000, 300_000, 1_000_000, 5_000_000]
+    efs = [hnsw_ef_search(n) for n in sizes]
+    assert efs == sorted(efs) and efs[0] == HNSW_EF_SEARCH and efs[-1] == 4 * HNSW_EF_SEARCH
