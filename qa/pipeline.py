@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from qa.store import (
     known_files,
     load_index,
 )
+from qa.timing import StageClock
 from qa.types import Document, Passage, Result
 
 if TYPE_CHECKING:
@@ -86,13 +86,12 @@ class QA:
             # building needs them, not asking.
             from qa.ingest import scan_corpus
 
-            began = time.perf_counter()
+            clock = StageClock(timings)
             live = self._live_index() if not rebuild else None
             documents, files = scan_corpus(
                 self.settings.corpus_dir, known_files(live) if live is not None else None
             )
-            if timings is not None:
-                timings["scan"] = time.perf_counter() - began
+            clock.lap("scan")
             report = build_index(
                 self.settings,
                 documents,

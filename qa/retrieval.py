@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from qa.settings import RetrievalMode, Settings
+from qa.timing import StageClock
 from qa.types import Passage
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class Retriever:
         if n == 0 or not query.strip():
             return []
         depth = min(n, max(self.settings.candidates, k))
-        clock = _Clock(timings)
+        clock = StageClock(timings)
 
         # In hybrid mode BM25 runs on a second thread while the question is embedded: the
         # encoder (onnxruntime or torch) releases the GIL, and the two are the largest stages.
@@ -146,18 +147,3 @@ def _timed_lexical(index: Index, query: str, depth: int) -> tuple[list[tuple[int
     started = time.perf_counter()
     found = index.lexical.search(query, depth)
     return found, time.perf_counter() - started
-
-
-class _Clock:
-    def __init__(self, sink: dict[str, float] | None) -> None:
-        self.sink = sink
-        self.last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.add(stage, now - self.last)
-        self.last = now
-
-    def add(self, stage: str, seconds: float) -> None:
-        if self.sink is not None:
-            self.sink[stage] = self.sink.get(stage, 0.0) + seconds

@@ -38,6 +38,7 @@ from qa.embedding import Embedder
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
 from qa.settings import Settings
+from qa.timing import StageClock
 from qa.types import Chunk, Document, FileSignature
 
 log = logging.getLogger(__name__)
@@ -229,17 +230,17 @@ def build_index(
         What was done, with the new index loaded (``BuildReport.index``).
     """
     started = time.perf_counter()
+    clock = StageClock(timings)
     documents = sorted(documents, key=lambda d: d.doc_id)
     ids = [d.doc_id for d in documents]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate document ids in corpus")
 
-    clock = started
     if rebuild:
         previous = None
     elif previous is None or previous.path != current_path(settings.index_dir).resolve():
         previous = _load_reusable(settings, embedder)
-    clock = _lap(timings, "previous", clock)
+    clock.lap("previous")
     old_hashes: dict[str, str] = previous.manifest["documents"] if previous else {}
     new_hashes = {d.doc_id: d.content_hash for d in documents}
     added = sorted(set(new_hashes) - set(old_hashes))
@@ -268,11 +269,11 @@ def build_index(
     )
     fresh_docs = [d for d in documents if d.doc_id not in reused]
     fresh_chunks = chunker.split_all(fresh_docs)
-    clock = _lap(timings, "chunking", clock)
+    clock.lap("chunking")
     fresh_vectors, fresh_sentences = _embed(
         fresh_docs, fresh_chunks, embedder, progress, show_progress
     )
-    clock = _lap(timings, "embedding", clock)
+    clock.lap("embedding")
 
     fresh_by_doc: dict[str, list[int]] = {}
     for row, chunk in enumerate(fresh_chunks):
@@ -310,13 +311,13 @@ def build_index(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     dense = make_dense_index(matrix, manifest["faiss_index"])
-    clock = _lap(timings, "faiss", clock)
+    clock.lap("faiss")
     lexical = LexicalIndex.build(
         [c.text for c in chunks], previous.lexical if previous is not None else None, previous_rows
     )
-    clock = _lap(timings, "bm25", clock)
+    clock.lap("bm25")
     sentences = _sentence_table(documents, sentence_parts, dim)
-    clock = _lap(timings, "sentences", clock)
+    clock.lap("sentences")
     index = Index(
         manifest=manifest,
         documents={d.doc_id: d for d in documents},
@@ -330,7 +331,7 @@ def build_index(
         index.path = _write_build(settings.index_dir, index)
         _swap(settings.index_dir, index.path)
         _prune(settings.index_dir)
-    _lap(timings, "write", clock)
+    clock.lap("write")
     return BuildReport(
         documents=len(documents),
         chunks=len(chunks),
@@ -355,13 +356,6 @@ def known_files(index: Index) -> dict[str, tuple[FileSignature, list[Document]]]
         for path, sig in index.manifest.get("files", {}).items()
         if path in by_path
     }
-
-
-def _lap(timings: dict[str, float] | None, stage: str, since: float) -> float:
-    now = time.perf_counter()
-    if timings is not None:
-        timings[stage] = timings.get(stage, 0.0) + now - since
-    return now
 
 
 def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:

@@ -38,7 +38,6 @@ import logging
 import re
 import string
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ import numpy as np
 
 from qa.reading.sentences import Sentence, SentenceExtractor, cached_sentences
 from qa.reading.transformer import ReaderModelError, TransformerReader
+from qa.timing import StageClock
 from qa.types import Answer, Document, Passage, Result
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ class AnswerFinder:
             threshold = self.settings.threshold
         if threshold is None:
             threshold = recommended_threshold(kind)
-        clock = time.perf_counter()
+        clock = StageClock(timings)
         texts, picks = _texts_and_sentences(passages, documents)
         sentences = [texts[t].sentences[i] for t, i in picks]
         scores = self.extractor.score(
@@ -345,8 +345,7 @@ class AnswerFinder:
             [s.text for s in sentences],
             vectors=_known_vectors(texts, picks, sentence_vectors),
         )
-        now = time.perf_counter()
-        _add(timings, "sentences", now - clock)
+        clock.lap("sentences")
         if reader is None:
             candidates = [
                 texts[t].answer(s.start, s.end, score, (s.start, s.end))
@@ -354,7 +353,7 @@ class AnswerFinder:
             ]
         else:
             candidates = self._read(reader, question, texts, picks, scores, n, sentence_vectors)
-            _add(timings, "reader", time.perf_counter() - now)
+            clock.lap("reader")
         answers = select(candidates, n, threshold)
         return Result(
             question=question,
@@ -414,8 +413,3 @@ class AnswerFinder:
             score = c.score**READER_WEIGHT * s ** (1.0 - READER_WEIGHT)
             answers.append(texts[t].answer(start, end, score, texts[t].covering(start, end)))
         return answers
-
-
-def _add(timings: dict[str, float] | None, stage: str, seconds: float) -> None:
-    if timings is not None:
-        timings[stage] = timings.get(stage, 0.0) + seconds
