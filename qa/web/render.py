@@ -87,14 +87,25 @@ def render_result(result: Result, lookup: DocumentLookup, *, threshold: float) -
     best, *others = result.answers
     parts = ['<div class="qa-reply">', _render_answer(best, lookup, primary=True)]
     if others:
-        items = "".join(f"<li>{_render_answer(a, lookup, primary=False)}</li>" for a in others)
-        summary = counted(len(others), "other possible answer")
         parts.append(
-            f'<details class="qa-alternatives"><summary>{summary}</summary>'
-            f"<ol>{items}</ol></details>"
+            _folded(
+                "qa-alternatives",
+                counted(len(others), "other possible answer"),
+                [_render_answer(a, lookup, primary=False) for a in others],
+            )
         )
     parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
     return "".join(parts)
+
+
+def _folded(details_class: str, summary: str, items: list[str], list_class: str = "") -> str:
+    """A folded, numbered list of already-rendered HTML ``items`` under a ``summary`` line."""
+    attrs = f' class="{list_class}"' if list_class else ""
+    rows = "".join(f"<li>{item}</li>" for item in items)
+    return (
+        f'<details class="{details_class}"><summary>{summary}</summary>'
+        f"<ol{attrs}>{rows}</ol></details>"
+    )
 
 
 def _mode_line(result: Result) -> str:
@@ -172,11 +183,13 @@ def _render_abstention(result: Result, lookup: DocumentLookup, threshold: float)
             f'<p>The closest passage:</p><div class="qa-lead">{_render_lead(closest, lookup)}</div>'
         )
         if others:
-            items = "".join(f"<li>{_render_lead(p, lookup)}</li>" for p in others)
-            summary = counted(len(others), "more close passage")
             parts.append(
-                f'<details class="qa-more-leads"><summary>{summary}</summary>'
-                f'<ol class="qa-leads">{items}</ol></details>'
+                _folded(
+                    "qa-more-leads",
+                    counted(len(others), "more close passage"),
+                    [_render_lead(p, lookup) for p in others],
+                    list_class="qa-leads",
+                )
             )
     parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
     return "".join(parts)
