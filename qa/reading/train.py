@@ -4,26 +4,24 @@ No QA-trained weights can be had offline, so the product trains its own: a fresh
 ``qa_outputs`` head on the MiniLM encoder, fine-tuned on the SQuAD-format files of a folder
 (``../shared/data/qa-train``). Features are windows (:mod:`qa.reading.windows`):
 
-* per question, one window that holds the answer, and for a share of questions one window of
-  the same context that does not (labelled [CLS]), always for long contexts, where most windows
-  hold no answer and the reader must say so;
-* unanswerable pairs, one feature in six: a question with a paragraph of another article,
-  labelled [CLS], so the no-answer probability means something.
+* per question, one window that holds the answer;
+* labelled no-answer ([CLS]): windows of the question's own paragraph without the answer,
+  neighbouring paragraphs of the same article that hold none of its reference answers
+  (on-topic but unanswerable, like the questions users ask of a corpus that lacks the answer),
+  and now and then a paragraph of another article (see :func:`build_features`).
 
-Training is resumable (``checkpoints/last.pt`` holds model, optimiser, schedule, step and RNG
-state) and can stop at a time budget; at the end the weights are saved in fp16 safetensors with
-the tokenizer, and the shipped weights are evaluated in the closed setting (gold paragraph
-given) on a SQuAD-format dev file, with the official SQuAD EM/F1.
+Batches group windows of similar length and pad only to the longest of the batch; bfloat16
+autocast is used where the CPU computes it natively. Training is resumable
+(``checkpoints/last.pt`` holds model, optimiser, schedule, step and RNG state) and stops at a
+time budget; every ``eval_every`` steps the model is measured on a validation file and the best
+weights are kept. At the end they are saved in fp16 safetensors with the tokenizer.
 
-Usage::
-
-    python -m qa.reading.train --data ../shared/data/qa-train --out qa/models/reader \\
-        --eval-file ../shared/data/xquad-dev/xquad.en.dev.json --threads 2
+Run it as ``qa train-reader`` (see the model card for the command that made the shipped
+reader).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import math
@@ -51,18 +49,25 @@ from qa.evaluation.metrics import exact_match, f1_score
 from qa.reading.transformer import TransformerReader, load_reader
 from qa.reading.windows import Windows, answer_positions, make_windows
 
-#: Share of the features that are unanswerable pairs from other articles.
-UNANSWERABLE_SHARE = 1 / 6
-#: Chance that a question also contributes a window of its context without the answer.
-NEGATIVE_WINDOW_RATE = 0.25
+#: Chance that a question also contributes a window of its own paragraph without the answer.
+NEGATIVE_WINDOW_RATE = 0.12
 #: Contexts with more windows than this always contribute a negative window.
 LONG_CONTEXT_WINDOWS = 4
+#: Chance that a question is also paired with a neighbouring paragraph of its own article
+#: (labelled no-answer): the unanswerable questions users ask are on-topic.
+NEIGHBOUR_RATE = 0.15
+#: Chance that a question is also paired with a paragraph of another article (no-answer).
+OTHER_ARTICLE_RATE = 0.06
+#: How far (in paragraphs) a neighbouring paragraph may stand from the question's own.
+NEIGHBOUR_REACH = 3
 #: Optimiser steps between checkpoints.
 CHECKPOINT_EVERY = 250
-WARMUP_SHARE = 0.1
+WARMUP_SHARE = 0.06
 WEIGHT_DECAY = 0.01
 #: Pairs tokenised per call, bounding the memory of all windows of long contexts.
 TOKENIZE_CHUNK = 256
+#: Batches sorted by length together, so a batch pads to similar lengths (dynamic padding).
+LENGTH_GROUP_BATCHES = 64
 
 
 def bf16_supported() -> bool:
@@ -82,14 +87,21 @@ class Example:
         question: The question.
         context: The paragraph.
         answer: ``(start, end)`` character span of the first reference answer.
-        group: Key of the article the paragraph belongs to (unanswerable pairs take a
-            paragraph of another group).
+        group: Key of the article the paragraph belongs to (no-answer pairs take a
+            neighbouring paragraph of the same group, or a paragraph of another group).
+        paragraph: Position of the paragraph in its article.
+        answers: Text of every reference answer (a neighbouring paragraph that contains one
+            of them is not used as a no-answer pair).
+        qid: ``<file name>/<question id>``, to tell later which questions were trained on.
     """
 
     question: str
     context: str
     answer: tuple[int, int]
     group: str
+    paragraph: int = 0
+    answers: tuple[str, ...] = ()
+    qid: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,18 +115,42 @@ class Features:
     def __len__(self) -> int:
         return len(self.windows)
 
+    def select(self, rows: np.ndarray) -> Features:
+        """Return the features at ``rows`` (an index array), in that order."""
+        return Features(
+            self.windows.select(rows), self.start_positions[rows], self.end_positions[rows]
+        )
 
-def load_examples(data_dir: Path) -> list[Example]:
+
+def load_examples(
+    data_dir: Path, fractions: dict[str, float] | None = None, seed: int = 0
+) -> list[Example]:
     """Read every ``*.json`` SQuAD v1.1 file of ``data_dir`` (sorted by name).
+
+    Args:
+        data_dir: Folder of SQuAD v1.1 files.
+        fractions: Share of the questions to keep per file name (seeded sample); files not
+            named keep all their questions. This fits a time budget while keeping every
+            question of the files that matter most.
+        seed: Seed of that sample.
 
     Raises:
         FileNotFoundError: If the folder holds no JSON file.
+        ValueError: If a fraction names no file of the folder or is outside (0, 1].
     """
     files = sorted(Path(data_dir).glob("*.json"))
     if not files:
         raise FileNotFoundError(f"No SQuAD *.json files in {data_dir}")
+    fractions = dict(fractions or {})
+    unknown = set(fractions) - {f.name for f in files}
+    if unknown:
+        raise ValueError(f"--fraction names files not in {data_dir}: {sorted(unknown)}")
+    if any(not 0 < v <= 1 for v in fractions.values()):
+        raise ValueError(f"fractions must lie in (0, 1]: {fractions}")
+    rng = np.random.default_rng(seed)
     examples: list[Example] = []
     for file in files:
+        keep = fractions.get(file.name, 1.0)
         articles = json.loads(file.read_text(encoding="utf-8"))["data"]
         for a, article in enumerate(articles):
             for p, paragraph in enumerate(article["paragraphs"]):
@@ -122,12 +158,20 @@ def load_examples(data_dir: Path) -> list[Example]:
                 # A file that is one "article" of unrelated posts (reddit) groups by paragraph.
                 group = f"{file.name}/{a}" + (f"/{p}" if len(articles) == 1 else "")
                 for qa in paragraph["qas"]:
-                    if not qa.get("answers"):
+                    if not qa.get("answers") or (keep < 1 and rng.random() >= keep):
                         continue
                     first = qa["answers"][0]
                     start = int(first["answer_start"])
                     examples.append(
-                        Example(qa["question"], context, (start, start + len(first["text"])), group)
+                        Example(
+                            qa["question"],
+                            context,
+                            (start, start + len(first["text"])),
+                            group,
+                            p,
+                            tuple(a["text"] for a in qa["answers"]),
+                            f"{file.name}/{qa.get('id', '')}",
+                        )
                     )
     return examples
 
@@ -160,6 +204,37 @@ def _concat(parts: Sequence[Features], max_length: int) -> Features:
     )
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """A (question, context) pair to window; ``answer`` is None for a no-answer pair."""
+
+    question: str
+    context: str
+    answer: tuple[int, int] | None
+
+
+def _paragraphs_by_group(examples: Sequence[Example]) -> dict[str, dict[int, str]]:
+    paragraphs: dict[str, dict[int, str]] = collections.defaultdict(dict)
+    for e in examples:
+        paragraphs[e.group][e.paragraph] = e.context
+    return paragraphs
+
+
+def _neighbour(
+    example: Example, paragraphs: dict[int, str], rng: np.random.Generator
+) -> str | None:
+    """A paragraph of the example's article near its own that holds none of its answers."""
+    lowered = [a.lower() for a in example.answers or (example.context[slice(*example.answer)],)]
+    near = [
+        text
+        for p, text in sorted(paragraphs.items())
+        if p != example.paragraph
+        and abs(p - example.paragraph) <= NEIGHBOUR_REACH
+        and not any(a and a in text.lower() for a in lowered)
+    ]
+    return near[int(rng.integers(len(near)))] if near else None
+
+
 def build_features(
     tokenizer: PreTrainedTokenizerBase,
     examples: Sequence[Example],
@@ -169,7 +244,14 @@ def build_features(
     seed: int,
     max_features: int | None = None,
 ) -> Features:
-    """Turn examples into labelled training windows (see the module docstring).
+    """Turn examples into labelled training windows.
+
+    Every chosen question gives one window that holds its answer. Besides, labelled no-answer
+    ([CLS]): a window of its own paragraph without the answer (always for long contexts, else
+    with ``NEGATIVE_WINDOW_RATE``), a window of a neighbouring paragraph of the same article
+    that holds none of its reference answers (``NEIGHBOUR_RATE``: on-topic but unanswerable,
+    like the questions users ask of a corpus that lacks the answer), and a window of another
+    article (``OTHER_ARTICLE_RATE``).
 
     Args:
         tokenizer: Fast tokenizer of the model.
@@ -177,35 +259,52 @@ def build_features(
         max_length: Window length in tokens.
         stride: Overlap of consecutive windows in tokens.
         seed: Seed of every random choice, so a resumed run rebuilds the same features.
-        max_features: Upper bound on the number of features; answerable questions are
-            subsampled to fit, keeping the unanswerable share.
+        max_features: Upper bound on the number of features; questions are subsampled to fit.
 
     Returns:
         Features in a fixed (seeded) order, padded to ``max_length``.
     """
     rng = np.random.default_rng(seed)
-    # Subsample questions before tokenising: the tokeniser is the slow part of building.
     order = np.arange(len(examples))
     if max_features is not None:
-        n_questions = int(max_features * (1 - UNANSWERABLE_SHARE) / (1 + NEGATIVE_WINDOW_RATE))
+        per_question = 1 + NEGATIVE_WINDOW_RATE + NEIGHBOUR_RATE + OTHER_ARTICLE_RATE
+        n_questions = max(1, int(max_features / per_question))
         if n_questions < len(examples):
             order = np.sort(rng.choice(len(examples), size=n_questions, replace=False))
-    chosen = [examples[i] for i in order]
-    answerable: list[Features] = []
-    for lo in tqdm(range(0, len(chosen), TOKENIZE_CHUNK), desc="windows", mininterval=10):
-        chunk = chosen[lo : lo + TOKENIZE_CHUNK]
+    paragraphs = _paragraphs_by_group(examples)
+    groups = sorted(paragraphs)
+    pairs: list[_Pair] = []
+    for i in order:
+        e = examples[int(i)]
+        pairs.append(_Pair(e.question, e.context, e.answer))
+        if rng.random() < NEIGHBOUR_RATE:
+            text = _neighbour(e, paragraphs[e.group], rng)
+            if text is not None:
+                pairs.append(_Pair(e.question, text, None))
+        if len(groups) > 1 and rng.random() < OTHER_ARTICLE_RATE:
+            other = e.group
+            while other == e.group:
+                other = groups[int(rng.integers(len(groups)))]
+            texts = list(paragraphs[other].values())
+            pairs.append(_Pair(e.question, texts[int(rng.integers(len(texts)))], None))
+    parts: list[Features] = []
+    for lo in tqdm(range(0, len(pairs), TOKENIZE_CHUNK), desc="windows", mininterval=10):
+        chunk = pairs[lo : lo + TOKENIZE_CHUNK]
         windows = make_windows(
             tokenizer,
-            [e.question for e in chunk],
-            [e.context for e in chunk],
+            [p.question for p in chunk],
+            [p.context for p in chunk],
             max_length=max_length,
             stride=stride,
             pad_to_max_length=True,
         )
-        starts, ends = answer_positions(windows, [e.answer for e in chunk])
+        starts, ends = answer_positions(windows, [p.answer for p in chunk])
         rows: list[int] = []
-        for pair in range(len(chunk)):
-            own = np.flatnonzero(windows.pair_index == pair)
+        for k, pair in enumerate(chunk):
+            own = np.flatnonzero(windows.pair_index == k)
+            if pair.answer is None:
+                rows.append(int(rng.choice(own)))
+                continue
             positive = own[starts[own] > 0]
             negative = own[starts[own] == 0]
             if len(positive):
@@ -215,71 +314,11 @@ def build_features(
             ):
                 rows.append(int(rng.choice(negative)))
         sel = np.asarray(rows, dtype=np.int64)
-        answerable.append(Features(windows.select(sel), starts[sel], ends[sel]))
-    positives = _concat(answerable, max_length)
-    if max_features is not None:
-        limit = int(round(max_features * (1 - UNANSWERABLE_SHARE)))
-        if len(positives) > limit:
-            keep = np.sort(rng.choice(len(positives), size=limit, replace=False))
-            positives = Features(
-                positives.windows.select(keep),
-                positives.start_positions[keep],
-                positives.end_positions[keep],
-            )
-    n_unanswerable = int(round(len(positives) * UNANSWERABLE_SHARE / (1 - UNANSWERABLE_SHARE)))
-    unanswerable = _unanswerable_features(
-        tokenizer, examples, n_unanswerable, rng, max_length=max_length, stride=stride
-    )
-    return _concat([positives, unanswerable], max_length)
-
-
-def _unanswerable_features(
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    count: int,
-    rng: np.random.Generator,
-    *,
-    max_length: int,
-    stride: int,
-) -> Features:
-    """Pair random questions with one window of a paragraph from another article."""
-    if count == 0:
-        return _concat([], max_length)
-    paragraphs: dict[str, list[str]] = collections.defaultdict(list)
-    for e in examples:
-        if not paragraphs[e.group] or paragraphs[e.group][-1] != e.context:
-            paragraphs[e.group].append(e.context)
-    groups = sorted(paragraphs)
-    if len(groups) < 2:
-        raise ValueError("Unanswerable pairs need paragraphs of at least two articles")
-    questions: list[str] = []
-    contexts: list[str] = []
-    for i in rng.choice(len(examples), size=count, replace=True):
-        example = examples[int(i)]
-        other = example.group
-        while other == example.group:
-            other = groups[int(rng.integers(len(groups)))]
-        texts = paragraphs[other]
-        questions.append(example.question)
-        contexts.append(texts[int(rng.integers(len(texts)))])
-    parts: list[Features] = []
-    for lo in range(0, count, TOKENIZE_CHUNK):
-        windows = make_windows(
-            tokenizer,
-            questions[lo : lo + TOKENIZE_CHUNK],
-            contexts[lo : lo + TOKENIZE_CHUNK],
-            max_length=max_length,
-            stride=stride,
-            pad_to_max_length=True,
-        )
-        rows = [
-            int(rng.choice(np.flatnonzero(windows.pair_index == pair)))
-            for pair in range(int(windows.pair_index.max()) + 1)
-        ]
-        sel = np.asarray(rows, dtype=np.int64)
-        zeros = np.zeros(len(sel), dtype=np.int64)
-        parts.append(Features(windows.select(sel), zeros, zeros.copy()))
-    return _concat(parts, max_length)
+        parts.append(Features(windows.select(sel), starts[sel], ends[sel]))
+    features = _concat(parts, max_length)
+    if max_features is not None and len(features) > max_features:
+        features = features.select(np.sort(rng.choice(len(features), max_features, replace=False)))
+    return features
 
 
 def evaluate_closed(reader: TransformerReader, eval_file: Path) -> dict[str, float]:
@@ -339,15 +378,31 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def _batches(n: int, batch_size: int, seed: int, first_step: int) -> Iterator[np.ndarray]:
-    """Feature indices of each step from ``first_step`` on; epochs reshuffle with fixed seeds."""
+def _batches(
+    lengths: np.ndarray, batch_size: int, seed: int, first_step: int
+) -> Iterator[np.ndarray]:
+    """Feature indices of each step from ``first_step`` on; epochs reshuffle with fixed seeds.
+
+    Within blocks of ``LENGTH_GROUP_BATCHES`` batches the features are sorted by length, so a
+    batch pads only to lengths close to its own (dynamic padding wastes little), and the
+    batches are then shuffled, so no epoch runs from short to long.
+    """
+    n = len(lengths)
     steps_per_epoch = math.ceil(n / batch_size)
+    block = batch_size * LENGTH_GROUP_BATCHES
     step = first_step
     while True:
         epoch, within = divmod(step, steps_per_epoch)
-        order = np.random.default_rng(seed + 1 + epoch).permutation(n)
+        rng = np.random.default_rng(seed + 1 + epoch)
+        order = rng.permutation(n)
+        batches: list[np.ndarray] = []
+        for lo in range(0, n, block):
+            part = order[lo : lo + block]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches.extend(part[s : s + batch_size] for s in range(0, len(part), batch_size))
+        shuffled = rng.permutation(len(batches))
         for s in range(within, steps_per_epoch):
-            yield order[s * batch_size : (s + 1) * batch_size]
+            yield batches[int(shuffled[s])]
         step = (epoch + 1) * steps_per_epoch
 
 
@@ -374,17 +429,20 @@ def train_reader(
     out_dir: Path,
     *,
     epochs: float = 1.0,
-    max_length: int = 192,
-    stride: int = 64,
+    max_length: int = 128,
+    stride: int = 48,
     batch_size: int = 32,
     lr: float = 1e-4,
     seed: int = 13,
     max_minutes: float | None = None,
     resume: bool = False,
+    val_file: Path | None = None,
+    eval_every: int = 1000,
     eval_file: Path | None = None,
     threads: int | None = None,
-    max_features: int | None = 30_000,
+    max_features: int | None = None,
     base_model: Path | None = None,
+    fractions: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a span reader and save it (fp16 safetensors + tokenizer + metrics.json).
 
@@ -392,19 +450,26 @@ def train_reader(
         data_dir: Folder of SQuAD v1.1 ``*.json`` training files.
         out_dir: Output folder; checkpoints go to ``out_dir/checkpoints``.
         epochs: Passes over the features (fractions allowed).
-        max_length: Window length in tokens.
-        stride: Overlap of consecutive windows in tokens.
+        max_length: Training window length in tokens.
+        stride: Overlap of consecutive training windows in tokens.
         batch_size: Features per optimiser step.
-        lr: Peak learning rate (linear warmup over 10 % of the steps, then linear decay).
+        lr: Peak learning rate (linear warmup over ``WARMUP_SHARE`` of the steps, then linear
+            decay to zero).
         seed: Seed of feature sampling, shuffling, head initialisation and dropout.
         max_minutes: Wall-clock budget for the training steps; the run stops at the first step
             boundary past it, saves a checkpoint and the weights, and still evaluates.
         resume: Continue from ``out_dir/checkpoints/last.pt``.
-        eval_file: SQuAD-format dev file for the closed-setting evaluation; ``None`` skips it.
+        val_file: SQuAD-format validation file (closed setting, read as the product reads:
+            192-token windows) measured every ``eval_every`` steps and at the end; the weights
+            that score best on it are the ones saved. ``None`` saves the last weights.
+        eval_every: Optimiser steps between validation runs.
+        eval_file: SQuAD-format file measured once on the saved weights, for the record only
+            (nothing is chosen by it); ``None`` skips it.
         threads: Torch CPU threads (``None`` keeps torch's default).
-        max_features: Upper bound on training features (the time budget's main knob).
+        max_features: Upper bound on training features; ``None`` uses every question.
         base_model: Encoder (or QA model) folder to start from; ``None`` is the packaged
             all-MiniLM-L6-v2.
+        fractions: Share of questions kept per training file name (see :func:`load_examples`).
 
     Returns:
         The metrics written to ``out_dir/metrics.json``.
@@ -421,10 +486,11 @@ def train_reader(
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
+    best_dir = out_dir / "checkpoints" / "best"
     base = Path(base_model) if base_model is not None else _base_model_path()
 
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
-    examples = load_examples(Path(data_dir))
+    examples = load_examples(Path(data_dir), fractions, seed)
     features = build_features(
         tokenizer,
         examples,
@@ -452,6 +518,7 @@ def train_reader(
         "lr": lr,
         "seed": seed,
         "max_features": max_features,
+        "fractions": dict(sorted((fractions or {}).items())),
         "total_steps": total_steps,
     }
 
@@ -477,6 +544,7 @@ def train_reader(
     )
     step = 0
     history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
     prior_seconds = 0.0
     if resume:
         if not ckpt_path.is_file():
@@ -491,9 +559,12 @@ def train_reader(
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
         history = state["history"]
+        best = state.get("best")
         prior_seconds = float(state["train_seconds"])
         _set_rng_state(state["rng"])
         print(f"resumed at step {step}/{total_steps}", flush=True)
+
+    eval_seconds = 0.0
 
     def checkpoint() -> None:
         _save_checkpoint(
@@ -506,24 +577,43 @@ def train_reader(
                 "rng": _rng_state(),
                 "config": run_config,
                 "history": history,
-                "train_seconds": prior_seconds + time.perf_counter() - train_began,
+                "best": best,
+                "train_seconds": prior_seconds + time.perf_counter() - train_began - eval_seconds,
             },
         )
 
+    def validate() -> None:
+        """Measure on the validation file and keep the weights if they are the best yet."""
+        nonlocal best, eval_seconds
+        if val_file is None:
+            return
+        eval_began = time.perf_counter()
+        model.eval()
+        # Read as the product reads (192-token windows), whatever the training windows were.
+        result = {"step": step, "loss": loss_ema, **evaluate_closed(reader(), val_file)}
+        history.append(result)
+        if best is None or result["f1"] > best["f1"]:
+            best = dict(result)
+            _save_weights(model, tokenizer, best_dir)
+        print(f"validation: {result} (best at step {best['step']})", flush=True)
+        model.train()
+        eval_seconds += time.perf_counter() - eval_began
+
     def reader() -> TransformerReader:
-        return TransformerReader.from_loaded(tokenizer, model, max_length=max_length, stride=stride)
+        return TransformerReader.from_loaded(tokenizer, model)
 
     model.train()
     train_began = time.perf_counter()
     stopped_early = False
     loss_ema: float | None = None
     w = features.windows
-    batches = _batches(n, batch_size, seed, step)
-    bar = tqdm(total=total_steps, initial=step, desc="train", mininterval=10)
-    window_began, window_steps = time.perf_counter(), 0
+    lengths = w.attention_mask.sum(axis=1)
+    batches = _batches(lengths, batch_size, seed, step)
+    bar = tqdm(total=total_steps, initial=step, desc="train", mininterval=30)
+    window_began, window_steps, window_features = time.perf_counter(), 0, 0
     while step < total_steps:
         rows = next(batches)
-        width = int(w.attention_mask[rows].sum(axis=1).max())
+        width = int(lengths[rows].max())
         inputs = {
             "input_ids": torch.from_numpy(w.input_ids[rows, :width]),
             "attention_mask": torch.from_numpy(w.attention_mask[rows, :width]),
@@ -544,38 +634,41 @@ def train_reader(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         window_steps += 1
+        window_features += len(rows)
         value = float(loss.detach())
         loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
         bar.update(1)
         bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if step % 50 == 0 or step == total_steps:
-            rate = window_steps / (time.perf_counter() - window_began)
+            elapsed = time.perf_counter() - window_began
             print(
                 f"step {step}/{total_steps} loss {loss_ema:.4f} lr "
-                f"{scheduler.get_last_lr()[0]:.2e} {rate:.3f} steps/s "
-                f"{rate * batch_size:.1f} features/s",
+                f"{scheduler.get_last_lr()[0]:.2e} {window_steps / elapsed:.3f} steps/s "
+                f"{window_features / elapsed:.1f} features/s",
                 flush=True,
             )
-            window_began, window_steps = time.perf_counter(), 0
-        if step % steps_per_epoch == 0 and step < total_steps:
-            model.eval()
-            result = {"step": step, "loss": loss_ema}
-            if eval_file is not None:
-                result.update(evaluate_closed(reader(), eval_file))
-            history.append(result)
-            print(f"epoch end: {result}", flush=True)
-            model.train()
+            window_began, window_steps, window_features = time.perf_counter(), 0, 0
+        if step % eval_every == 0 and step < total_steps:
+            validate()
+            window_began, window_steps, window_features = time.perf_counter(), 0, 0
         if step % CHECKPOINT_EVERY == 0 and step < total_steps:
             checkpoint()
-        if max_minutes is not None and time.perf_counter() - train_began > 60 * max_minutes:
+        spent = time.perf_counter() - train_began - eval_seconds
+        if max_minutes is not None and spent > 60 * max_minutes:
             stopped_early = step < total_steps
             break
     bar.close()
-    train_seconds = prior_seconds + time.perf_counter() - train_began
+    train_seconds = prior_seconds + time.perf_counter() - train_began - eval_seconds
     model.eval()
+    if not history or history[-1]["step"] != step:
+        validate()
     if stopped_early:
         checkpoint()
-    _save_weights(model, tokenizer, out_dir)
+    if best is not None and best["step"] != step:
+        print(f"shipping the best validated weights, of step {best['step']}", flush=True)
+        shutil.copytree(best_dir, out_dir, dirs_exist_ok=True)
+    else:
+        _save_weights(model, tokenizer, out_dir)
     metrics: dict[str, Any] = {
         "training": {
             **run_config,
@@ -590,19 +683,24 @@ def train_reader(
             "final_loss": loss_ema,
             "train_seconds": round(train_seconds, 1),
             "steps_per_second": round(step / train_seconds, 4) if train_seconds else None,
+            "features_per_second": (
+                round(step * batch_size / train_seconds, 2) if train_seconds else None
+            ),
             "autocast": "bfloat16" if autocast else "none (float32)",
             "frozen": "word embeddings",
             "threads": torch.get_num_threads(),
         },
-        "history": history,
+        "validation": {
+            "file": Path(val_file).name if val_file is not None else None,
+            "kept_step": best["step"] if best is not None else step,
+            "history": history,
+        },
         "weights_bytes": (out_dir / "model.safetensors").stat().st_size,
     }
     if eval_file is not None:
         # Measure what ships: the fp16 weights as the product loads them.
         shipped_tokenizer, shipped = load_reader(out_dir)
-        shipped_reader = TransformerReader.from_loaded(
-            shipped_tokenizer, shipped, max_length=max_length, stride=stride
-        )
+        shipped_reader = TransformerReader.from_loaded(shipped_tokenizer, shipped)
         metrics["closed_eval"] = {
             "file": Path(eval_file).name,
             **evaluate_closed(shipped_reader, eval_file),
@@ -616,41 +714,19 @@ def train_reader(
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point (``python -m qa.reading.train``)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder of SQuAD *.json files")
-    parser.add_argument("--out", type=Path, required=True, help="output model folder")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--max-length", type=int, default=192)
-    parser.add_argument("--stride", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--eval-file", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--max-features", type=int, default=30_000)
-    parser.add_argument("--base-model", type=Path, default=None)
-    args = parser.parse_args(argv)
-    train_reader(
-        args.data,
-        args.out,
-        epochs=args.epochs,
-        max_length=args.max_length,
-        stride=args.stride,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        max_minutes=args.max_minutes,
-        resume=args.resume,
-        eval_file=args.eval_file,
-        threads=args.threads,
-        max_features=args.max_features,
-        base_model=args.base_model,
-    )
+def parse_fractions(items: Sequence[str]) -> dict[str, float]:
+    """``["FILE=SHARE", ...]`` as a mapping of file name to share.
 
-
-if __name__ == "__main__":
-    main()
+    Raises:
+        ValueError: If an item is not ``NAME=NUMBER``.
+    """
+    fractions: dict[str, float] = {}
+    for item in items:
+        name, sep, share = item.partition("=")
+        try:
+            fractions[name] = float(share)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--fraction takes FILE=SHARE, got {item!r}")
+    return fractions

@@ -12,9 +12,12 @@ from safetensors import safe_open
 from transformers import AutoTokenizer
 
 from qa.reading.train import (
-    UNANSWERABLE_SHARE,
+    _batches,
+    _neighbour,
+    _paragraphs_by_group,
     build_features,
     load_examples,
+    parse_fractions,
     train_reader,
 )
 
@@ -70,7 +73,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_features_hold_exact_answers_and_a_sixth_unanswerable(tokenizer, data_dir: Path) -> None:
+def test_features_hold_exact_answers_and_no_answer_windows(tokenizer, data_dir: Path) -> None:
     examples = load_examples(data_dir)
     assert len(examples) == 18 and len({e.group for e in examples}) == 3
     features = build_features(tokenizer, examples, max_length=48, stride=8, seed=1)
@@ -86,8 +89,7 @@ def test_features_hold_exact_answers_and_a_sixth_unanswerable(tokenizer, data_di
             ex.context[w.offsets[row, s, 0] : w.offsets[row, e, 1]] for ex in examples
         } & answer_texts
         assert found
-    unanswerable = len(features) - len(answered)
-    assert unanswerable >= round(len(features) * UNANSWERABLE_SHARE) - 1
+    assert len(features) > len(answered), "some windows are labelled no-answer"
     assert (features.end_positions[features.start_positions == 0] == 0).all()
     again = build_features(tokenizer, examples, max_length=48, stride=8, seed=1)
     assert np.array_equal(again.windows.input_ids, w.input_ids), "seeded features are stable"
@@ -98,6 +100,50 @@ def test_max_features_bounds_the_feature_count(tokenizer, data_dir: Path) -> Non
     features = build_features(tokenizer, examples, max_length=48, stride=8, seed=1, max_features=12)
     assert len(features) <= 12
     assert (features.start_positions == 0).any() and (features.start_positions > 0).any()
+
+
+def test_a_neighbour_is_another_paragraph_of_the_article_without_the_answer(data_dir: Path) -> None:
+    examples = load_examples(data_dir)
+    paragraphs = _paragraphs_by_group(examples)
+    rng = np.random.default_rng(0)
+    for e in examples:
+        found = _neighbour(e, paragraphs[e.group], rng)
+        assert found is not None and found != e.context
+        assert found in paragraphs[e.group].values()
+        assert all(a.lower() not in found.lower() for a in e.answers)
+    # A neighbour that holds the answer's words is no negative: none is left to choose.
+    e = examples[0]
+    same = {e.paragraph: e.context, e.paragraph + 1: f"Also: {e.answers[0]} is right."}
+    assert _neighbour(e, same, rng) is None
+
+
+def test_fractions_keep_a_seeded_share_of_a_files_questions(data_dir: Path) -> None:
+    everything = load_examples(data_dir)
+    half = load_examples(data_dir, {"people.json": 0.5}, seed=4)
+    assert 3 <= len(half) <= 15
+    again = load_examples(data_dir, {"people.json": 0.5}, seed=4)
+    assert [e.qid for e in half] == [e.qid for e in again]
+    assert {e.qid for e in half} < {e.qid for e in everything}
+    assert all(e.qid.startswith("people.json/") for e in everything)
+    with pytest.raises(ValueError, match="not in"):
+        load_examples(data_dir, {"other.json": 0.5})
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        load_examples(data_dir, {"people.json": 1.5})
+    assert parse_fractions(["a.json=0.25"]) == {"a.json": 0.25}
+    with pytest.raises(ValueError, match="FILE=SHARE"):
+        parse_fractions(["a.json"])
+
+
+def test_batches_cover_each_epoch_once_and_group_similar_lengths() -> None:
+    lengths = np.random.default_rng(0).integers(20, 128, size=1000)
+    batches = _batches(lengths, 8, seed=1, first_step=0)
+    epoch = [next(batches) for _ in range(125)]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in epoch])
+    assert spread < 0.25 * np.ptp(lengths), "a batch pads to lengths close to its own"
+    # Resuming at a step gives the batches a full run would have given.
+    resumed = _batches(lengths, 8, seed=1, first_step=100)
+    assert all(np.array_equal(next(resumed), epoch[s]) for s in range(100, 125))
 
 
 @pytest.mark.slow
@@ -117,6 +163,8 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
         max_features=None,
         base_model=tiny_reader_dir,
         eval_file=eval_file,
+        val_file=eval_file,
+        eval_every=3,
     )
     first = train_reader(data_dir, out, max_minutes=0.0, **common)
     assert first["training"]["completed"] is False
@@ -132,6 +180,11 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
     closed = second["closed_eval"]
     assert closed["questions"] == 18 and 0.0 <= closed["exact_match"] <= closed["f1"] <= 100.0
     assert json.loads((out / "metrics.json").read_text())["training"]["steps_done"] == total
+    validation = second["validation"]
+    steps = [h["step"] for h in validation["history"]]
+    assert steps[-1] == total and 3 in steps, "validated every eval_every steps and at the end"
+    best = max(validation["history"], key=lambda h: h["f1"])
+    assert validation["kept_step"] == best["step"], "the best validated weights ship"
     with safe_open(out / "model.safetensors", framework="pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
     assert dtypes == {torch.float16}
