@@ -121,7 +121,8 @@ def index(
     kind = "rebuilt" if report.rebuilt else "updated"
     typer.echo(
         f"index {kind}: {report.documents} documents, {report.chunks} chunks "
-        f"({len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
+        f"({len(report.added)} added, {len(report.changed)} changed, "
+        f"{len(report.removed)} removed, "
         f"{report.embedded_chunks} chunks embedded) in {report.seconds:.1f}s -> {report.path}"
     )
 
@@ -160,7 +161,8 @@ def search(
         typer.echo("no matching chunks")
     for rank, p in enumerate(passages, start=1):
         typer.echo(
-            f"{rank}. [{p.score:.4f}] {p.title} ({p.chunk.doc_id}, chars {p.chunk.start}-{p.chunk.end})"
+            f"{rank}. [{p.score:.4f}] {p.title} "
+            f"({p.chunk.doc_id}, chars {p.chunk.start}-{p.chunk.end})"
         )
         typer.echo(f"   {p.chunk.text}\n")
 
@@ -266,6 +268,22 @@ def eval_(
         int | None,
         typer.Option("--limit", min=1, help="Ask a deterministic sample of N questions."),
     ] = None,
+    without_gold: Annotated[
+        float | None,
+        typer.Option(
+            "--without-gold",
+            min=0.0,
+            max=1.0,
+            help="With --squad: share of the questions asked with their own paragraph left out "
+            "of the index, scored as unanswerable (1 = all of them).",
+        ),
+    ] = None,
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            "--distractors", help="With --squad: a corpus folder indexed beside the paragraphs."
+        ),
+    ] = None,
     reader: Annotated[
         str | None,
         typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
@@ -274,12 +292,6 @@ def eval_(
         Path | None,
         typer.Option("--out", help="Run folder (default: eval/runs/<set>-<timestamp>/)."),
     ] = None,
-    write_threshold: Annotated[
-        bool,
-        typer.Option(
-            "--write-threshold", help="Record the recommended threshold in thresholds.json."
-        ),
-    ] = False,
     index: IndexOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object of summary metrics.")
@@ -293,13 +305,20 @@ def eval_(
 
     if set_file is not None and squad is not None:
         _fail("give --set or --squad, not both")
-    if write_threshold and (squad is not None or limit is not None):
-        # Checked before the run as well as by write_threshold, so no run is wasted.
-        _fail("--write-threshold chooses on a whole JSON Lines set: not with --squad or --limit")
+    if squad is None and (without_gold is not None or distractors is not None):
+        _fail("--without-gold and --distractors go with --squad")
+    if distractors is not None and not distractors.is_dir():
+        _fail(f"distractor folder {distractors} does not exist")
     settings = _settings(None, index, reader_model=reader)
     try:
         if squad is not None:
-            run = runner.run_squad(squad, settings, limit=limit)
+            run = runner.run_squad(
+                squad,
+                settings,
+                limit=limit,
+                unanswerable_share=without_gold or 0.0,
+                distractors=distractors,
+            )
         else:
             run = runner.run_jsonl(set_file or runner.SEED_SET, settings, limit=limit)
     except (ValueError, ReaderModelError) as exc:
@@ -308,30 +327,25 @@ def eval_(
         "--set": set_file,
         "--squad": squad,
         "--limit": limit,
+        "--without-gold": without_gold,
+        "--distractors": distractors,
         "--reader": reader,
         "--out": out,
         "--index": index,
     }
     command = ["qa", "eval", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
-    command += ["--write-threshold"] * write_threshold + ["--json"] * json_out
+    command += ["--json"] * json_out
     files = report.write_run(run, out or runner.default_out_dir(run), shlex.join(command))
-    entry = None
-    if write_threshold:
-        try:
-            entry = runner.write_threshold(run)
-        except ValueError as exc:
-            _fail(f"{exc}; the run's report: {files['report.md']}")
     if json_out:
         typer.echo(json.dumps(report.summary(run)))
         return
     for key, value in report.summary(run).items():
         typer.echo(f"{key:>18}  {'n/a' if value is None else round(value, 4)}")
     typer.echo(
-        f"mode {run.mode}; threshold in use {run.threshold:.4f}, "
-        f"recommended {run.recommended.threshold:.4f} (F1 {run.recommended.f1:.3f})"
+        f"mode {run.mode}; threshold in use {run.threshold:.4f} (chosen by `qa calibrate` on the "
+        f"validation set); best on this set {run.recommended.threshold:.4f} "
+        f"(F1 {run.recommended.f1:.3f}), for information only"
     )
-    if entry is not None:
-        typer.echo(f"wrote threshold {entry['value']} for this mode to qa/reading/thresholds.json")
     typer.echo(f"report: {files['report.md']}")
 
 
@@ -354,25 +368,82 @@ def serve(
     serve_page(_settings(corpus, index), host=host, port=port)
 
 
+@app.command("calibrate")
+@_guard
+def calibrate_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Folder of SQuAD *.json training files.")],
+    files: Annotated[
+        list[str],
+        typer.Option("--file", help="Training file whose held-out questions fit the model."),
+    ],
+    val_file: Annotated[
+        Path, typer.Option("--val", help="SQuAD-format validation file (choices are made on it).")
+    ],
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Held-out questions asked per file (a sample)."),
+    ] = None,
+    reader_metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--reader-metrics",
+            help="metrics.json of the reader (default: the packaged reader's), telling which "
+            "questions it was trained on.",
+        ),
+    ] = None,
+) -> None:
+    """Fit the answer model and choose the abstention threshold (writes them into qa/reading)."""
+    from qa.evaluation.calibration import calibrate
+    from qa.reading.transformer import DEFAULT_READER_DIR
+
+    if not data.is_dir():
+        _fail(f"training data folder {data} does not exist")
+    if not val_file.is_file():
+        _fail(f"validation file {val_file} does not exist")
+    metrics = reader_metrics or DEFAULT_READER_DIR / "metrics.json"
+    if not metrics.is_file():
+        _fail(f"reader metrics {metrics} do not exist")
+    try:
+        info = calibrate(
+            data, files, val_file, _settings(None, None), reader_metrics=metrics, limit=limit
+        )
+    except (ValueError, KeyError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(info, indent=2))
+
+
 @app.command("train-reader")
 def train_reader_cmd(
     data: Annotated[Path, typer.Option("--data", help="Folder of SQuAD v1.1 *.json files.")],
-    out: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path(
-        "qa/models/reader"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Output model folder (never the installed package).")
+    ] = Path("train-runs/reader"),
     epochs: Annotated[float, typer.Option(help="Passes over the features.")] = 1.0,
-    max_length: Annotated[int, typer.Option(help="Window length in tokens.")] = 192,
-    stride: Annotated[int, typer.Option(help="Window overlap in tokens.")] = 64,
+    max_length: Annotated[int, typer.Option(help="Training window length in tokens.")] = 128,
+    stride: Annotated[int, typer.Option(help="Window overlap in tokens.")] = 48,
     batch_size: Annotated[int, typer.Option(help="Features per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
-    max_features: Annotated[int, typer.Option(help="Cap on training windows.")] = 30_000,
+    max_features: Annotated[
+        int | None, typer.Option(help="Cap on training windows (default: every question).")
+    ] = None,
+    fraction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fraction", help="FILE=SHARE: keep this share of a file's questions (repeatable)."
+        ),
+    ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(help="Stop cleanly after this many minutes.")
+        float | None, typer.Option(help="Stop cleanly after this many minutes of training.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Resume from checkpoints.")] = False,
+    val_file: Annotated[
+        Path | None,
+        typer.Option(help="SQuAD validation file: the best-scoring checkpoint is kept."),
+    ] = None,
+    eval_every: Annotated[int, typer.Option(help="Steps between validation runs.")] = 1000,
     eval_file: Annotated[
-        Path | None, typer.Option(help="SQuAD file to measure on (closed setting).")
+        Path | None, typer.Option(help="SQuAD file measured once at the end, for the record.")
     ] = None,
     base_model: Annotated[
         Path | None, typer.Option(help="Start from this QA checkpoint instead of MiniLM.")
@@ -380,24 +451,31 @@ def train_reader_cmd(
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
 ) -> None:
     """Train the answer reader on SQuAD-format data (see qa/models/reader/MODEL_CARD.md)."""
-    from qa.reading.train import train_reader
+    from qa.reading.train import parse_fractions, train_reader
 
     if not data.is_dir():
         _fail(f"training data folder {data} does not exist")
-    metrics = train_reader(
-        data,
-        out,
-        epochs=epochs,
-        max_length=max_length,
-        stride=stride,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        max_minutes=max_minutes,
-        resume=resume,
-        eval_file=eval_file,
-        threads=threads,
-        max_features=max_features,
-        base_model=base_model,
-    )
+    try:
+        fractions = parse_fractions(fraction or [])
+        metrics = train_reader(
+            data,
+            out,
+            epochs=epochs,
+            max_length=max_length,
+            stride=stride,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            max_minutes=max_minutes,
+            resume=resume,
+            val_file=val_file,
+            eval_every=eval_every,
+            eval_file=eval_file,
+            threads=threads,
+            max_features=max_features,
+            base_model=base_model,
+            fractions=fractions,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     typer.echo(json.dumps(metrics.get("closed_eval", {}), indent=2))

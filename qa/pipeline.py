@@ -119,9 +119,10 @@ class QA:
         k: int | None = None,
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> list[Passage]:
         """Ranked passages for ``query`` (see ``Retriever.search``)."""
-        return self.retriever.search(query, k=k, mode=mode, timings=timings)
+        return self.retriever.search(query, k=k, mode=mode, timings=timings, exclude=exclude)
 
     def document(self, doc_id: str) -> Document:
         """The cleaned document ``doc_id``; ``KeyError`` with the known ids' count if absent."""
@@ -151,6 +152,7 @@ class QA:
         threshold: float | None = None,
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> Result:
         """Answer ``question`` from the corpus: retrieve, read the best passages, rank.
 
@@ -166,6 +168,8 @@ class QA:
                 ``settings.retrieval_mode``).
             timings: If given, receives seconds per stage (retrieval stages, ``sentences``,
                 ``reader``).
+            exclude: Document ids to leave out of retrieval, as if they were not indexed
+                (how evaluation asks a question without its own paragraph).
 
         Returns:
             Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
@@ -178,7 +182,7 @@ class QA:
         if not question.strip():
             raise ValueError("the question is empty")
         k = max(self.settings.top_k, self.settings.read_passages)
-        passages = self.search(question, k=k, mode=mode, timings=timings)
+        passages = self.search(question, k=k, mode=mode, timings=timings, exclude=exclude)
         result = self.read(
             question,
             passages[: self.settings.read_passages],

@@ -43,6 +43,7 @@ class Retriever:
         k: int | None = None,
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> list[Passage]:
         """Return the ``k`` best passages for ``query``, best first.
 
@@ -54,6 +55,10 @@ class Retriever:
                 ``lexical``, ``fusion``; in hybrid mode BM25 runs beside the embedding, so
                 ``lexical`` overlaps ``embed`` and ``lexical_wait`` is the time spent waiting
                 for it after the dense search).
+            exclude: Document ids whose chunks are left out, as if they were not indexed
+                (each retriever's list is filtered before fusion). Evaluation uses it to ask a
+                question without its own paragraph, the way a corpus that lacks the answer
+                would be asked.
         """
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
@@ -61,6 +66,8 @@ class Retriever:
         if n == 0 or not query.strip():
             return []
         depth = min(n, max(self.settings.candidates, k))
+        if exclude:
+            depth = min(n, depth + sum(c.doc_id in exclude for c in self.index.chunks))
         clock = StageClock(timings)
 
         # In hybrid mode BM25 runs on a second thread while the question is embedded: the
@@ -85,6 +92,9 @@ class Retriever:
             lexical = self.index.lexical.search(query, depth)
             clock.lap("lexical")
 
+        if exclude:
+            dense = [(i, x) for i, x in dense if self.index.chunks[i].doc_id not in exclude]
+            lexical = [(i, x) for i, x in lexical if self.index.chunks[i].doc_id not in exclude]
         dense_scores = dict(dense)
         lexical_scores = dict(lexical)
         if mode == "dense":

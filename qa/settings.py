@@ -61,7 +61,9 @@ class Settings:
         n_answers: How many answers (the best plus alternatives) ``ask`` returns.
         threshold: Answer score below which ``ask`` abstains; ``None`` uses the mode's
             recommended value recorded with the reader.
-        read_passages: How many retrieved passages the reader reads.
+        read_passages: How many retrieved passages the reader reads, each whole. Chosen on
+            qa-val with the reading time beside the F1 (figures in eval/RESULTS.md): more
+            passages gained too little F1 for the time they cost.
         max_upload_mb: Largest file the web page accepts as an upload, in megabytes.
     """
 
@@ -82,7 +84,7 @@ class Settings:
     max_answer_tokens: int = 30
     n_answers: int = 3
     threshold: float | None = None
-    read_passages: int = 5
+    read_passages: int = 3
     max_upload_mb: int = 20
 
     def __post_init__(self) -> None:

@@ -63,6 +63,29 @@ def test_modes_and_scores(tmp_path: Path) -> None:
     assert dense[0].score == dense[0].dense_score
 
 
+def test_excluded_documents_are_searched_as_if_not_indexed(tmp_path: Path) -> None:
+    settings, retriever = build(tmp_path)
+    for mode in ("hybrid", "dense", "lexical"):
+        found = retriever.search("zebrafish fins", k=3, mode=mode, exclude=frozenset({"x.txt"}))
+        assert found and all(p.chunk.doc_id != "x.txt" for p in found)
+    # The same ranking as an index built without the document (scores differ only by BM25's
+    # corpus statistics, so compare the order).
+    without = tmp_path / "without"
+    docs = [d for d in load_index(settings, embedding_name="test-hash-embedder").documents.values()]
+    narrow = settings.replace(index_dir=without)
+    build_index(
+        narrow, [d for d in docs if d.doc_id != "x.txt"], HashEmbedder(), show_progress=False
+    )
+    other = Retriever(
+        load_index(narrow, embedding_name="test-hash-embedder"), HashEmbedder(), narrow
+    )
+    for query in ("zebrafish research", "interest rates"):
+        excluded = retriever.search(query, k=3, mode="dense", exclude=frozenset({"x.txt"}))
+        assert [p.chunk.doc_id for p in excluded] == [
+            p.chunk.doc_id for p in other.search(query, k=3, mode="dense")
+        ]
+
+
 def test_no_match_and_empty_query(tmp_path: Path) -> None:
     _, retriever = build(tmp_path)
     assert retriever.search("   ") == []

@@ -142,16 +142,24 @@ def load_squad(path: Path) -> tuple[list[EvalQuestion], list[Document]]:
         raise ValueError(f"{path}: not a SQuAD file (no top-level 'data')")
     questions: list[EvalQuestion] = []
     by_text: dict[str, Document] = {}
+    taken: set[str] = set()
     for article in data["data"]:
         title = str(article.get("title", "untitled")).replace("_", " ")
         for number, paragraph in enumerate(article["paragraphs"]):
             context = paragraph["context"]
             if context not in by_text:
                 digest = hashlib.sha256(context.encode("utf-8")).hexdigest()
+                doc_id = f"{title}#{number}"
+                # Several articles may share a title (TyDi QA has one paragraph per "article").
+                suffix = 1
+                while doc_id in taken:
+                    suffix += 1
+                    doc_id = f"{title}#{number}~{suffix}"
+                taken.add(doc_id)
                 by_text[context] = Document(
-                    doc_id=f"{title}#{number}",
+                    doc_id=doc_id,
                     title=title,
-                    path=f"{Path(path).name}#{title}#{number}",
+                    path=f"{Path(path).name}#{doc_id}",
                     text=context,
                     content_hash=digest,
                     metadata={"format": "squad"},

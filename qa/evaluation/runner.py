@@ -8,7 +8,8 @@ reader is also given the gold passage alone, to tell retrieval errors from readi
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import random
 import subprocess
 import tempfile
 import time
@@ -134,18 +135,63 @@ def run_jsonl(
     )
 
 
+def without_gold(questions: Sequence[EvalQuestion], share: float, seed: int = 1) -> set[str]:
+    """Ids of a deterministic ``share`` of the answerable questions, to ask without their gold.
+
+    Such a question is asked with its own paragraph left out of retrieval, so the corpus no
+    longer holds its answer and abstaining is the right reply: unanswerable questions that are
+    on-topic, the kind users really ask, not questions about nothing in the corpus.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the share asked without the gold must be in [0, 1], got {share}")
+    answerable = [q.id for q in questions if q.answerable]
+    count = round(share * len(answerable))
+    return set(random.Random(seed).sample(answerable, count))
+
+
+def _as_unanswerable(question: EvalQuestion) -> EvalQuestion:
+    return dataclasses.replace(
+        question, answers=(), doc_id=None, type="unanswerable", answerable=False
+    )
+
+
 def run_squad(
-    path: Path, settings: Settings, *, limit: int | None = None, progress: bool = True
+    path: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    progress: bool = True,
+    unanswerable_share: float = 0.0,
+    distractors: Path | None = None,
 ) -> EvalRun:
     """Ask a SQuAD file's questions against an open corpus of all its paragraphs.
 
     Every paragraph is indexed, whatever ``limit`` samples, so a sample faces the same corpus
     as the full run. The index lives in a temporary folder and is deleted afterwards; the
     index of ``settings`` is never touched.
+
+    Args:
+        path: The SQuAD file.
+        settings: Settings to ask with (the index folders are replaced by temporary ones).
+        limit: Ask a deterministic sample of this many questions.
+        progress: Show progress bars.
+        unanswerable_share: Share of the answerable questions asked with their own paragraph
+            left out of retrieval (:func:`without_gold`); they count as unanswerable.
+        distractors: A corpus folder (for example the BBC articles) indexed beside the
+            paragraphs, to measure answers in a larger, mostly irrelevant corpus.
     """
     started_at, began = datetime.now(UTC), time.perf_counter()
     questions, documents = load_squad(path)
     chosen = sample(questions, limit)
+    hidden = without_gold(chosen, unanswerable_share)
+    if distractors is not None:
+        from qa.ingest import load_corpus
+
+        extra = load_corpus(distractors)
+        if not extra:
+            raise ValueError(f"no readable documents in the distractor folder {distractors}")
+        taken = {d.doc_id for d in documents}
+        documents = documents + [d for d in extra if d.doc_id not in taken]
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         scratch = measuring(settings).replace(
             index_dir=Path(tmp) / "index", corpus_dir=Path(tmp) / "corpus"
@@ -154,7 +200,7 @@ def run_squad(
         indexed = time.perf_counter()
         build_index(scratch, documents, qa.embedder, show_progress=progress)
         index_seconds = time.perf_counter() - indexed
-        mode, observations = ask_all(qa, chosen, progress=progress)
+        mode, observations = ask_all(qa, chosen, progress=progress, hidden=hidden)
         return _finish(
             qa,
             path,
@@ -170,14 +216,19 @@ def run_squad(
 
 
 def ask_all(
-    qa: QA, questions: Sequence[EvalQuestion], *, progress: bool = True
+    qa: QA,
+    questions: Sequence[EvalQuestion],
+    *,
+    progress: bool = True,
+    hidden: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[str, list[Observation]]:
     """Ask every question once (threshold 0) and record what came back.
 
     ``qa`` must return at least ``RETRIEVAL_DEPTH`` passages per question (``top_k``), so one
     retrieval serves both the answer and the recall measurement. A fixed question is asked
     first, untimed, so that loading the models and the index is not counted as the latency of
-    whichever question comes first.
+    whichever question comes first. Questions whose id is in ``hidden`` are asked with their
+    gold document left out of retrieval and recorded as unanswerable.
 
     Returns:
         The reading mode of the answers and one observation per question.
@@ -188,8 +239,12 @@ def ask_all(
     chunks_by_doc = _chunks_by_doc(qa.index.chunks)
     observations = []
     for question in tqdm(questions, desc="Evaluating", unit="question", disable=not progress):
+        exclude: frozenset[str] = frozenset()
+        if question.id in hidden and question.doc_id is not None:
+            exclude = frozenset({question.doc_id})
+            question = _as_unanswerable(question)
         began = time.perf_counter()
-        result = qa.ask(question.question, threshold=0.0)
+        result = qa.ask(question.question, threshold=0.0, exclude=exclude)
         latency_ms = (time.perf_counter() - began) * 1000
         best = result.answers[0] if result.answers and not result.abstained else None
         observations.append(
@@ -320,39 +375,3 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit
-
-
-def write_threshold(run: EvalRun, path: Path = THRESHOLDS_PATH) -> dict[str, object]:
-    """Record the run's recommended threshold as the value of its mode's entry in ``path``.
-
-    Only a whole JSON Lines set with unanswerable questions may choose a threshold: without
-    them abstaining never pays and the sweep always picks 0, and SQuAD files here are
-    development sets, never used for tuning.
-
-    Returns:
-        The entry written (other fields of the entry, such as what the score means, are kept).
-    """
-    if run.kind != "jsonl" or not run.has_unanswerable:
-        raise ValueError(
-            "thresholds are chosen on a JSON Lines set with unanswerable questions "
-            "(the seed set), never on a SQuAD development set"
-        )
-    if run.limit is not None and run.limit < run.total_questions:
-        raise ValueError("choose a threshold on the whole set, not a --limit sample")
-    kind = reading_kind(run.mode)
-    table = json.loads(path.read_text(encoding="utf-8"))
-    unanswerable = sum(not o.question.answerable for o in run.observations)
-    table[kind] = {
-        **table.get(kind, {}),
-        "value": round(run.recommended.threshold, 4),
-        "how": (
-            f"`qa eval --write-threshold` on {run.started_at.date().isoformat()}: the threshold "
-            f"with the highest overall F1 (unanswerable questions score 1 when abstained) on "
-            f"{run.source.name}, {len(run.observations)} questions of which {unanswerable} "
-            f"unanswerable, mode {run.mode}; F1 {run.recommended.f1:.3f} there against "
-            f"{run.metrics().f1:.3f} at the previous value {run.threshold:.4f}. The midpoint "
-            "between the adjacent best-answer scores; every question asked once at threshold 0."
-        ),
-    }
-    path.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return table[kind]

@@ -2,32 +2,19 @@
 
 :class:`AnswerFinder` reads the passages it is given in one of two modes:
 
-* ``reader``: every sentence of the passages is scored against the question (the sentence
-  extractor's cosine + term overlap), the ``FOCUS_SENTENCES`` best become focus points, and a
-  window of whole sentences around each (up to ``WINDOW_CHARS``) is read by the transformer
-  reader in one batch. On eval/seed.jsonl, reading 3 windows of 300 characters instead of 5 of
-  450 cut the padded word pieces read per question from ~500 to ~220 (reader CPU time roughly
-  halved) with no loss of top-answer F1 (0.79 -> 0.81); one window lost 4 points.
+* ``reader``: the transformer reader reads each retrieved passage whole, widened to whole
+  sentences, with overlapping or adjacent passages of one document merged into one text, so the
+  reader sees everything retrieval found (reading only windows around the best-scored
+  sentences lost the answer whenever the sentence scorer missed it). Every span it proposes is
+  described by the signals of :mod:`qa.reading.scoring` and scored by the answer model: the
+  probability that the span is right. That one probability ranks spans across passages and
+  decides abstention.
 * ``sentence``: the fallback when ``reader_model`` is ``"none"`` or the reader cannot be loaded;
-  the best-scored sentences are the answers (``text == context``).
+  the best-scored sentences are the answers (``text == context``), scored by the sentence
+  extractor (cosine + term overlap).
 
-Scores. A sentence's score is its extractor score ``s`` in [0, 1] (cosine + term overlap; see
-``qa.reading.sentences``). A reader span's score is the weighted geometric mean
-``p ** READER_WEIGHT * s ** (1 - READER_WEIGHT)`` of ``p``, the reader's probability of the
-span in its window (normalised over every valid span of the window and "no answer"; see
-``qa.reading.transformer.decode_windows``), and ``s``, the score of the sentence holding the
-span. Why both: ``p`` is conditional on the window, so a window without the answer can still put
-most of its mass on a plausible span of the right type (the first reader gave "Washington, DC"
-0.72 for "What is the capital of France?" in an article on Korea), while ``s`` says how much the
-sentence is about the question at all. Neither factor depends on which other passages were
-retrieved or on a passage's length, so the score, and one threshold, mean the same in every
-passage and document. On eval/seed.jsonl (75 answerable questions), with the reader shipped at
-the time, ranking candidates by ``p`` alone gave a top-answer F1 of 0.57, by ``p * s`` 0.74 and
-by ``p ** 0.25 * s ** 0.75`` 0.79 (the weights were chosen there, on the project's own dev set,
-never on xquad-dev).
-
-Offsets. Windows are slices of the document text (or of the passage text when the document is
-unknown to the index), so a span maps back by one addition, and ``doc.text[a.start:a.end] ==
+Offsets. Texts read are slices of the document text (or of the passage text when the document
+is unknown to the index), so a span maps back by one addition, and ``doc.text[a.start:a.end] ==
 a.text`` holds by construction.
 """
 
@@ -45,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from qa.reading.scoring import AnswerModel, AnswerModelError, Signals, support
 from qa.reading.sentences import Sentence, SentenceExtractor, cached_sentences
 from qa.reading.transformer import ReaderModelError, TransformerReader
 from qa.timing import StageClock
@@ -61,13 +49,8 @@ ReadingKind = Literal["reader", "sentence"]
 
 #: Recommended thresholds per reading kind, with how each was chosen.
 THRESHOLDS_PATH = Path(__file__).with_name("thresholds.json")
-#: Best-scored sentences of the passages around which the reader reads.
-FOCUS_SENTENCES = 3
-#: Characters of whole sentences read around each focus sentence (about 70 word pieces: a
-#: window and the question fit one reader window with room to spare).
-WINDOW_CHARS = 300
-#: Weight of the reader's span probability against the sentence score in a span's score.
-READER_WEIGHT = 0.25
+#: Spans the reader proposes per question before scoring and deduplication.
+READER_CANDIDATES = 20
 #: Mode name of the packaged reader (fine-tuned from all-MiniLM-L6-v2 by ``qa train-reader``).
 DEFAULT_READER_NAME = "qa-minilm-l6"
 
@@ -160,14 +143,27 @@ class _Text:
         )
 
 
+@dataclass(frozen=True)
+class _Range:
+    """Where one retrieved passage lies in its text (text coordinates) and how it ranked."""
+
+    text: int
+    start: int
+    end: int
+    rank: int  # 1-based retrieval rank
+    passage: Passage
+
+
 def _texts_and_sentences(
     passages: Sequence[Passage], documents: Mapping[str, Document]
-) -> tuple[list[_Text], list[tuple[int, int]]]:
+) -> tuple[list[_Text], list[tuple[int, int]], list[_Range]]:
     """The texts of ``passages`` and the sentences overlapping each passage, each listed once.
 
     Returns:
-        ``(texts, picks)`` where each pick is ``(text index, sentence index)``.
+        ``(texts, picks, ranges)`` where each pick is ``(text index, sentence index)`` and
+        each range locates one passage in its text, in passage order.
     """
+    ranges: list[_Range] = []
     texts: list[_Text] = []
     text_index: dict[tuple[str, int, str], int] = {}
     picks: dict[tuple[int, int], None] = {}  # ordered set: overlapping chunks share sentences
@@ -186,10 +182,11 @@ def _texts_and_sentences(
             texts.append(_Text(chunk.doc_id, p.title, p.path, text, offset, indexed))
         t = text_index[key]
         lo, hi = chunk.start - offset, chunk.end - offset
+        ranges.append(_Range(t, lo, hi, len(ranges) + 1, p))
         for i, s in enumerate(texts[t].sentences):
             if s.start < hi and lo < s.end:
                 picks[(t, i)] = None
-    return texts, list(picks)
+    return texts, list(picks), ranges
 
 
 def _known_vectors(
@@ -213,34 +210,38 @@ def _known_vectors(
     return out
 
 
-def _window(sentences: Sequence[Sentence], focus: int, budget: int) -> tuple[int, int]:
-    """Grow a window of whole sentences around ``focus``, alternating sides, within ``budget``.
+def _reading_spans(texts: Sequence[_Text], ranges: Sequence[_Range]) -> list[tuple[int, int, int]]:
+    """The texts the reader reads: each passage widened to whole sentences, and passages of one
+    text that overlap or touch merged, so no answer is cut at a passage boundary.
 
     Returns:
-        ``(first, last)`` sentence indices, inclusive.
+        ``(text index, start, end)`` in text coordinates, in text then position order.
     """
-    first = last = focus
-    grew = True
-    while grew:
-        grew = False
-        if first > 0 and sentences[last].end - sentences[first - 1].start <= budget:
-            first -= 1
-            grew = True
-        if last + 1 < len(sentences) and sentences[last + 1].end - sentences[first].start <= budget:
-            last += 1
-            grew = True
-    return first, last
-
-
-def _merge(windows: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """Merge overlapping ``(text, first, last)`` sentence windows of the same text."""
+    widened = sorted((r.text, *texts[r.text].covering(r.start, r.end)) for r in ranges)
     merged: list[tuple[int, int, int]] = []
-    for t, first, last in sorted(windows):
-        if merged and merged[-1][0] == t and first <= merged[-1][2] + 1:
-            merged[-1] = (t, merged[-1][1], max(last, merged[-1][2]))
+    for t, a, b in widened:
+        if merged and merged[-1][0] == t and a <= merged[-1][2] + 1:
+            merged[-1] = (t, merged[-1][1], max(b, merged[-1][2]))
         else:
-            merged.append((t, first, last))
-    return merged
+            merged.append((t, a, b))
+    trimmed = []
+    for t, a, b in merged:
+        text = texts[t].text
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            trimmed.append((t, a, b))
+    return trimmed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One span the reader proposed, located and scored, with the signals behind its score."""
+
+    answer: Answer
+    signals: Signals
 
 
 class AnswerFinder:
@@ -254,10 +255,16 @@ class AnswerFinder:
         settings: ``reader_model``, ``max_answer_tokens``, ``n_answers`` and ``threshold``.
         reader: A reader to use instead of the one ``settings.reader_model`` names (for
             example one already loaded, or being trained).
+        answer_model: The model that scores reader spans; the packaged one by default.
     """
 
     def __init__(
-        self, embedder: Embedder, settings: Settings, *, reader: TransformerReader | None = None
+        self,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        reader: TransformerReader | None = None,
+        answer_model: AnswerModel | None = None,
     ) -> None:
         self.settings = settings
         self.extractor = SentenceExtractor(embedder)
@@ -266,6 +273,7 @@ class AnswerFinder:
             self._reader = TransformerReader(
                 settings.reader_model, max_answer_tokens=settings.max_answer_tokens
             )
+        self.answer_model = answer_model or _packaged_answer_model()
         self._lock = threading.Lock()
         self._ready = False
 
@@ -331,30 +339,14 @@ class AnswerFinder:
             ``passages`` kept as leads.
         """
         n = n_answers or self.settings.n_answers
-        reader = self.reader
-        kind: ReadingKind = "sentence" if reader is None else "reader"
+        kind, candidates = self.candidates(
+            question, passages, documents, timings=timings, sentence_vectors=sentence_vectors
+        )
         if threshold is None:
             threshold = self.settings.threshold
         if threshold is None:
             threshold = recommended_threshold(kind)
-        clock = StageClock(timings)
-        texts, picks = _texts_and_sentences(passages, documents)
-        sentences = [texts[t].sentences[i] for t, i in picks]
-        scores = self.extractor.score(
-            question,
-            [s.text for s in sentences],
-            vectors=_known_vectors(texts, picks, sentence_vectors),
-        )
-        clock.lap("sentences")
-        if reader is None:
-            candidates = [
-                texts[t].answer(s.start, s.end, score, (s.start, s.end))
-                for (t, _), s, score in zip(picks, sentences, scores, strict=True)
-            ]
-        else:
-            candidates = self._read(reader, question, texts, picks, scores, n, sentence_vectors)
-            clock.lap("reader")
-        answers = select(candidates, n, threshold)
+        answers = select([c.answer for c in candidates], n, threshold)
         return Result(
             question=question,
             answers=answers,
@@ -363,53 +355,125 @@ class AnswerFinder:
             mode=self.mode,
         )
 
+    def candidates(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        documents: Mapping[str, Document],
+        *,
+        timings: dict[str, float] | None = None,
+        sentence_vectors: SentenceVectors | None = None,
+    ) -> tuple[ReadingKind, list[Candidate]]:
+        """Every scored candidate for ``question`` in ``passages``, before deduplication.
+
+        What :meth:`find` selects from, and what ``qa calibrate`` fits the answer model on.
+
+        Returns:
+            The reading kind used and the candidates, best score first. In ``sentence`` mode
+            the signals hold only the sentence score.
+        """
+        reader = self.reader
+        clock = StageClock(timings)
+        texts, picks, ranges = _texts_and_sentences(passages, documents)
+        sentences = [texts[t].sentences[i] for t, i in picks]
+        scores = self.extractor.score(
+            question,
+            [s.text for s in sentences],
+            vectors=_known_vectors(texts, picks, sentence_vectors),
+        )
+        clock.lap("sentences")
+        sentence_score = dict(zip(picks, scores.tolist(), strict=True))
+        if reader is None:
+            found = [
+                Candidate(
+                    texts[t].answer(s.start, s.end, score, (s.start, s.end)),
+                    _sentence_signals(score),
+                )
+                for (t, _), s, score in zip(picks, sentences, scores, strict=True)
+            ]
+            return "sentence", sorted(found, key=lambda c: -c.answer.score)
+        found = self._read(reader, question, texts, ranges, sentence_score)
+        clock.lap("reader")
+        return "reader", found
+
     def _read(
         self,
         reader: TransformerReader,
         question: str,
         texts: list[_Text],
-        picks: list[tuple[int, int]],
-        scores: np.ndarray,
-        n: int,
-        sentence_vectors: SentenceVectors | None,
-    ) -> list[Answer]:
-        order = np.argsort(-scores, kind="stable")[:FOCUS_SENTENCES]
-        windows = _merge(
-            [
-                (picks[j][0], *_window(texts[picks[j][0]].sentences, picks[j][1], WINDOW_CHARS))
-                for j in order
-            ]
-        )
-        spans = [
-            (t, texts[t].sentences[first].start, texts[t].sentences[last].end)
-            for t, first, last in windows
-        ]
-        contexts = [texts[t].text[a:b] for t, a, b in spans]
-        if not contexts:
+        ranges: list[_Range],
+        sentence_score: dict[tuple[int, int], float],
+    ) -> list[Candidate]:
+        spans = _reading_spans(texts, ranges)
+        if not spans:
             return []
-        # Neighbours pulled into a window need a sentence score too (cached vectors: cheap).
-        sentence_score = dict(zip(picks, scores.tolist(), strict=True))
-        extra = [
-            (t, i)
-            for t, first, last in windows
-            for i in range(first, last + 1)
-            if (t, i) not in sentence_score
-        ]
-        if extra:
-            extra_scores = self.extractor.score(
-                question,
-                [texts[t].sentences[i].text for t, i in extra],
-                vectors=_known_vectors(texts, extra, sentence_vectors),
-            )
-            sentence_score.update(zip(extra, extra_scores.tolist(), strict=True))
-        # Extra candidates: re-ranking by sentence score and deduplication both thin the list.
-        found = reader.read(question, contexts, top_n=5 * n + 5)
-        answers = []
+        contexts = [texts[t].text[a:b] for t, a, b in spans]
+        found = reader.read(question, contexts, top_n=READER_CANDIDATES)
+        if not found:
+            return []
+        best_lexical = max((r.passage.lexical_score or 0.0 for r in ranges), default=0.0)
+        best_prob = max(c.score for c in found)
+        best_sentence = max(sentence_score.values(), default=0.0)
+        located = []
         for c in found:
             t, base, _ = spans[c.context_index]
             start, end = base + c.start, base + c.end
-            held = texts[t].overlapping(start, end)
-            s = max((sentence_score.get((t, i), 0.0) for i in held), default=0.0)
-            score = c.score**READER_WEIGHT * s ** (1.0 - READER_WEIGHT)
-            answers.append(texts[t].answer(start, end, score, texts[t].covering(start, end)))
-        return answers
+            held = [r for r in ranges if r.text == t and r.start < end and start < r.end]
+            # A span in the sentence-widened margin of a passage belongs to the nearest one.
+            home = min(held or [r for r in ranges if r.text == t], key=lambda r: r.rank)
+            located.append((c, t, start, end, home))
+        support_of = support(
+            [c.score for c, *_ in located],
+            [normalize_answer(c.text) or c.text for c, *_ in located],
+        )
+        signals = [
+            Signals(
+                span_prob=c.score,
+                null_prob=c.null_score,
+                sentence_score=max(
+                    (sentence_score.get((t, i), 0.0) for i in texts[t].overlapping(start, end)),
+                    default=0.0,
+                ),
+                rank=home.rank,
+                dense_score=home.passage.dense_score,
+                lexical_share=(home.passage.lexical_score or 0.0) / best_lexical
+                if best_lexical > 0
+                else 0.0,
+                support=extra,
+                best_prob=best_prob,
+                best_sentence_score=best_sentence,
+                words=len(c.text.split()),
+            )
+            for (c, t, start, end, home), extra in zip(located, support_of, strict=True)
+        ]
+        probability = self.answer_model.probability(np.stack([s.features() for s in signals]))
+        candidates = [
+            Candidate(texts[t].answer(start, end, float(p), texts[t].covering(start, end)), signal)
+            for (_, t, start, end, _), signal, p in zip(located, signals, probability, strict=True)
+        ]
+        return sorted(candidates, key=lambda c: -c.answer.score)
+
+
+def _packaged_answer_model() -> AnswerModel:
+    """The shipped answer model; if it is unusable, say so once and rank by span probability."""
+    try:
+        return AnswerModel.load()
+    except AnswerModelError as exc:
+        log.warning("%s; ranking answers by the reader's span probability instead.", exc)
+        return AnswerModel.neutral()
+
+
+def _sentence_signals(score: float) -> Signals:
+    """Signals of a sentence answer: only its sentence score is known."""
+    return Signals(
+        span_prob=0.0,
+        null_prob=1.0,
+        sentence_score=score,
+        rank=0,
+        dense_score=None,
+        lexical_share=0.0,
+        support=0.0,
+        best_prob=0.0,
+        best_sentence_score=score,
+        words=0,
+    )

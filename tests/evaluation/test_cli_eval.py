@@ -225,8 +225,8 @@ def test_seed_set_against_an_index_and_threshold_guard(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert all(r["gold_rank"] is not None for r in rows if r["answerable"])
 
-    refused = runner.invoke(app, [*args, "--write-threshold"])
-    assert refused.exit_code == 1 and "not with --squad or --limit" in refused.output
+    refused = runner.invoke(app, ["eval", "--without-gold", "0.5"])
+    assert refused.exit_code == 1 and "go with --squad" in refused.output
     assert "Evaluating" not in refused.output  # refused before asking anything
     clash = runner.invoke(app, ["eval", "--set", "a.jsonl", "--squad", "b.json"])
     assert clash.exit_code == 1 and "not both" in clash.output

@@ -160,6 +160,27 @@ def test_squad_v2_becomes_an_open_corpus(tmp_path: Path) -> None:
     assert c.doc_id == "Moon Landing#0" and c.type == "what"
 
 
+def test_articles_sharing_a_title_keep_distinct_paragraph_ids(tmp_path: Path) -> None:
+    # TyDi QA gives each paragraph its own "article", and titles repeat.
+    articles = [
+        {
+            "title": "Seoul",
+            "paragraphs": [
+                {
+                    "context": text,
+                    "qas": [{"id": f"q{i}", "question": "Which city?", "answers": []}],
+                }
+            ],
+        }
+        for i, text in enumerate(["Seoul is a city.", "Seoul hosted the Olympics."])
+    ]
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps({"version": "1.1", "data": articles}))
+    _, docs = load_squad(path)
+    assert [d.doc_id for d in docs] == ["Seoul#0", "Seoul#0~2"]
+    assert len({d.path for d in docs}) == 2
+
+
 @pytest.mark.parametrize(
     ("question", "kind"),
     [

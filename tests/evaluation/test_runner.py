@@ -19,7 +19,7 @@ from qa.evaluation.runner import (
     default_out_dir,
     gold_passages,
     threshold_in_use,
-    write_threshold,
+    without_gold,
 )
 from qa.settings import Settings
 from qa.types import Answer, Chunk, Document, Passage, Result
@@ -40,6 +40,7 @@ class FakeQA:
         self.answers = answers
         self.asked: list[tuple[str, float | None]] = []
         self.read_calls: list[tuple[str, list[str], float | None]] = []
+        self.excluded: list[frozenset[str]] = []
         self.settings = Settings(threshold=None)
         self.index = SimpleNamespace(
             documents={"d1": DOC, "d2": OTHER},
@@ -60,8 +61,15 @@ class FakeQA:
             ]
         return Result(question, answers, not answers, passages, "sentence")
 
-    def ask(self, question: str, *, threshold: float | None = None) -> Result:
+    def ask(
+        self,
+        question: str,
+        *,
+        threshold: float | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Result:
         self.asked.append((question, threshold))
+        self.excluded.append(exclude)
         ranked = [Passage(c, "t", "p", 1.0) for c in (CHUNKS[2], CHUNKS[1], CHUNKS[0])]
         return self._result(question, ranked)
 
@@ -95,6 +103,24 @@ def test_every_question_is_asked_once_at_threshold_zero_after_a_warm_up(observed
     assert b.text is None and b.score is None  # the stand-in found nothing for b
     assert a.ranked_doc_ids == ("d2", "d1", "d1") and a.rank == 2
     assert c.rank is None
+
+
+def test_questions_asked_without_their_gold_leave_it_out_and_count_as_unanswerable() -> None:
+    hidden = without_gold(QUESTIONS, 1.0)
+    assert hidden == {"a", "b"}, "only answerable questions can be asked without their gold"
+    assert (
+        without_gold(QUESTIONS, 0.5) == without_gold(QUESTIONS, 0.5)
+        and len(without_gold(QUESTIONS, 0.5)) == 1
+    )
+    with pytest.raises(ValueError):
+        without_gold(QUESTIONS, 1.5)
+    qa = FakeQA({"Where did they meet?": ("Panmunjom", 0.8)})
+    _, observations = ask_all(qa, QUESTIONS, progress=False, hidden={"a"})  # type: ignore[arg-type]
+    assert qa.excluded[1:] == [frozenset({"d1"}), frozenset(), frozenset()]
+    a, b, _ = observations
+    assert not a.question.answerable and a.question.answers == () and a.question.doc_id is None
+    assert b.question.answerable
+    assert [r[0] for r in qa.read_calls] == ["How many officers?"], "no gold read for hidden a"
 
 
 def test_the_reader_gets_the_gold_chunk_holding_the_reference(observed) -> None:
@@ -134,27 +160,12 @@ def _run(observations: list, kind: str = "jsonl", limit: int | None = None) -> E
     )
 
 
-def test_recommendation_and_written_threshold(observed, tmp_path: Path) -> None:
+def test_recommendation(observed) -> None:
     _, observations = observed
     run = _run(observations)
     # At 0: a right (1), b nothing (0), c answered (0). Above 0.3 c abstains: F1 2/3.
     assert run.metrics(0.0).f1 == pytest.approx(1 / 3)
     assert run.recommended.threshold == pytest.approx(0.55) and run.recommended.f1 == 2 / 3
-    path = tmp_path / "thresholds.json"
-    path.write_text(
-        json.dumps({"sentence": {"value": 0.4, "score": "kept"}, "reader": {"value": 1}})
-    )
-    entry = write_threshold(run, path)
-    table = json.loads(path.read_text())
-    assert table["sentence"] == entry and entry["value"] == 0.55 and entry["score"] == "kept"
-    assert "seed.jsonl" in entry["how"] and "2026-01-02" in entry["how"] and "F1" in entry["how"]
-    assert table["reader"] == {"value": 1}
-    with pytest.raises(ValueError, match="never on a SQuAD"):
-        write_threshold(_run(observations, kind="squad"), path)
-    with pytest.raises(ValueError, match="with unanswerable questions"):
-        write_threshold(_run(observations[:2]), path)
-    with pytest.raises(ValueError, match="whole set"):
-        write_threshold(_run(observations, limit=2), path)
 
 
 def test_threshold_in_use_prefers_settings() -> None:

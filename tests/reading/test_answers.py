@@ -11,17 +11,17 @@ import pytest
 
 from qa.reading import answers as answers_module
 from qa.reading.answers import (
-    READER_WEIGHT,
     THRESHOLDS_PATH,
     AnswerFinder,
-    _merge,
-    _window,
+    _Range,
+    _reading_spans,
+    _Text,
     dedupe,
     normalize_answer,
     recommended_threshold,
     select,
 )
-from qa.reading.sentences import Sentence
+from qa.reading.scoring import FEATURES, AnswerModel
 from qa.reading.transformer import SpanCandidate
 from qa.settings import Settings
 from qa.types import Answer, Chunk, Document, Passage
@@ -72,9 +72,17 @@ class FakeReader:
         return sorted(found, key=lambda c: -c.score)[:top_n]
 
 
-def finder(reader: FakeReader | None = None, **settings: object) -> AnswerFinder:
+def finder(
+    reader: FakeReader | None = None, model: AnswerModel | None = None, **settings: object
+) -> AnswerFinder:
+    """A finder whose answer model ranks by span probability alone, unless one is given."""
     base = {"reader_model": "none", "threshold": 0.0, **settings}
-    return AnswerFinder(HashEmbedder(), Settings(**base), reader=reader)  # type: ignore[arg-type]
+    return AnswerFinder(
+        HashEmbedder(),  # type: ignore[arg-type]
+        Settings(**base),  # type: ignore[arg-type]
+        reader=reader,  # type: ignore[arg-type]
+        answer_model=model or AnswerModel.neutral(),
+    )
 
 
 def assert_located(a: Answer, doc: Document = DOC) -> None:
@@ -142,16 +150,22 @@ def test_thresholds_file_records_a_value_and_how_for_each_mode() -> None:
         assert recommended_threshold(kind) == table[kind]["value"]
 
 
-def test_window_grows_around_the_focus_within_budget() -> None:
-    sentences = [Sentence(i * 10, i * 10 + 9, "x" * 9) for i in range(6)]
-    assert _window(sentences, 2, 29) == (1, 3)
-    assert _window(sentences, 0, 29) == (0, 2)
-    assert _window(sentences, 5, 9) == (5, 5)
-    assert _window(sentences, 2, 1000) == (0, 5)
-
-
-def test_merge_joins_overlapping_and_touching_windows_of_one_text() -> None:
-    assert _merge([(0, 4, 6), (1, 0, 1), (0, 0, 2), (0, 3, 3)]) == [(0, 0, 6), (1, 0, 1)]
+def test_passages_are_widened_to_sentences_and_merged_where_they_touch() -> None:
+    text = _Text(DOC.doc_id, DOC.title, DOC.path, TEXT, 0, True)
+    other = _Text("b", "B", "b", "One. Two.", 0, True)
+    in_each = TEXT.index("in each")
+    ranges = [
+        _Range(0, in_each, in_each + 7, 1, passage(0, 1)),  # mid-sentence
+        _Range(1, 0, 4, 2, passage(0, 1)),
+        _Range(0, TEXT.index("North Korea cancelled"), TEXT.index("Kim Jong-un"), 3, passage(0, 1)),
+    ]
+    spans = _reading_spans([text, other], ranges)
+    first = TEXT.index("A similar agreement")
+    # The first passage grows to its whole sentence and touches the third, which joins it.
+    assert spans[0][0] == 0 and spans[0][1] == first
+    assert TEXT[spans[0][1] : spans[0][2]].endswith("North Korea cancelled the plan.")
+    assert spans[1] == (1, 0, 4)
+    assert len(spans) == 2
 
 
 def test_reader_spans_map_to_document_offsets_with_their_sentence() -> None:
@@ -171,8 +185,21 @@ def test_reader_spans_map_to_document_offsets_with_their_sentence() -> None:
         result.answers[1].context
         == "Kim Jong-un and Trump agreed to resume talks at Panmunjom on 30 June."
     )
-    # What is read is whole sentences of the document, not the whole document.
-    assert all(c.strip() == c and c in TEXT for c in reader.contexts)
+    # What is read is the passage widened to whole sentences, not the whole document.
+    assert reader.contexts == [TEXT[chunk_start:].strip()]
+
+
+def test_the_reader_reads_every_sentence_of_the_passages_it_is_given() -> None:
+    # "Round two" is no sentence the extractor would pick for this question; a reader that
+    # reads only around the best sentences would never see it.
+    reader = FakeReader({"Round two": 0.9})
+    result = finder(reader).find(
+        "Where did Kim Jong-un and Trump agree to resume talks?",
+        [passage(0, len(TEXT))],
+        {DOC.doc_id: DOC},
+    )
+    assert [a.text for a in result.answers] == ["Round two"]
+    assert_located(result.answers[0])
 
 
 def test_a_passage_unknown_to_the_index_is_read_on_its_own_text() -> None:
@@ -223,17 +250,38 @@ def test_overlapping_passages_do_not_duplicate_answers() -> None:
     assert [a.text for a in result.answers] == ["Panmunjom", "seven officers"]
 
 
-def test_span_score_blends_reader_probability_and_sentence_score() -> None:
+def test_span_score_is_the_answer_models_probability_of_its_signals() -> None:
     question = "Where did Kim Jong-un and Trump agree to resume talks?"
-    f = finder(FakeReader({"Panmunjom": 0.2, "1994": 0.9}), n_answers=5)
+    # A model that trusts only the sentence score: the reader's surer span loses.
+    coef = [0.0] * len(FEATURES)
+    coef[FEATURES.index("sentence_score")] = 5.0
+    n = len(FEATURES)
+    model = AnswerModel([0.0] * n, [1.0] * n, coef, -1.0, {})  # type: ignore[arg-type]
+    f = finder(FakeReader({"Panmunjom": 0.2, "1994": 0.9}), model=model, n_answers=5)
+    kind, candidates = f.candidates(question, [passage(0, len(TEXT))], {DOC.doc_id: DOC})
+    assert kind == "reader"
+    for c in candidates:
+        expected = float(model.probability(c.signals.features()[None, :])[0])
+        assert c.answer.score == pytest.approx(expected)
+        assert 0.0 < c.answer.score < 1.0
+    by_text = {c.answer.text: c for c in candidates}
+    assert by_text["Panmunjom"].signals.sentence_score > by_text["1994"].signals.sentence_score
+    assert by_text["1994"].signals.span_prob == pytest.approx(0.9)
+    assert by_text["1994"].signals.rank == 1
     result = f.find(question, [passage(0, len(TEXT))], {DOC.doc_id: DOC})
-    by_text = {a.text: a for a in result.answers}
-    for text, p in (("Panmunjom", 0.2), ("1994", 0.9)):
-        s = f.extractor.score(question, [by_text[text].context])[0]
-        expected = p**READER_WEIGHT * s ** (1 - READER_WEIGHT)
-        assert by_text[text].score == pytest.approx(expected, rel=1e-5)
-    # The reader is surer of "1994", but its sentence is not about the question.
     assert [a.text for a in result.answers] == ["Panmunjom", "1994"]
+
+
+def test_the_same_words_found_twice_support_each_other() -> None:
+    reader = FakeReader({"North Korea": 0.3})
+    other = Document("other.txt", "Other", "other.txt", "North Korea said no.", "h")
+    passages = [passage(0, len(TEXT)), passage(0, len(other.text), doc=other)]
+    documents = {DOC.doc_id: DOC, other.doc_id: other}
+    _, candidates = finder(reader).candidates("Who?", passages, documents)
+    # FakeReader finds the first occurrence in each of the two texts read.
+    assert {c.answer.doc_id for c in candidates} == {DOC.doc_id, other.doc_id}
+    assert all(c.signals.support == pytest.approx(0.3) for c in candidates)
+    assert sorted(c.signals.rank for c in candidates) == [1, 2]
 
 
 def test_below_threshold_abstains_and_keeps_passages() -> None:

@@ -1,0 +1,289 @@
+"""Fit the answer model and choose the abstention threshold from data (``qa calibrate``).
+
+How the shipped answer model is made:
+
+1. **Fitting asks.** Questions of a SQuAD-format training file that the packaged reader was
+   *not* trained on (worked out from the reader's ``metrics.json``: the files, shares and seed
+   of its training sample), asked over an open corpus of all that file's paragraphs. Half of
+   them are asked with their own paragraph left out of the index, so the corpus cannot answer
+   them and every candidate is wrong: on-topic unanswerable questions, like the ones users
+   ask. Every candidate span the pipeline proposes (:meth:`AnswerFinder.candidates`) gives one
+   row of signals, labelled right when its token F1 against a reference is at least
+   ``RIGHT_F1``.
+2. **Validation asks.** The same on the validation file (qa-val), half without their paragraph.
+   The regularisation strength is chosen there, and the threshold is the one with the best
+   F1 there (SQuAD v2 convention: abstaining on an unanswerable question scores 1).
+3. The model (:class:`qa.reading.scoring.AnswerModel`) and the threshold are written with a
+   record of all of the above; the development set (xquad-dev) is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from qa.evaluation.datasets import EvalQuestion, load_squad, sample
+from qa.evaluation.metrics import f1_score
+from qa.evaluation.runner import measuring, without_gold
+from qa.pipeline import QA
+from qa.reading.answers import THRESHOLDS_PATH, AnswerFinder
+from qa.reading.scoring import DEFAULT_ANSWER_MODEL, FEATURES, AnswerModel, fit_answer_model
+from qa.reading.transformer import TransformerReader
+from qa.settings import Settings
+from qa.store import build_index
+from qa.types import Document
+
+#: A candidate counts as right when its token F1 against a reference reaches this.
+RIGHT_F1 = 0.5
+#: Inverse regularisation strengths tried; the one with the best validation F1 is kept.
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+#: Share of the questions asked without their own paragraph.
+UNANSWERABLE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One question asked: every candidate's features, their F1, and whether it was hidden."""
+
+    question: EvalQuestion
+    features: np.ndarray  # (candidates, len(FEATURES))
+    f1: np.ndarray  # (candidates,) token F1 of each candidate (0 when unanswerable)
+    texts: tuple[str, ...]
+    answerable: bool
+
+
+def held_out(
+    data_dir: Path, file_name: str, training: dict[str, Any]
+) -> tuple[list[EvalQuestion], list[Document]]:
+    """The questions of ``data_dir/file_name`` the reader was not trained on, and the paragraphs.
+
+    Args:
+        data_dir: The training data folder.
+        file_name: One SQuAD file in it.
+        training: The ``training`` record of the reader's ``metrics.json`` (its ``fractions``
+            and ``seed`` reproduce which questions it sampled).
+    """
+    from qa.reading.train import load_examples
+
+    trained = {e.qid for e in load_examples(data_dir, training.get("fractions"), training["seed"])}
+    questions, documents = load_squad(data_dir / file_name)
+    return [q for q in questions if f"{file_name}/{q.id}" not in trained], documents
+
+
+def ask_candidates(
+    settings: Settings,
+    questions: Sequence[EvalQuestion],
+    documents: Sequence[Document],
+    *,
+    unanswerable_share: float = UNANSWERABLE_SHARE,
+    progress: bool = True,
+    reader: TransformerReader | None = None,
+) -> list[Asked]:
+    """Ask each question over an open corpus of ``documents`` and keep every candidate.
+
+    A share of the questions is asked with its own paragraph left out of retrieval
+    (:func:`qa.evaluation.runner.without_gold`); their candidates are all wrong. ``reader``
+    replaces the one ``settings`` names.
+    """
+    hidden = without_gold(questions, unanswerable_share)
+    asked: list[Asked] = []
+    with tempfile.TemporaryDirectory(prefix="qa-calibrate-") as tmp:
+        scratch = measuring(settings).replace(
+            index_dir=Path(tmp) / "index", corpus_dir=Path(tmp) / "corpus"
+        )
+        qa = QA(scratch)
+        build_index(scratch, list(documents), qa.embedder, show_progress=progress)
+        index = qa.index
+        # The signals do not depend on the answer model, so any model will do here; the
+        # neutral one keeps calibration working before a model has ever been fitted.
+        finder = AnswerFinder(
+            qa.embedder, scratch, reader=reader, answer_model=AnswerModel.neutral()
+        )
+        for q in tqdm(questions, desc="Asking", unit="question", disable=not progress):
+            answerable = q.answerable and q.id not in hidden
+            exclude = frozenset() if answerable or q.doc_id is None else frozenset({q.doc_id})
+            passages = qa.search(q.question, k=scratch.read_passages, exclude=exclude)
+            kind, candidates = finder.candidates(
+                q.question, passages, index.documents, sentence_vectors=index.sentences
+            )
+            if kind != "reader":
+                raise ValueError("calibration needs the transformer reader; none could be loaded")
+            texts = tuple(c.answer.text for c in candidates)
+            asked.append(
+                Asked(
+                    question=q,
+                    features=np.stack([c.signals.features() for c in candidates])
+                    if candidates
+                    else np.zeros((0, len(FEATURES))),
+                    f1=np.array([f1_score(t, q.answers) if answerable else 0.0 for t in texts]),
+                    texts=texts,
+                    answerable=answerable,
+                )
+            )
+    return asked
+
+
+def _outcomes(model: AnswerModel, asked: Sequence[Asked]) -> list[tuple[float, float, bool]]:
+    """Per question: the best candidate's probability, its F1 and whether it was answerable."""
+    out = []
+    for a in asked:
+        if len(a.features) == 0:
+            out.append((-1.0, 0.0, a.answerable))
+            continue
+        p = model.probability(a.features)
+        best = int(np.argmax(p))
+        out.append((float(p[best]), float(a.f1[best]), a.answerable))
+    return out
+
+
+def best_operating_point(outcomes: Sequence[tuple[float, float, bool]]) -> dict[str, float]:
+    """The threshold with the best mean F1 (abstention scores 1 on an unanswerable question).
+
+    Thresholds tried are the midpoints between consecutive best-candidate probabilities.
+
+    Returns:
+        ``threshold``, ``f1`` (all questions), ``f1_answerable``, ``answered_answerable`` (share
+        of answerable questions answered) and ``abstained_unanswerable``.
+    """
+    probs = sorted({p for p, _, _ in outcomes})
+    cuts = [0.0] + [(a + b) / 2 for a, b in zip(probs, probs[1:], strict=False)] + [1.0]
+    best: dict[str, float] | None = None
+    for t in cuts:
+        scores = [(f1 if p >= t else 0.0) if ok else float(p < t) for p, f1, ok in outcomes]
+        f1 = float(np.mean(scores))
+        if best is None or f1 > best["f1"]:
+            answerable = [(p, f1) for p, f1, ok in outcomes if ok]
+            unanswerable = [p for p, _, ok in outcomes if not ok]
+            best = {
+                "threshold": float(t),
+                "f1": f1,
+                "f1_answerable": float(np.mean([f if p >= t else 0.0 for p, f in answerable]))
+                if answerable
+                else float("nan"),
+                "answered_answerable": float(np.mean([p >= t for p, _ in answerable]))
+                if answerable
+                else float("nan"),
+                "abstained_unanswerable": float(np.mean([p < t for p in unanswerable]))
+                if unanswerable
+                else float("nan"),
+            }
+    assert best is not None
+    return best
+
+
+def calibrate(
+    data_dir: Path,
+    files: Sequence[str],
+    val_file: Path,
+    settings: Settings,
+    *,
+    reader_metrics: Path,
+    limit: int | None = None,
+    out: Path = DEFAULT_ANSWER_MODEL,
+    thresholds: Path = THRESHOLDS_PATH,
+    progress: bool = True,
+    reader: TransformerReader | None = None,
+) -> dict[str, Any]:
+    """Fit the answer model on held-out training questions and choose it and its threshold on
+    the validation file; write both (see the module docstring).
+
+    Args:
+        data_dir: Training data folder.
+        files: SQuAD files of ``data_dir`` whose held-out questions fit the model.
+        val_file: SQuAD-format validation file.
+        settings: Settings to ask with (reader, retrieval).
+        reader_metrics: The reader's ``metrics.json`` (which questions it was trained on).
+        limit: Fit on a deterministic sample of this many held-out questions per file.
+        out: Where the answer model is written.
+        thresholds: The thresholds file whose ``reader`` entry is rewritten.
+        progress: Show progress bars.
+        reader: A reader to use instead of the one ``settings`` names.
+
+    Returns:
+        The record written into the model's ``info``.
+    """
+    began = time.perf_counter()
+    training = json.loads(Path(reader_metrics).read_text(encoding="utf-8"))["training"]
+    fit_asks: list[Asked] = []
+    sources = {}
+    for name in files:
+        questions, documents = held_out(data_dir, name, training)
+        chosen = sample(questions, limit)
+        sources[name] = {"held_out": len(questions), "asked": len(chosen)}
+        fit_asks += ask_candidates(settings, chosen, documents, progress=progress, reader=reader)
+    val_questions, val_documents = load_squad(val_file)
+    val_asks = ask_candidates(
+        settings, val_questions, val_documents, progress=progress, reader=reader
+    )
+
+    x = np.concatenate([a.features for a in fit_asks if len(a.features)])
+    y = (np.concatenate([a.f1 for a in fit_asks if len(a.features)]) >= RIGHT_F1).astype(int)
+    trials = []
+    for c in C_GRID:
+        model = fit_answer_model(x, y, c=c)
+        trials.append((best_operating_point(_outcomes(model, val_asks)), c, model))
+    point, c, model = max(trials, key=lambda trial: trial[0]["f1"])
+    info = {
+        "fitted": datetime.now(UTC).date().isoformat(),
+        "how": (
+            "logistic regression (scikit-learn) over the candidate signals of "
+            "qa.reading.scoring; a candidate is right when its token F1 reaches "
+            f"{RIGHT_F1}. Fitted on open-corpus asks of held-out training questions, "
+            f"{UNANSWERABLE_SHARE:.0%} of them asked with their own paragraph left out of the "
+            "index; C and the threshold chosen on the validation file (asked the same way) by "
+            "F1 with abstention scoring 1 on unanswerable questions."
+        ),
+        "fit_files": sources,
+        "fit_questions": len(fit_asks),
+        "fit_candidates": int(len(y)),
+        "fit_right_share": round(float(y.mean()), 4),
+        "validation_file": Path(val_file).name,
+        "validation_questions": len(val_asks),
+        "c": c,
+        "c_grid": {str(cc): round(t[0]["f1"], 4) for t, cc in zip(trials, C_GRID, strict=True)},
+        "validation": {k: round(v, 4) for k, v in point.items()},
+        "reader": _reader_identity(Path(reader_metrics).parent, settings.reader_model),
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+    model = AnswerModel(model.mean, model.scale, model.coef, model.intercept, info)
+    model.save(out)
+    _write_threshold(thresholds, point, info)
+    return info
+
+
+def _reader_identity(folder: Path, name: str) -> dict[str, str]:
+    """Which reader the model was fitted for: its setting and its weights' SHA-256."""
+    weights = folder / "model.safetensors"
+    identity = {"reader_model": name}
+    if weights.is_file():
+        identity["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return identity
+
+
+def _write_threshold(path: Path, point: dict[str, float], info: dict[str, Any]) -> None:
+    table = json.loads(Path(path).read_text(encoding="utf-8"))
+    table["reader"] = {
+        "value": round(point["threshold"], 4),
+        "score": (
+            "the answer model's probability that the span is right (qa.reading.scoring: "
+            "logistic regression over reader, sentence and retrieval signals)"
+        ),
+        "how": (
+            f"`qa calibrate` on {info['fitted']}: the threshold with the best F1 on "
+            f"{info['validation_file']} ({info['validation_questions']} questions, half asked "
+            "without their paragraph), where it answers "
+            f"{point['answered_answerable']:.1%} of the answerable questions and abstains on "
+            f"{point['abstained_unanswerable']:.1%} of the others (F1 {point['f1']:.3f})."
+        ),
+    }
+    Path(path).write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
