@@ -351,10 +351,14 @@ def render_markdown(
 
 def _recommendation_note(run: EvalRun) -> str:
     if run.has_unanswerable:
-        return "highest overall F1 on this set"
+        return (
+            "highest overall F1 on this set, for information: the threshold in use is chosen "
+            "by `qa calibrate` on the validation set"
+        )
     return (
         "this set has no unanswerable questions, so abstaining never pays here and the sweep "
-        "only shows what each threshold costs; thresholds are chosen on the seed set"
+        "only shows what each threshold costs; the threshold in use is chosen by "
+        "`qa calibrate` on the validation set"
     )
 
 

@@ -236,6 +236,38 @@ def _reading_spans(texts: Sequence[_Text], ranges: Sequence[_Range]) -> list[tup
     return trimmed
 
 
+_PAIRS = {"‘": "’", "“": "”", "(": ")", "[": "]", "«": "»"}
+_SYMMETRIC = {'"', "'"}
+_TRAILING = ",;:"
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink ``text[start:end]`` past edge marks that do not belong to the answer.
+
+    Word pieces split quotation marks and brackets from words, so a span can start or end on
+    half a pair (``trivial’``, ``‘gift``) or on a trailing comma. A mark is dropped from an
+    edge when its partner is not inside the span; the span never grows and never empties.
+    """
+    while end - start > 1:
+        first, last = text[start], text[end - 1]
+        inner = text[start:end]
+        if first.isspace() or (first in _PAIRS and _PAIRS[first] not in inner[1:]):
+            start += 1
+        elif last.isspace() or last in _TRAILING:
+            end -= 1
+        elif last in _PAIRS.values() and not any(
+            o in inner[:-1] for o, c in _PAIRS.items() if c == last
+        ):
+            end -= 1
+        elif first in _SYMMETRIC and inner.count(first) == 1:
+            start += 1
+        elif last in _SYMMETRIC and inner.count(last) == 1:
+            end -= 1
+        else:
+            break
+    return start, end
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One span the reader proposed, located and scored, with the signals behind its score."""
@@ -417,7 +449,7 @@ class AnswerFinder:
         located = []
         for c in found:
             t, base, _ = spans[c.context_index]
-            start, end = base + c.start, base + c.end
+            start, end = trim_span(texts[t].text, base + c.start, base + c.end)
             held = [r for r in ranges if r.text == t and r.start < end and start < r.end]
             # A span in the sentence-widened margin of a passage belongs to the nearest one.
             home = min(held or [r for r in ranges if r.text == t], key=lambda r: r.rank)

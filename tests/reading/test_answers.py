@@ -150,6 +150,26 @@ def test_thresholds_file_records_a_value_and_how_for_each_mode() -> None:
         assert recommended_threshold(kind) == table[kind]["value"]
 
 
+@pytest.mark.parametrize(
+    ("span", "expected"),
+    [
+        ("trivial’", "trivial"),
+        ("‘gift", "gift"),
+        ("‘trivial’", "‘trivial’"),
+        ("Singapore,", "Singapore"),
+        ('"Agreed Framework', "Agreed Framework"),
+        ("(DMZ)", "(DMZ)"),
+        ("DMZ)", "DMZ"),
+        ("’", "’"),
+    ],
+)
+def test_spans_lose_half_pairs_of_quotes_and_trailing_commas(span: str, expected: str) -> None:
+    text = f"He said {span} today."
+    start = text.index(span)
+    a, b = answers_module.trim_span(text, start, start + len(span))
+    assert text[a:b] == expected and start <= a <= b <= start + len(span)
+
+
 def test_passages_are_widened_to_sentences_and_merged_where_they_touch() -> None:
     text = _Text(DOC.doc_id, DOC.title, DOC.path, TEXT, 0, True)
     other = _Text("b", "B", "b", "One. Two.", 0, True)
