@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--passages", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--questions", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -79,14 +80,19 @@ def main() -> None:
     sys.path.append(str(REPO))
     from benchmarks.common import BBC_DIR, bbc_questions, copy_corpus
 
-    files = sorted(BBC_DIR.glob("*/*.txt"))
-    questions = [q["question"] for q in bbc_questions(files)]
     if args.worker:
+        # The questions come from the parent: the other checkout's benchmarks/ may differ.
+        questions = json.loads(args.questions.read_text(encoding="utf-8"))
         worker(args.index, args.corpus, questions, args.passages or None)
         return
+    files = sorted(BBC_DIR.glob("*/*.txt"))
+    questions = [q["question"] for q in bbc_questions(files)]
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="qa-reading-latency-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="qa-reading-latency-"))).resolve()
     corpus, index = work / "corpus", work / "index"
+    asked = work / "questions.json"
+    asked.parent.mkdir(parents=True, exist_ok=True)
+    asked.write_text(json.dumps(questions), encoding="utf-8")
     if not (index / "current").exists():
         from qa.pipeline import QA
         from qa.settings import Settings
@@ -108,7 +114,8 @@ def main() -> None:
             out = (
                 subprocess.run(
                     [sys.executable, str(Path(__file__).resolve()), "--worker"]
-                    + ["--index", str(index), "--corpus", str(corpus), "--passages", str(passages)],
+                    + ["--index", str(index), "--corpus", str(corpus), "--passages", str(passages)]
+                    + ["--questions", str(asked)],
                     env=env,
                     cwd=tree,
                     capture_output=True,
