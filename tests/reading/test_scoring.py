@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.reading.answers import recommended_threshold
 from qa.reading.scoring import (
     DEFAULT_ANSWER_MODEL,
     FEATURES,
@@ -119,7 +120,16 @@ def test_the_packaged_model_loads_and_records_how_it_was_fitted() -> None:
     # A surer reader and a better sentence match must both raise the probability.
     assert coef["log_span_prob"] > 0 or coef["relative_prob"] > 0
     assert coef["sentence_score"] > 0 or coef["best_sentence_score"] > 0
-    sure = signals(span_prob=0.95, null_prob=0.01, best_prob=0.95, sentence_score=0.8)
+    sure = signals(
+        span_prob=0.95,
+        null_prob=0.01,
+        best_prob=0.95,
+        sentence_score=0.8,
+        rank=1,
+        dense_score=0.6,
+        lexical_share=1.0,
+    )
     unsure = signals(span_prob=0.05, null_prob=0.9, best_prob=0.05, sentence_score=0.1, rank=9)
     p = model.probability(np.stack([sure.features(), unsure.features()]))
-    assert p[0] > 0.5 > p[1]
+    # The sure answer is given, the unsure one abstained on, at the shipped threshold.
+    assert p[0] > recommended_threshold("reader") > p[1]
