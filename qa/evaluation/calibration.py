@@ -33,8 +33,14 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.evaluation.datasets import EvalQuestion, load_squad, sample
-from qa.evaluation.metrics import f1_score
-from qa.evaluation.runner import measuring, without_gold
+from qa.evaluation.metrics import (
+    Observation,
+    best_threshold,
+    compute_metrics,
+    f1_score,
+    sweep,
+)
+from qa.evaluation.runner import as_unanswerable, measuring, without_gold
 from qa.pipeline import QA
 from qa.reading.answers import THRESHOLDS_PATH, AnswerFinder
 from qa.reading.scoring import DEFAULT_ANSWER_MODEL, FEATURES, AnswerModel, fit_answer_model
@@ -53,13 +59,15 @@ UNANSWERABLE_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Asked:
-    """One question asked: every candidate's features, their F1, and whether it was hidden."""
+    """One question asked: every candidate's features and F1.
+
+    ``question`` is as scored: a question asked without its paragraph is unanswerable.
+    """
 
     question: EvalQuestion
     features: np.ndarray  # (candidates, len(FEATURES))
     f1: np.ndarray  # (candidates,) token F1 of each candidate (0 when unanswerable)
     texts: tuple[str, ...]
-    answerable: bool
 
 
 def held_out(
@@ -110,8 +118,10 @@ def ask_candidates(
             qa.embedder, scratch, reader=reader, answer_model=AnswerModel.neutral()
         )
         for q in tqdm(questions, desc="Asking", unit="question", disable=not progress):
-            answerable = q.answerable and q.id not in hidden
-            exclude = frozenset() if answerable or q.doc_id is None else frozenset({q.doc_id})
+            exclude: frozenset[str] = frozenset()
+            if q.id in hidden and q.doc_id is not None:
+                exclude = frozenset({q.doc_id})
+                q = as_unanswerable(q)
             passages = qa.search(q.question, k=scratch.read_passages, exclude=exclude)
             kind, candidates = finder.candidates(
                 q.question, passages, index.documents, sentence_vectors=index.sentences
@@ -125,60 +135,49 @@ def ask_candidates(
                     features=np.stack([c.signals.features() for c in candidates])
                     if candidates
                     else np.zeros((0, len(FEATURES))),
-                    f1=np.array([f1_score(t, q.answers) if answerable else 0.0 for t in texts]),
+                    f1=np.array([f1_score(t, q.answers) for t in texts]),
                     texts=texts,
-                    answerable=answerable,
                 )
             )
     return asked
 
 
-def _outcomes(model: AnswerModel, asked: Sequence[Asked]) -> list[tuple[float, float, bool]]:
-    """Per question: the best candidate's probability, its F1 and whether it was answerable."""
+def _observations(model: AnswerModel, asked: Sequence[Asked]) -> list[Observation]:
+    """Each question's best candidate under ``model``, as the evaluation metrics take it."""
     out = []
     for a in asked:
-        if len(a.features) == 0:
-            out.append((-1.0, 0.0, a.answerable))
-            continue
-        p = model.probability(a.features)
-        best = int(np.argmax(p))
-        out.append((float(p[best]), float(a.f1[best]), a.answerable))
+        text, score = None, None
+        if len(a.features):
+            p = model.probability(a.features)
+            best = int(np.argmax(p))
+            text, score = a.texts[best], float(p[best])
+        out.append(Observation(a.question, text, score, None, None, (), 0.0))
     return out
 
 
-def best_operating_point(outcomes: Sequence[tuple[float, float, bool]]) -> dict[str, float]:
-    """The threshold with the best mean F1 (abstention scores 1 on an unanswerable question).
-
-    Thresholds tried are the midpoints between consecutive best-candidate probabilities.
+def best_operating_point(observations: Sequence[Observation]) -> dict[str, float]:
+    """The threshold with the best F1 (abstention scores 1 on an unanswerable question), from
+    the evaluation's own sweep (:func:`qa.evaluation.metrics.sweep`), and what it does.
 
     Returns:
         ``threshold``, ``f1`` (all questions), ``f1_answerable``, ``answered_answerable`` (share
-        of answerable questions answered) and ``abstained_unanswerable``.
+        of answerable questions answered) and ``abstained_unanswerable`` (NaN where undefined).
     """
-    probs = sorted({p for p, _, _ in outcomes})
-    cuts = [0.0] + [(a + b) / 2 for a, b in zip(probs, probs[1:], strict=False)] + [1.0]
-    best: dict[str, float] | None = None
-    for t in cuts:
-        scores = [(f1 if p >= t else 0.0) if ok else float(p < t) for p, f1, ok in outcomes]
-        f1 = float(np.mean(scores))
-        if best is None or f1 > best["f1"]:
-            answerable = [(p, f1) for p, f1, ok in outcomes if ok]
-            unanswerable = [p for p, _, ok in outcomes if not ok]
-            best = {
-                "threshold": float(t),
-                "f1": f1,
-                "f1_answerable": float(np.mean([f if p >= t else 0.0 for p, f in answerable]))
-                if answerable
-                else float("nan"),
-                "answered_answerable": float(np.mean([p >= t for p, _ in answerable]))
-                if answerable
-                else float("nan"),
-                "abstained_unanswerable": float(np.mean([p < t for p in unanswerable]))
-                if unanswerable
-                else float("nan"),
-            }
-    assert best is not None
-    return best
+    point = best_threshold(sweep(observations))
+    everything = compute_metrics(observations, point.threshold)
+    answerable = [o for o in observations if o.question.answerable]
+    abstained = compute_metrics(answerable, point.threshold).abstain_rate if answerable else None
+
+    def value(x: float | None) -> float:
+        return float("nan") if x is None else float(x)
+
+    return {
+        "threshold": float(point.threshold),
+        "f1": float(point.f1),
+        "f1_answerable": value(everything.f1_answerable),
+        "answered_answerable": value(None if abstained is None else 1.0 - abstained),
+        "abstained_unanswerable": value(everything.abstain_recall),
+    }
 
 
 def calibrate(
@@ -231,7 +230,7 @@ def calibrate(
     trials = []
     for c in C_GRID:
         model = fit_answer_model(x, y, c=c)
-        trials.append((best_operating_point(_outcomes(model, val_asks)), c, model))
+        trials.append((best_operating_point(_observations(model, val_asks)), c, model))
     point, c, model = max(trials, key=lambda trial: trial[0]["f1"])
     info = {
         "fitted": datetime.now(UTC).date().isoformat(),

@@ -149,7 +149,8 @@ def without_gold(questions: Sequence[EvalQuestion], share: float, seed: int = 1)
     return set(random.Random(seed).sample(answerable, count))
 
 
-def _as_unanswerable(question: EvalQuestion) -> EvalQuestion:
+def as_unanswerable(question: EvalQuestion) -> EvalQuestion:
+    """``question`` as scored when asked without its gold document: unanswerable."""
     return dataclasses.replace(
         question, answers=(), doc_id=None, type="unanswerable", answerable=False
     )
@@ -242,7 +243,7 @@ def ask_all(
         exclude: frozenset[str] = frozenset()
         if question.id in hidden and question.doc_id is not None:
             exclude = frozenset({question.doc_id})
-            question = _as_unanswerable(question)
+            question = as_unanswerable(question)
         began = time.perf_counter()
         result = qa.ask(question.question, threshold=0.0, exclude=exclude)
         latency_ms = (time.perf_counter() - began) * 1000

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from qa.evaluation.calibration import RIGHT_F1, best_operating_point, calibrate, held_out
+from qa.evaluation.datasets import EvalQuestion
+from qa.evaluation.metrics import Observation
 from qa.reading.scoring import FEATURES, AnswerModel
 from qa.reading.train import load_examples
 from qa.reading.transformer import SpanCandidate
@@ -80,16 +82,33 @@ class NameReader:
         return sorted(found, key=lambda c: -c.score)[:top_n]
 
 
+def _observation(p: float, right: bool, answerable: bool) -> Observation:
+    """A question whose best answer scores ``p`` and is right or wrong."""
+    question = EvalQuestion(
+        f"q{p}",
+        "q?",
+        ("yes",) if answerable else (),
+        "d" if answerable else None,
+        "what" if answerable else "unanswerable",
+        answerable,
+    )
+    return Observation(question, "yes" if right else "no", p, None, None, (), 0.0)
+
+
 def test_the_operating_point_maximises_f1_with_abstention_scoring_one() -> None:
-    # (best probability, F1 of that answer, answerable)
-    outcomes = [(0.9, 1.0, True), (0.8, 1.0, True), (0.6, 0.0, True), (0.3, 0.0, False)]
+    outcomes = [
+        _observation(0.9, True, True),
+        _observation(0.8, True, True),
+        _observation(0.6, False, True),
+        _observation(0.3, False, False),
+    ]
     point = best_operating_point(outcomes)
     assert 0.3 < point["threshold"] <= 0.6
     assert point["f1"] == pytest.approx(3 / 4)
     assert point["abstained_unanswerable"] == 1.0
     # Answering the wrong 0.6 costs nothing more than abstaining on it: the tie answers.
     assert point["answered_answerable"] == 1.0
-    everything_right = [(0.2, 1.0, True), (0.1, 1.0, True)]
+    everything_right = [_observation(0.2, True, True), _observation(0.1, True, True)]
     assert best_operating_point(everything_right)["threshold"] <= 0.1
 
 
