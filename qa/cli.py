@@ -424,6 +424,10 @@ def train_reader_cmd(
     batch_size: Annotated[int, typer.Option(help="Features per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    sample_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the --fraction question sample (default: --seed)."),
+    ] = None,
     max_features: Annotated[
         int | None, typer.Option(help="Cap on training windows (default: every question).")
     ] = None,
@@ -466,6 +470,7 @@ def train_reader_cmd(
             batch_size=batch_size,
             lr=lr,
             seed=seed,
+            sample_seed=sample_seed,
             max_minutes=max_minutes,
             resume=resume,
             val_file=val_file,

@@ -79,11 +79,12 @@ def held_out(
         data_dir: The training data folder.
         file_name: One SQuAD file in it.
         training: The ``training`` record of the reader's ``metrics.json`` (its ``fractions``
-            and ``seed`` reproduce which questions it sampled).
+            and ``sample_seed``, or ``seed`` when absent, reproduce which questions it sampled).
     """
     from qa.reading.train import load_examples
 
-    trained = {e.qid for e in load_examples(data_dir, training.get("fractions"), training["seed"])}
+    seed = training.get("sample_seed", training["seed"])
+    trained = {e.qid for e in load_examples(data_dir, training.get("fractions"), seed)}
     questions, documents = load_squad(data_dir / file_name)
     return [q for q in questions if f"{file_name}/{q.id}" not in trained], documents
 

@@ -434,6 +434,7 @@ def train_reader(
     batch_size: int = 32,
     lr: float = 1e-4,
     seed: int = 13,
+    sample_seed: int | None = None,
     max_minutes: float | None = None,
     resume: bool = False,
     val_file: Path | None = None,
@@ -456,6 +457,9 @@ def train_reader(
         lr: Peak learning rate (linear warmup over ``WARMUP_SHARE`` of the steps, then linear
             decay to zero).
         seed: Seed of feature sampling, shuffling, head initialisation and dropout.
+        sample_seed: Seed of the per-file question sample (``fractions``); ``None`` uses
+            ``seed``. A later pass that keeps the first pass's sample (so the questions it left
+            out stay unseen, for calibration) but shuffles anew sets this to the first seed.
         max_minutes: Wall-clock budget for the training steps; the run stops at the first step
             boundary past it, saves a checkpoint and the weights, and still evaluates.
         resume: Continue from ``out_dir/checkpoints/last.pt``.
@@ -490,7 +494,8 @@ def train_reader(
     base = Path(base_model) if base_model is not None else _base_model_path()
 
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
-    examples = load_examples(Path(data_dir), fractions, seed)
+    sample_seed = seed if sample_seed is None else sample_seed
+    examples = load_examples(Path(data_dir), fractions, sample_seed)
     features = build_features(
         tokenizer,
         examples,
@@ -519,6 +524,7 @@ def train_reader(
         "seed": seed,
         "max_features": max_features,
         "fractions": dict(sorted((fractions or {}).items())),
+        **({"sample_seed": sample_seed} if sample_seed != seed else {}),
         "total_steps": total_steps,
     }
 

@@ -122,6 +122,16 @@ def test_held_out_questions_are_those_the_reader_did_not_train_on(tmp_path: Path
     assert not {f"people.json/{q.id}" for q in questions} & trained
 
 
+def test_held_out_follows_the_sample_seed_of_a_later_pass(tmp_path: Path) -> None:
+    _write_squad(tmp_path / "people.json")
+    fractions = {"people.json": 0.5}
+    first = held_out(tmp_path, "people.json", {"fractions": fractions, "seed": 3})[0]
+    later = {"fractions": fractions, "seed": 9, "sample_seed": 3}
+    assert [q.id for q in held_out(tmp_path, "people.json", later)[0]] == [q.id for q in first]
+    reshuffled = held_out(tmp_path, "people.json", {"fractions": fractions, "seed": 9})[0]
+    assert [q.id for q in reshuffled] != [q.id for q in first]
+
+
 @pytest.mark.slow
 def test_calibrate_fits_a_model_that_separates_right_from_wrong(tmp_path: Path, embedder) -> None:
     data = tmp_path / "train"

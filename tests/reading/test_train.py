@@ -207,5 +207,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(
     train_reader(data_dir, out, max_minutes=0.0, **common)
     with pytest.raises(ValueError, match="other settings"):
         train_reader(data_dir, out, resume=True, lr=5e-4, **common)
+    with pytest.raises(ValueError, match="other settings"):
+        train_reader(data_dir, out, resume=True, sample_seed=99, **common)
     with pytest.raises(FileNotFoundError):
         train_reader(data_dir, tmp_path / "fresh", resume=True, **common)
