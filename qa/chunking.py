@@ -1,20 +1,26 @@
 """Split documents into overlapping, sentence-aware chunks with exact offsets.
 
 Chunk length is counted in tokens of the embedding model's tokenizer (see ``Settings``), so a
-chunk never exceeds what the embedding model reads. langchain's recursive splitter tries
-paragraph breaks, then sentence ends, then clause marks, then spaces, then characters, so text
-with no punctuation at all still makes bounded chunks.
+chunk never exceeds what the embedding model reads. The splitting rules are those of
+langchain's ``RecursiveCharacterTextSplitter``: try paragraph breaks, then sentence ends, then
+clause marks, then spaces, then characters, so text with no punctuation at all still makes
+bounded chunks; merge neighbouring pieces up to the chunk size, carrying a tail of at most the
+overlap into the next chunk.
 
-Offsets are computed here, not with langchain's ``add_start_index``, whose ``str.find`` points
-at the wrong place when a chunk's text also occurs earlier in the document.
+The rules are applied here to positions rather than to strings. langchain hands back chunk
+texts only, and finding them again in the document is both wrong and slow: its
+``add_start_index`` uses ``str.find``, which points at an earlier copy of a repeated text, and
+any search for the right copy costs far more than linear time on text that repeats without
+spaces (a line of ``=====``, one character 40,000 times). Every piece the rules make is a slice
+of the document by construction, so offsets are exact and the work is linear in the text's
+length. The tests hold the chunk texts to langchain's own output.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from qa.types import Chunk, Document
 
@@ -36,6 +42,7 @@ SEPARATORS = [
 ]
 
 LengthFunction = Callable[[str], int]
+Span = tuple[int, int]
 
 
 class Chunker:
@@ -54,97 +61,100 @@ class Chunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self._length = length_function
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
-            length_function=length_function,
-            separators=SEPARATORS,
-            # Keep each sentence end with the sentence it closes, so chunks start on a new one.
-            keep_separator="end",
-            strip_whitespace=True,
-        )
 
     def split(self, doc: Document) -> list[Chunk]:
         """Split one document; chunks come in document order."""
-        pieces = self._splitter.split_text(doc.text)
-        chunks: list[Chunk] = []
-        spans = locate(doc.text, pieces, self.chunk_overlap, self._length)
-        for index, (start, end) in enumerate(spans):
-            chunks.append(
-                Chunk(
-                    chunk_id=f"{doc.doc_id}::{index}",
-                    doc_id=doc.doc_id,
-                    index=index,
-                    start=start,
-                    end=end,
-                    text=doc.text[start:end],
-                )
+        return [
+            Chunk(
+                chunk_id=f"{doc.doc_id}::{index}",
+                doc_id=doc.doc_id,
+                index=index,
+                start=start,
+                end=end,
+                text=doc.text[start:end],
             )
-        return chunks
+            for index, (start, end) in enumerate(self.spans(doc.text))
+        ]
 
     def split_all(self, docs: Iterable[Document]) -> list[Chunk]:
         return [chunk for doc in docs for chunk in self.split(doc)]
 
+    def spans(self, text: str) -> list[Span]:
+        """``(start, end)`` of each chunk of ``text``, in order.
 
-def locate(
-    text: str, pieces: list[str], overlap: int, length_function: LengthFunction = len
-) -> list[tuple[int, int]]:
-    """Find where each splitter piece stands in ``text``.
+        ``text[start:end]`` is the chunk langchain's ``RecursiveCharacterTextSplitter`` makes
+        with ``separators=SEPARATORS``, ``keep_separator="end"`` and ``strip_whitespace=True``.
+        """
+        return self._split(text, 0, len(text), SEPARATORS)
 
-    The splitter emits contiguous pieces in document order: each starts after the previous
-    piece's start, no later than the first non-space character after its end (only white space
-    is dropped between pieces), ends past it, and shares with it a tail that measures at most
-    ``overlap``; the first piece starts at the first non-space character and the last ends at
-    the last one. Where text repeats, several positions can satisfy the local rules (the
-    splitter's overlap is made of whole splits, which a position cannot show), so positions are
-    chosen by a depth-first search, earliest first, that backtracks when a choice leaves a
-    later piece nowhere to stand or the end of the text uncovered. A (piece, position) pair
-    found to be a dead end is never tried again, so the search stays linear in practice.
-
-    Raises:
-        ValueError: if the pieces cannot stand in ``text`` (a splitter contract broken).
-    """
-    if not pieces:
-        return []
-    last = len(text.rstrip())
-
-    def options(i: int, prev_start: int, prev_end: int) -> list[int]:
-        piece = pieces[i]
-        limit = prev_end
-        while limit < len(text) and text[limit].isspace():
-            limit += 1
-        lo = max(prev_start + 1, prev_end - len(piece) + 1)
-        found = []
-        at = text.find(piece, lo, limit + len(piece))
-        while at >= 0:
-            if at >= prev_end or length_function(text[at:prev_end]) <= overlap:
-                found.append(at)
-            at = text.find(piece, at + 1, limit + len(piece))
-        return found
-
-    dead: set[tuple[int, int]] = set()
-    placed: list[tuple[int, list[int]]] = []  # per placed piece: its start, untried alternatives
-    untried = options(0, -1, 0)
-    while True:
-        i = len(placed)
-        untried = [at for at in untried if (i, at) not in dead]
-        if untried:
-            at, rest = untried[0], untried[1:]
-            placed.append((at, rest))
-            end = at + len(pieces[i])
-            if i + 1 < len(pieces):
-                untried = options(i + 1, at, end)
+    def _split(self, text: str, start: int, end: int, separators: list[str]) -> list[Span]:
+        """Chunks of ``text[start:end]``: split at the coarsest separator found, merge the
+        pieces that fit, split the ones that do not with the finer separators."""
+        piece = text[start:end]
+        separator, finer = "", []
+        for i, candidate in enumerate(separators):
+            if not candidate or candidate in piece:
+                separator, finer = candidate, separators[i + 1 :]
+                break
+        chunks: list[Span] = []
+        fitting: list[tuple[Span, int]] = []
+        at = start
+        for part in _split_keeping_end(piece, separator):
+            span = (at, at + len(part))
+            at = span[1]
+            length = self._length(part)
+            if length < self.chunk_size:
+                fitting.append((span, length))
                 continue
-            if end == last:
-                return [(a, a + len(p)) for (a, _), p in zip(placed, pieces, strict=True)]
-            dead.add((i, at))
-            placed.pop()
-            untried = rest
-        elif placed:
-            at, untried = placed.pop()
-            dead.add((len(placed), at))
-        else:
-            raise ValueError(f"chunks do not follow on in the text: {pieces[0]!r:.80}")
+            chunks.extend(self._merge(text, fitting))
+            fitting = []
+            # Only single characters come out of the "" separator, which has nothing finer.
+            chunks.extend(self._split(text, *span, finer) if finer else [span])
+        chunks.extend(self._merge(text, fitting))
+        return chunks
+
+    def _merge(self, text: str, parts: list[tuple[Span, int]]) -> list[Span]:
+        """Merge consecutive parts into chunks of at most ``chunk_size``, each starting with
+        the previous chunk's last parts that measure at most ``chunk_overlap`` in all.
+
+        The parts join with nothing between them (separators stay at the end of their part),
+        so a chunk is the slice from its first part's start to its last part's end, less white
+        space at either end; a chunk of only white space is dropped.
+        """
+        chunks: list[Span] = []
+        current: deque[tuple[Span, int]] = deque()
+        total = 0
+        for span, length in parts:
+            if current and total + length > self.chunk_size:
+                chunks.append(_strip(text, current[0][0][0], current[-1][0][1]))
+                # langchain's rule, kept exactly: parts measuring 0 (white space) may stay.
+                while total > self.chunk_overlap or (
+                    total + length > self.chunk_size and total > 0
+                ):
+                    total -= current.popleft()[1]
+            current.append((span, length))
+            total += length
+        if current:
+            chunks.append(_strip(text, current[0][0][0], current[-1][0][1]))
+        return [(start, end) for start, end in chunks if start < end]
+
+
+def _split_keeping_end(text: str, separator: str) -> list[str]:
+    """Split ``text`` after each ``separator`` (kept at the end of its part); ``""`` splits
+    into characters. The non-empty parts, which put together give ``text`` back."""
+    if not separator:
+        return list(text)
+    parts = text.split(separator)
+    return [p for p in (*(p + separator for p in parts[:-1]), parts[-1]) if p]
+
+
+def _strip(text: str, start: int, end: int) -> Span:
+    """``(start, end)`` narrowed to exclude white space at either end (as ``str.strip``)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def token_length_function(tokenizer) -> LengthFunction:  # noqa: ANN001 - any HF tokenizer
