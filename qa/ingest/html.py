@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString, PreformattedString, Tag
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 
 from qa.ingest.base import Extracted
 from qa.ingest.clean import (
@@ -48,6 +48,8 @@ _BLOCKS = frozenset(
         "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
     }
 )  # fmt: skip
+# Marks, on the walk's stack, the end of a block element.
+_CLOSE = None
 # Two line breaks with nothing but spaces between them separate paragraphs (<br><br> layouts).
 _BREAKS = re.compile(r"\n *\n[\n ]*")
 
@@ -140,24 +142,26 @@ def _paragraphs(root: Tag) -> list[str]:
                 paragraphs.append(paragraph)
         pending.clear()
 
-    # Recursion depth is bounded: libxml2 refuses documents nested deeper than 256 levels.
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
-                if child.name in _BLOCKS:
-                    close()
-                    walk(child)
-                    close()
-                elif child.name == "br":
-                    pending.append("\n")
-                else:
-                    walk(child)
-            # Comments, doctypes and CDATA are PreformattedString: markup, not text.
-            elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
-                # Source newlines are insignificant in HTML; only <br> may break a paragraph.
-                pending.append(re.sub(r"\s+", " ", str(child)))
-
-    walk(root)
+    # An explicit stack, not recursion: lxml, fed by BeautifulSoup, keeps any depth (a page of
+    # 20,000 nested <div>s is one), far past Python's recursion limit. A block's end is marked
+    # on the stack by _CLOSE, so its paragraph closes once all its children are read.
+    stack: list[PageElement | None] = list(reversed(root.contents))
+    while stack:
+        node = stack.pop()
+        if node is _CLOSE:
+            close()
+        elif isinstance(node, Tag):
+            if node.name == "br":
+                pending.append("\n")
+                continue
+            if node.name in _BLOCKS:
+                close()
+                stack.append(_CLOSE)
+            stack.extend(reversed(node.contents))
+        # Comments, doctypes and CDATA are PreformattedString: markup, not text.
+        elif isinstance(node, NavigableString) and not isinstance(node, PreformattedString):
+            # Source newlines are insignificant in HTML; only <br> may break a paragraph.
+            pending.append(re.sub(r"\s+", " ", str(node)))
     close()
     return paragraphs
 

@@ -139,6 +139,24 @@ class TestHtml:
         assert doc.metadata["url"] == "https://x.example/a"
         assert doc.metadata["format"] == "html"
 
+    def test_nesting_deeper_than_the_recursion_limit(self, tmp_path: Path) -> None:
+        depth = 20_000
+        page = (
+            "<p>Before the pile.</p>"
+            + "<div><span>" * depth
+            + "Deep <b>inside</b>."
+            + "</span></div>" * depth
+            + "<p>After the pile.</p>"
+        )
+        doc = load_one(tmp_path, "deep.html", page)
+        assert doc.text == "Before the pile.\n\nDeep inside.\n\nAfter the pile."
+
+    def test_deep_markup_inside_a_text_file(self, tmp_path: Path) -> None:
+        doc = load_one(
+            tmp_path, "deep.txt", "<div>" * 5_000 + "<p>Deep text.</p>" + "</div>" * 5_000
+        )
+        assert doc.text == "Deep text."
+
 
 def test_markdown(tmp_path: Path) -> None:
     md = (
