@@ -4,8 +4,12 @@ One module per format (``text``, ``markdown``, ``html``, ``jsonl``, ``pdf``) tur
 into ``Extracted`` articles, with the cleaning rules shared in ``clean``; this module walks the
 corpus, dispatches on the file suffix and gives each article its stable id and content hash.
 
-A bad file never stops a build: ``load_file`` raises ``IngestError`` for it and ``load_corpus``
-logs one warning naming the file and the reason, then goes on.
+A bad file never stops a build: ``load_file`` raises ``IngestError`` for it, whatever went
+wrong inside the loader (a parser's own bug, nesting too deep, memory), and ``load_corpus`` logs
+one warning naming the file and the reason, then goes on. Nor can a file stall a build: every
+loader and the chunker are linear in the size of what they read, and sizes are bounded
+(``MAX_FILE_BYTES`` read, ``MAX_DOCUMENT_CHARS`` kept per article), so a file's time is bounded
+too; a watchdog would have to stop parsers in the middle of C code, which threads cannot do.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_ISREG
 
 from qa.ingest import html, jsonl, markdown, pdf, text
 from qa.ingest.base import Extracted, IngestError
 from qa.types import Document, FileSignature
 
 __all__ = [
+    "MAX_DOCUMENT_CHARS",
+    "MAX_FILE_BYTES",
     "SUPPORTED_SUFFIXES",
     "FileSignature",
     "IngestError",
@@ -45,6 +52,17 @@ _LOADERS: dict[str, tuple[str, Callable[[bytes, str], list[Extracted]]]] = {
 #: File suffixes the corpus may hold (lower case, with the dot); others are skipped.
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(sorted(_LOADERS))
 
+#: Largest file read: a news corpus file is kilobytes, a JSON Lines archive some megabytes; a
+#: larger one is skipped before it is read, so it cannot take the build's memory.
+MAX_FILE_BYTES = 64 * 2**20
+
+#: Longest cleaned text kept as one article (about 400 book pages); a longer one is skipped, so
+#: chunking and embedding one article take seconds at most, not minutes.
+MAX_DOCUMENT_CHARS = 1_000_000
+
+# Longest parser message quoted in a skip reason.
+_MAX_REASON_CHARS = 200
+
 
 def load_file(path: Path, root: Path) -> list[Document]:
     """Load the documents of one corpus file.
@@ -57,8 +75,11 @@ def load_file(path: Path, root: Path) -> list[Document]:
         One document, or one per record for a JSON list or JSON Lines file.
 
     Raises:
-        IngestError: If the file's type is not supported or it cannot be read, decoded or
-            parsed, or nothing is left of it after cleaning.
+        IngestError: If the file's type is not supported, it is not a regular file or larger
+            than ``MAX_FILE_BYTES``, it cannot be read, decoded or parsed (whatever the
+            loader's error), nothing is left of it after cleaning, or every article in it is
+            longer than ``MAX_DOCUMENT_CHARS`` (longer ones among others are dropped with a
+            warning).
         ValueError: If ``path`` is not inside ``root``.
     """
     source = path.relative_to(root).as_posix()
@@ -67,12 +88,35 @@ def load_file(path: Path, root: Path) -> list[Document]:
         raise IngestError(source, f"unsupported file type {suffix or '(no extension)'!r}")
     fmt, loader = _LOADERS[suffix]
     try:
+        stat = path.stat()
+        # A named pipe or device would block the read or never end.
+        if not S_ISREG(stat.st_mode):
+            raise IngestError(source, "not a regular file")
+        size = stat.st_size
+        if size > MAX_FILE_BYTES:
+            raise IngestError(
+                source, f"too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(source, f"unreadable ({exc.strerror or exc})") from exc
-    articles = [a for a in loader(data, source) if a.text]
+    articles = [a for a in _run_loader(loader, data, source) if a.text]
     if not articles:
         raise IngestError(source, "no text left after cleaning")
+    longest = max(len(a.text) for a in articles)
+    if longest > MAX_DOCUMENT_CHARS:
+        kept = [a for a in articles if len(a.text) <= MAX_DOCUMENT_CHARS]
+        reason = f"text too long ({longest:,} characters; the limit is {MAX_DOCUMENT_CHARS:,})"
+        if not kept:
+            raise IngestError(source, reason)
+        logger.warning(
+            "%s: skipped %d of %d records: %s",
+            source,
+            len(articles) - len(kept),
+            len(articles),
+            reason,
+        )
+        articles = kept
     file_hash = hashlib.sha256(data).hexdigest()
     return [
         Document(
@@ -85,6 +129,27 @@ def load_file(path: Path, root: Path) -> list[Document]:
         )
         for a in articles
     ]
+
+
+def _run_loader(
+    loader: Callable[[bytes, str], list[Extracted]], data: bytes, source: str
+) -> list[Extracted]:
+    """Run a format loader, turning any failure inside it into an ``IngestError``.
+
+    The loaders stand on third-party parsers (lxml, BeautifulSoup, pypdf) fed hostile input; a
+    bug in one of them is the file's problem, not the build's.
+    """
+    try:
+        return loader(data, source)
+    except IngestError:
+        raise
+    except RecursionError as exc:
+        raise IngestError(source, "nested too deeply to parse") from exc
+    except MemoryError as exc:
+        raise IngestError(source, "out of memory while parsing") from exc
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:_MAX_REASON_CHARS]
+        raise IngestError(source, f"could not be parsed ({type(exc).__name__}: {message})") from exc
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
@@ -108,6 +173,7 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
 def scan_corpus(
     corpus_dir: Path,
     known: dict[str, tuple[FileSignature, list[Document]]] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> tuple[list[Document], dict[str, FileSignature]]:
     """``load_corpus``, reusing the documents of files whose size and mtime are unchanged.
 
@@ -120,6 +186,8 @@ def scan_corpus(
         corpus_dir: The corpus root.
         known: Per relative path (as in ``Document.path``), the signature the file had when
             its documents were last loaded, and those documents.
+        skipped: If given, receives the reason for each file skipped, by relative path (the
+            same reasons the warnings give).
 
     Returns:
         ``(documents sorted by doc_id, signature of every file loaded or reused)``.
@@ -150,6 +218,8 @@ def scan_corpus(
                 documents.extend(load_file(path, root))
             except IngestError as exc:
                 logger.warning("skipped %s: %s", exc.path, exc.reason)
+                if skipped is not None:
+                    skipped[exc.path] = exc.reason
                 continue
             if signature is not None:
                 signatures[source] = signature

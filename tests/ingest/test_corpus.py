@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import string
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.ingest import SUPPORTED_SUFFIXES, IngestError, load_corpus, load_file
+import qa.ingest
+from qa.ingest import SUPPORTED_SUFFIXES, IngestError, load_corpus, load_file, scan_corpus
 
 
 def test_supported_suffixes() -> None:
@@ -147,3 +150,67 @@ def test_scan_keeps_skipping_a_bad_file_with_a_warning(
         docs, signatures = scan_corpus(tmp_path)
     assert [d.doc_id for d in docs] == ["good.txt"] and set(signatures) == {"good.txt"}
     assert "bad.txt" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ZeroDivisionError("division by zero"), "could not be parsed (ZeroDivisionError"),
+        (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+        (MemoryError(), "out of memory"),
+    ],
+)
+def test_any_failure_inside_a_loader_skips_only_that_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: BaseException,
+    reason: str,
+) -> None:
+    def broken_parser(data: bytes, source: str) -> list:
+        raise error
+
+    monkeypatch.setitem(qa.ingest._LOADERS, ".html", ("html", broken_parser))
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
+    (tmp_path / "page.html").write_text("<p>Parsers have bugs.</p>")
+    skipped: dict[str, str] = {}
+
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs, _ = scan_corpus(tmp_path, skipped=skipped)
+
+    assert [d.doc_id for d in docs] == ["good.txt"]
+    assert list(skipped) == ["page.html"] and skipped["page.html"].startswith(reason)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipped page.html: {skipped['page.html']}"
+    ]
+
+
+def test_sizes_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(qa.ingest, "MAX_FILE_BYTES", 1_000)
+    monkeypatch.setattr(qa.ingest, "MAX_DOCUMENT_CHARS", 100)
+    (tmp_path / "big.txt").write_text("Big\n\n" + "word " * 300)
+    (tmp_path / "long.txt").write_text("Long\n\n" + "word " * 30)
+    records = [{"text": "Short record."}, {"text": "word " * 30}]
+    (tmp_path / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    skipped: dict[str, str] = {}
+
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs, _ = scan_corpus(tmp_path, skipped=skipped)
+
+    assert [d.doc_id for d in docs] == ["mixed.jsonl#1"]
+    assert skipped == {
+        "big.txt": "too large (1,505 bytes; the limit is 1,000)",
+        "long.txt": "text too long (155 characters; the limit is 100)",
+    }
+    assert "mixed.jsonl: skipped 1 of 2 records: text too long" in caplog.text
+
+
+def test_a_named_pipe_is_skipped_without_blocking(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
+    os.mkfifo(tmp_path / "pipe.txt")
+    skipped: dict[str, str] = {}
+    docs, _ = scan_corpus(tmp_path, skipped=skipped)
+    assert [d.doc_id for d in docs] == ["good.txt"]
+    assert skipped == {"pipe.txt": "not a regular file"}
