@@ -9,7 +9,6 @@ means the same thing for any passage or document (see :func:`decode_windows`).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -236,9 +235,6 @@ class TransformerReader:
         self.bf16 = bf16
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._model: PreTrainedModel | None = None
-        # A fast tokenizer keeps its truncation and padding settings as state that each call
-        # sets; two questions tokenised at once on one tokenizer can see each other's settings.
-        self._tokenize_lock = threading.Lock()
 
     @classmethod
     def from_loaded(
@@ -295,10 +291,10 @@ class TransformerReader:
                 contexts.append(text)
                 owner.append((q, c))
         best: list[dict[tuple[int, int, int], SpanCandidate]] = [{} for _ in queries]
-        with self._tokenize_lock:
-            windows = make_windows(
-                self._tokenizer, questions, contexts, max_length=self.max_length, stride=self.stride
-            )
+        # make_windows holds the tokenizer's lock: its truncation state is shared.
+        windows = make_windows(
+            self._tokenizer, questions, contexts, max_length=self.max_length, stride=self.stride
+        )
         for lo in range(0, len(windows), self.batch_size):
             batch = windows.select(np.arange(lo, min(lo + self.batch_size, len(windows))))
             for span in self._decode_batch(batch, top_n):

@@ -8,6 +8,8 @@ Position 0 ([CLS]) stands for "no answer in this window".
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,29 @@ from transformers import PreTrainedTokenizerBase
 
 #: Longest question kept, in word pieces; longer questions are cut so the context keeps room.
 MAX_QUESTION_TOKENS = 64
+
+#: One lock per tokenizer object (see :func:`tokenizer_lock`).
+_LOCKS: weakref.WeakKeyDictionary[PreTrainedTokenizerBase, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer: PreTrainedTokenizerBase) -> threading.Lock:
+    """The lock that :func:`make_windows` holds while it uses ``tokenizer``.
+
+    A fast tokenizer keeps truncation and padding as state of its Rust backend, and every call
+    sets that state before encoding: cutting a question (no truncation) and windowing a pair
+    (``only_second``) set different states, so two threads sharing one tokenizer can encode
+    with each other's settings (``Truncation error: Second sequence not provided``) or find
+    the backend borrowed. Keying the lock by the tokenizer guards every caller of this module
+    (the reader under a web server, training), not only one reader object.
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _LOCKS[tokenizer] = threading.Lock()
+        return lock
 
 
 @dataclass(frozen=True)
@@ -107,24 +132,25 @@ def make_windows(
             empty.astype(bool),
             np.zeros(0, np.int64),
         )
-    cut, lengths = zip(*(_cut_question(tokenizer, q) for q in questions), strict=True)
-    # [CLS] q [SEP] c [SEP]: the context part must be longer than the stride to make progress.
-    if max_length - max(lengths) - 3 <= stride:
-        raise ValueError(
-            f"max_length={max_length} leaves no room for context beyond stride={stride} "
-            f"after a question of {max(lengths)} tokens"
+    with tokenizer_lock(tokenizer):
+        cut, lengths = zip(*(_cut_question(tokenizer, q) for q in questions), strict=True)
+        # [CLS] q [SEP] c [SEP]: the context part must be longer than the stride to progress.
+        if max_length - max(lengths) - 3 <= stride:
+            raise ValueError(
+                f"max_length={max_length} leaves no room for context beyond stride={stride} "
+                f"after a question of {max(lengths)} tokens"
+            )
+        enc = tokenizer(
+            list(cut),
+            list(contexts),
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_token_type_ids=True,
+            padding="max_length" if pad_to_max_length else "longest",
         )
-    enc = tokenizer(
-        list(cut),
-        list(contexts),
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        return_token_type_ids=True,
-        padding="max_length" if pad_to_max_length else "longest",
-    )
     n = len(enc["input_ids"])
     input_ids = np.asarray(enc["input_ids"], dtype=np.int64)
     length = input_ids.shape[1]
