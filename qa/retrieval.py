@@ -7,6 +7,7 @@ BM25 scores, which live on unrelated scales, and is robust to either retriever f
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -80,6 +81,7 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             query_vector = self.embedder.encode_query(query)
             clock.lap("embed")
+            one_search_thread()
             scores, ids = self.index.dense.search(query_vector[None, :], depth)
             dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             clock.lap("dense")
@@ -144,10 +146,23 @@ def reciprocal_rank_fusion(
     return sorted(fused.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
 
 
-# One query searches faster on one OpenMP thread: on 2 cores, exact search of the 13,187 BBC
-# chunk vectors takes 1.2 ms p50 on one thread and 2.2 ms on two (benchmarks/RESULTS.md).
-# Building an HNSW graph takes every core again (``qa.store.make_dense_index``).
-faiss.omp_set_num_threads(1)
+_THREAD = threading.local()
+
+
+def one_search_thread() -> None:
+    """Make FAISS search with one OpenMP thread from the calling thread on.
+
+    One query searches faster on one OpenMP thread: on 2 cores, exact search of the 13,187 BBC
+    chunk vectors takes 1.2 ms p50 on one thread and 2.2 ms on two (benchmarks/RESULTS.md).
+    OpenMP keeps the thread count per thread, and a new thread starts from the default (every
+    core, or ``OMP_NUM_THREADS``), so setting it once at import held for the main thread only,
+    not for the worker threads of a web server; each thread sets it on its first search.
+    Building an HNSW graph takes every core again (``qa.store.make_dense_index``).
+    """
+    if not getattr(_THREAD, "one_faiss_thread", False):
+        faiss.omp_set_num_threads(1)
+        _THREAD.one_faiss_thread = True
+
 
 #: Runs BM25 beside the query embedding (see ``Retriever.search``); shared by all retrievers.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qa-lexical")

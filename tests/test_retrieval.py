@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import faiss
 
 from qa.retrieval import Retriever, reciprocal_rank_fusion
 from qa.settings import Settings
@@ -91,3 +94,20 @@ def test_no_match_and_empty_query(tmp_path: Path) -> None:
     assert retriever.search("   ") == []
     assert retriever.search("qwertyuiop", mode="lexical") == []
     assert len(retriever.search("the", k=10)) <= 3
+
+
+def test_search_runs_faiss_on_one_thread_in_any_thread(tmp_path: Path) -> None:
+    # OpenMP keeps the thread count per thread: a setting made at import in the main thread
+    # does not reach a web server's worker threads, so search must make it in each thread.
+    _, retriever = build(tmp_path)
+    seen: list[int] = []
+
+    def work() -> None:
+        faiss.omp_set_num_threads(3)  # what a fresh thread may start with on a 3-core machine
+        retriever.search("zebrafish fins", k=2, mode="dense")
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen == [1]
