@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from qa.embedding import Embedder
 from qa.retrieval import Retriever
@@ -26,6 +28,66 @@ from qa.types import Document, Passage, Result
 if TYPE_CHECKING:
     from qa.reading.answers import AnswerFinder
 
+#: Most answers one question may ask for (the best one plus alternatives).
+MAX_ANSWERS = 20
+#: Longest question accepted, in characters. The reader keeps the first 64 word pieces of a
+#: question anyway; the limit keeps a pasted article from being embedded and scored as one.
+MAX_QUESTION_CHARS = 1_000
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
+
+
+def check_request(
+    question: object,
+    *,
+    n_answers: object = None,
+    threshold: object = None,
+    mode: object = None,
+) -> None:
+    """Refuse a question or option that ``ask`` cannot honour, saying what is allowed.
+
+    The Python API, the CLI and the web page (chat and HTTP API) all check with this one
+    function, so they accept exactly the same requests. ``None`` means "the default".
+
+    Args:
+        question: A non-empty string of at most ``MAX_QUESTION_CHARS`` characters.
+        n_answers: An integer from 1 to ``MAX_ANSWERS``.
+        threshold: A number from 0 to 1.
+        mode: One of ``RETRIEVAL_MODES``.
+
+    Raises:
+        ValueError: Naming the first value refused and the values allowed.
+    """
+    if not isinstance(question, str):
+        raise ValueError(f"the question must be text, got {type(question).__name__}")
+    if not question.strip():
+        raise ValueError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(
+            f"the question is {len(question):,} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS:,}"
+        )
+    if n_answers is not None and not _number_in(n_answers, numbers.Integral, 1, MAX_ANSWERS):
+        raise ValueError(
+            f"the number of answers must be a whole number from 1 to {MAX_ANSWERS}, "
+            f"got {n_answers!r}"
+        )
+    if threshold is not None and not _number_in(threshold, numbers.Real, 0, 1):
+        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}")
+    if mode is not None and mode not in RETRIEVAL_MODES:
+        raise ValueError(
+            f"the retrieval mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}"
+        )
+
+
+def _number_in(value: object, kind: type, low: float, high: float) -> bool:
+    """Whether ``value`` is a number of ``kind`` (not a bool) from ``low`` to ``high``."""
+    return (
+        isinstance(value, kind)
+        and not isinstance(value, bool)
+        and math.isfinite(value)  # type: ignore[arg-type]
+        and low <= value <= high  # type: ignore[operator]
+    )
+
 
 class QA:
     """Question answering over the corpus and index named by ``settings``.
@@ -40,6 +102,7 @@ class QA:
         self.settings = settings or Settings.from_env()
         self._index: Index | None = None
         self._build_lock = threading.Lock()
+        self._load_lock = threading.Lock()
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -51,13 +114,22 @@ class QA:
 
     @property
     def index(self) -> Index:
-        """The live index, loaded on first use (raises ``IndexMissingError`` if none)."""
-        if self._index is None:
-            self._index = load_index(self.settings, embedding_name=self.embedder.name)
-        return self._index
+        """The live index, loaded on first use (raises ``IndexMissingError`` if none).
+
+        A build replaces it whole, by one assignment, so an ``Index`` once read is a snapshot
+        that never changes underneath its reader: a question reads this property once.
+        """
+        index = self._index
+        if index is None:
+            with self._load_lock:
+                if self._index is None:
+                    self._index = load_index(self.settings, embedding_name=self.embedder.name)
+                index = self._index
+        return index
 
     @property
     def retriever(self) -> Retriever:
+        """A retriever over the live index as it is now."""
         return Retriever(self.index, self.embedder, self.settings)
 
     def build(
@@ -173,17 +245,23 @@ class QA:
 
         Returns:
             Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
-            still carries the ``settings.top_k`` closest passages as leads.
+            still carries the ``settings.top_k`` closest passages as leads. Every offset
+            indexes a document of the one index snapshot the question was answered from,
+            even when a build swaps the live index meanwhile.
 
         Raises:
-            ValueError: If the question is empty.
+            ValueError: If the question is empty or longer than ``MAX_QUESTION_CHARS``, or an
+                option is out of range (see :func:`check_request`).
             IndexMissingError: If no index has been built.
         """
-        if not question.strip():
-            raise ValueError("the question is empty")
+        check_request(question, n_answers=n_answers, threshold=threshold, mode=mode)
+        index = self.index
         k = max(self.settings.top_k, self.settings.read_passages)
-        passages = self.search(question, k=k, mode=mode, timings=timings, exclude=exclude)
-        result = self.read(
+        passages = Retriever(index, self.embedder, self.settings).search(
+            question, k=k, mode=mode, timings=timings, exclude=exclude
+        )
+        result = self._read(
+            index,
             question,
             passages[: self.settings.read_passages],
             n_answers=n_answers,
@@ -209,12 +287,28 @@ class QA:
         passage is read on its own text, its offsets counted from ``passage.chunk.start``.
         Arguments and result as in :meth:`ask`.
         """
-        if not question.strip():
-            raise ValueError("the question is empty")
+        check_request(question, n_answers=n_answers, threshold=threshold)
         try:
-            documents, sentence_vectors = self.index.documents, self.index.sentences
+            index: Index | None = self.index
         except IndexMissingError:
-            documents, sentence_vectors = {}, None
+            index = None
+        return self._read(
+            index, question, passages, n_answers=n_answers, threshold=threshold, timings=timings
+        )
+
+    def _read(
+        self,
+        index: Index | None,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        n_answers: int | None,
+        threshold: float | None,
+        timings: dict[str, float] | None,
+    ) -> Result:
+        """Read ``passages`` with the documents and sentence vectors of ``index``."""
+        documents = index.documents if index is not None else {}
+        sentence_vectors = index.sentences if index is not None else None
         return self.reading.find(
             question,
             passages,

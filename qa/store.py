@@ -17,6 +17,7 @@ document on load, so a chunk and its document can never disagree.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import logging
@@ -262,10 +263,12 @@ def build_index(
     # Imported here: langchain is slow to import and only building needs it, not asking.
     from qa.chunking import Chunker, token_length_function
 
+    # Counting tokens switches truncation and padding off in the tokenizer's shared state,
+    # which questions embedded meanwhile (on other threads) rely on: count on a private copy.
     chunker = Chunker(
         settings.chunk_size,
         settings.chunk_overlap,
-        token_length_function(embedder.tokenizer),
+        token_length_function(copy.deepcopy(embedder.tokenizer)),
     )
     fresh_docs = [d for d in documents if d.doc_id not in reused]
     fresh_chunks = chunker.split_all(fresh_docs)

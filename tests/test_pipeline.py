@@ -1,0 +1,90 @@
+"""``QA.ask`` refuses what it cannot honour, the same way everywhere, and reads one index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.pipeline import MAX_ANSWERS, MAX_QUESTION_CHARS, QA, check_request
+from qa.settings import Settings
+from qa.store import Index
+
+from .conftest import HashEmbedder
+
+QUESTION = "How many liaison officers would each side have had under the 1994 plan?"
+
+
+@pytest.fixture
+def qa(seed_corpus: Path, tmp_path: Path) -> QA:
+    qa = QA(Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", reader_model="none"))
+    qa.embedder = HashEmbedder()  # type: ignore[assignment]  # fast, deterministic vectors
+    qa.build(show_progress=False)
+    return qa
+
+
+@pytest.mark.parametrize(
+    ("question", "options", "message"),
+    [
+        ("", {}, "the question is empty"),
+        ("  \n\t ", {}, "the question is empty"),
+        (None, {}, "the question must be text"),
+        ("x" * (MAX_QUESTION_CHARS + 1), {}, "the question is 1,001 characters long"),
+        (QUESTION, {"n_answers": 0}, "from 1 to 20, got 0"),
+        (QUESTION, {"n_answers": -2}, "from 1 to 20, got -2"),
+        (QUESTION, {"n_answers": MAX_ANSWERS + 1}, "from 1 to 20, got 21"),
+        (QUESTION, {"n_answers": 2.5}, "whole number from 1 to 20"),
+        (QUESTION, {"n_answers": True}, "whole number from 1 to 20"),
+        (QUESTION, {"n_answers": "3"}, "whole number from 1 to 20"),
+        (QUESTION, {"threshold": -0.01}, "threshold must be a number from 0 to 1, got -0.01"),
+        (QUESTION, {"threshold": 1.5}, "from 0 to 1, got 1.5"),
+        (QUESTION, {"threshold": float("nan")}, "from 0 to 1, got nan"),
+        (QUESTION, {"threshold": "0.5"}, "from 0 to 1"),
+        (QUESTION, {"mode": "psychic"}, "one of hybrid, dense, lexical, got 'psychic'"),
+    ],
+)
+def test_ask_refuses_with_a_clear_reason(
+    qa: QA, question: object, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        qa.ask(question, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n_answers": 1},
+        {"n_answers": MAX_ANSWERS},
+        {"n_answers": np.int64(2)},
+        {"threshold": 0},
+        {"threshold": 1.0},
+        {"threshold": np.float32(0.5)},
+        {"mode": "lexical"},
+    ],
+)
+def test_ask_accepts_every_value_at_the_limits(qa: QA, options: dict[str, object]) -> None:
+    check_request("x" * MAX_QUESTION_CHARS, **options)
+    result = qa.ask(QUESTION, **options)  # type: ignore[arg-type]
+    assert len(result.answers) <= options.get("n_answers", qa.settings.n_answers)
+
+
+def test_read_refuses_the_same_requests(qa: QA) -> None:
+    with pytest.raises(ValueError, match="from 1 to 20"):
+        qa.read(QUESTION, [], n_answers=0)
+
+
+def test_ask_reads_the_live_index_once(qa: QA) -> None:
+    """One snapshot per question: a swap between retrieval and reading cannot mix indexes."""
+    reads: list[Index] = []
+
+    class Counting(QA):
+        @property
+        def index(self) -> Index:
+            reads.append(qa.index)
+            return qa.index
+
+    counting = Counting(qa.settings)
+    counting.__dict__["embedder"] = qa.embedder
+    result = counting.ask(QUESTION, threshold=0.0)
+    assert result.answers and len(reads) == 1
