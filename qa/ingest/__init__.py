@@ -83,6 +83,13 @@ def load_file(path: Path, root: Path) -> list[Document]:
         ValueError: If ``path`` is not inside ``root``.
     """
     source = path.relative_to(root).as_posix()
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 in a name (os.walk hands them back as surrogates) cannot
+        # be an id stored in the index; the warning shows them escaped.
+        shown = source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise IngestError(shown, "file name is not valid UTF-8") from None
     suffix = path.suffix.lower()
     if suffix not in _LOADERS:
         raise IngestError(source, f"unsupported file type {suffix or '(no extension)'!r}")

@@ -56,6 +56,9 @@ _FURNITURE_TAIL = re.compile(r"[\s:»›>→…]+$")
 # spaces and stray byte-order marks. They would otherwise hide inside words and break matching.
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u200b\ufeff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Lone surrogates are not characters: JSON escapes (\ud800) decode to them, and no file can
+# store them (UTF-8 refuses). They become U+FFFD, as an undecodable byte would.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A line ending like this closes a sentence, so the next line of the same block is a new
 # paragraph rather than the continuation of a hard-wrapped one.
@@ -113,8 +116,9 @@ def decode_text(data: bytes, source: str) -> str:
 
 
 def collapse(text: str) -> str:
-    """Collapse every run of whitespace to one space and trim the ends."""
-    return " ".join(_INVISIBLE.sub("", text).split())
+    """Collapse every run of whitespace to one space and trim the ends (and drop invisible
+    characters, and replace lone surrogates with U+FFFD)."""
+    return " ".join(_SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text)).split())
 
 
 def join_paragraphs(paragraphs: Iterable[str]) -> str:

@@ -118,4 +118,6 @@ def _article(record: Any, fallback_title: str) -> Extracted | None:
 
 
 def _canonical(record: Any) -> bytes:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    # surrogatepass: a record may hold lone surrogates (JSON escapes); it still hashes.
+    return text.encode("utf-8", "surrogatepass")

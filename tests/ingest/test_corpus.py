@@ -214,3 +214,14 @@ def test_a_named_pipe_is_skipped_without_blocking(tmp_path: Path) -> None:
     docs, _ = scan_corpus(tmp_path, skipped=skipped)
     assert [d.doc_id for d in docs] == ["good.txt"]
     assert skipped == {"pipe.txt": "not a regular file"}
+
+
+def test_lone_surrogates_and_undecodable_names(tmp_path: Path) -> None:
+    # JSON escapes decode to lone surrogates, which no index file could store; a name with bytes
+    # that are not UTF-8 cannot be a stored id.
+    (tmp_path / "s.jsonl").write_text('{"title": "A \\ud800 title", "text": "Text \\udfff end."}')
+    (tmp_path / "caf\udce9.txt").write_bytes(b"Headline\n\nBody.")
+    skipped: dict[str, str] = {}
+    [doc], _ = scan_corpus(tmp_path, skipped=skipped)
+    assert (doc.title, doc.text) == ("A \ufffd title", "Text \ufffd end.")
+    assert skipped == {"caf\\xe9.txt": "file name is not valid UTF-8"}
