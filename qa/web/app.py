@@ -4,6 +4,11 @@ The page only calls the Python API (``QA.ask``/``search``/``read``, ``build``, `
 and renders with :mod:`qa.web.render`, which shows every string taken from a document as
 literal text. The chat shows messages as HTML with Markdown and LaTeX rendering switched off:
 the renderer writes the only tags (``<mark>``, ``<details>``, ...) and escapes everything else.
+A reply's "Show the article" button loads the article into the panel under the chat, on
+demand, so the chat history (sent both ways on every turn) holds sentences, never articles.
+
+The same requests are refused everywhere (``qa.pipeline.check_request``): the chat replies
+with the reason, the HTTP API raises it as the error of the call.
 
 Index updates run in the documents tab with a progress bar; questions asked meanwhile are
 answered from the previous index, which ``QA.build`` replaces only when the new one is complete.
@@ -11,6 +16,7 @@ answered from the previous index, which ``QA.build`` replaces only when the new 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections import Counter
@@ -19,20 +25,23 @@ from typing import Any
 
 import gradio as gr
 
-from qa.pipeline import QA
+from qa.pipeline import MAX_ANSWERS, MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
 from qa.settings import RetrievalMode, Settings
 from qa.store import BuildReport, IndexMissingError, IndexProblem
-from qa.types import Document, Result
+from qa.types import Result
 from qa.web.render import (
+    ARTICLE_HINT,
     DocumentRow,
     counted,
+    literal,
+    render_article,
     render_documents,
     render_error,
     render_notices,
     render_question,
     render_result,
 )
-from qa.web.uploads import Outcome, corpus_files, remove_files, save_uploads
+from qa.web.uploads import Outcome, corpus_files, discard_uploaded, remove_files, save_uploads
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,6 @@ EXAMPLES = (
     "Where did Kim Jong-un and Trump agree to resume working-level talks?",
     "What is the capital of France?",
 )
-RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("hybrid", "dense", "lexical")
 #: Questions answered at once. Answering is CPU-bound, so more than a few only queue inside
 #: the worker threads; a few keep a slow question from holding up the ones behind it.
 ASK_CONCURRENCY = 4
@@ -76,6 +84,12 @@ blockquote.qa-context { margin: 0.35em 0; padding: 0.2em 0.8em;
   border-radius: 2px; }
 .qa-source, .qa-mode { font-size: 0.82em; color: var(--body-text-color-subdued); }
 .qa-reply details { margin: 0.3em 0; }
+.qa-open-row { margin: 0.2em 0 0.4em; }
+button.qa-open { font-size: 0.82em; padding: 0.1em 0.7em; border-radius: 0.6em; cursor: pointer;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
+  color: var(--link-text-color); }
+.qa-article-title { margin: 0.2em 0; }
+.qa-article-note { font-size: 0.88em; color: var(--body-text-color-subdued); }
 .qa-reply summary { cursor: pointer; font-size: 0.88em; color: var(--link-text-color); }
 .qa-doctext { position: relative; max-height: 20em; overflow: auto; padding: 0.5em 0.8em;
   border: 1px solid var(--border-color-primary); border-radius: 6px; font-size: 0.9em; }
@@ -97,19 +111,33 @@ blockquote.qa-context { margin: 0.35em 0; padding: 0.2em 0.8em;
 #qa-examples > * { flex: 0 1 auto !important; width: auto !important; min-width: 0 !important; }
 """
 
-#: Opening a whole-article view scrolls it to the highlighted answer.
-JS = """
-() => {
-  document.addEventListener("toggle", (event) => {
-    const box = event.target;
-    if (!(box instanceof HTMLDetailsElement) || !box.open || !box.classList.contains("qa-doc")) {
-      return;
-    }
-    const text = box.querySelector(".qa-doctext");
-    const mark = text && text.querySelector("mark");
-    if (mark) text.scrollTop = Math.max(0, mark.offsetTop - text.clientHeight / 3);
-  }, true);
+#: The article panel's script: a "Show the article" button in the chat asks the server for the
+#: article (``WebApp.article``) and the panel shows it, scrolled to the marked passage. One
+#: listener on the document, replaced if the panel loads again, catches every button, those of
+#: replies added later included.
+ARTICLE_JS = """
+const scrollToMark = (tries) => {
+  const text = element.querySelector(".qa-doctext");
+  if (!text) {
+    if (tries > 0) setTimeout(() => scrollToMark(tries - 1), 50);  // not rendered yet
+    return;
+  }
+  element.scrollIntoView({ block: "nearest" });
+  const mark = text.querySelector("mark");
+  if (mark) text.scrollTop = Math.max(0, mark.offsetTop - text.clientHeight / 3);
+};
+if (window.__qaOpenArticle) {
+  document.removeEventListener("click", window.__qaOpenArticle, true);
 }
+window.__qaOpenArticle = async (event) => {
+  const button = event.target instanceof Element ? event.target.closest("button.qa-open") : null;
+  if (!button || !button.closest("#qa-chat")) return;
+  event.preventDefault();
+  props.value = '<p class="qa-article-note">Loading the article…</p>';
+  props.value = await server.article(button.value);
+  scrollToMark(100);
+};
+document.addEventListener("click", window.__qaOpenArticle, true);
 """
 
 
@@ -137,54 +165,92 @@ class WebApp:
     def ask(
         self, question: str, *, n_answers: int, threshold: float, mode: RetrievalMode
     ) -> Result:
-        """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical)."""
-        if mode not in RETRIEVAL_MODES:
-            raise ValueError(f"retrieval mode must be one of {RETRIEVAL_MODES}, got {mode!r}")
+        """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical).
+
+        Raises:
+            ValueError: If the question or an option is refused (``qa.pipeline.check_request``).
+        """
         return self.qa.ask(question, n_answers=n_answers, threshold=threshold, mode=mode)
 
     def reply(self, question: str, n_answers: float, threshold: float, mode: RetrievalMode) -> str:
         """The chat reply (HTML) to ``question``, or a message saying why there is none."""
         try:
-            result = self.ask(
-                question, n_answers=int(n_answers), threshold=float(threshold), mode=mode
-            )
+            result = self.ask(question, n_answers=_whole(n_answers), threshold=threshold, mode=mode)
         except IndexMissingError:
             return render_error(
                 "There is no index yet: open the Documents tab and press Update index."
             )
         except (IndexProblem, ValueError) as exc:
-            return render_error(str(exc))
-        return render_result(result, self._document, threshold=float(threshold))
+            return render_error(f"This question cannot be answered: {exc}.")
+        return render_result(result, threshold=float(threshold))
 
-    def _document(self, doc_id: str) -> Document | None:
-        return self.qa.index.documents.get(doc_id)
+    def article(self, doc_id: str, start: int, end: int, check: str) -> str:
+        """The article panel's HTML for a "Show the article" button of a reply.
+
+        Read from the live index as it is now; :func:`qa.web.render.render_article` marks the
+        span only if the article still holds the reply's text there.
+        """
+        try:
+            doc = self.qa.index.documents.get(str(doc_id))
+        except IndexProblem:
+            doc = None
+        try:
+            start, end = int(start), int(end)
+        except (TypeError, ValueError):
+            start = end = -1
+        return render_article(doc, start, end, str(check))
+
+    def _article_function(self) -> Any:
+        """:meth:`article` as the article panel's server function.
+
+        The panel's script calls it by name with one argument, a button's ``value``: the JSON
+        list ``[doc_id, start, end, check]``.
+        """
+
+        def article(reference: str) -> str:
+            try:
+                doc_id, start, end, check = json.loads(reference)
+            except (TypeError, ValueError):
+                doc_id, start, end, check = "", -1, -1, ""
+            return self.article(doc_id, start, end, check)
+
+        return article
 
     def api_ask(
         self,
         question: str,
-        n_answers: int = 3,
+        n_answers: int | None = None,
         threshold: float | None = None,
         mode: str | None = None,
     ) -> dict[str, Any]:
         """Answer a question; the answers (with sources and offsets) and passages as JSON.
 
-        The JSON is ``Result.to_dict()``. Its ``path`` fields are corpus paths, not files to
-        fetch: call with ``gradio_client.Client(url, download_files=False)``, which otherwise
-        tries to download every dict that has a ``path``.
+        The JSON is :func:`api_payload` of the result: ``Result.to_dict()`` with each corpus
+        path under ``file``. The default ``gradio_client.Client(url).predict(question,
+        api_name="/ask")`` works with it (the client tries to download any dict with a
+        ``path`` key).
 
         Args:
-            question: The question.
-            n_answers: How many answers at most.
-            threshold: Score below which the system abstains (empty: the recommended value).
+            question: The question, at most 1,000 characters.
+            n_answers: How many answers at most, 1 to 20 (empty: the configured number).
+            threshold: Score from 0 to 1 below which the system abstains (empty: the
+                recommended value).
             mode: Retrieval mode: hybrid, dense or lexical (empty: the configured one).
+
+        Raises:
+            gradio.Error: Saying why the question or an option was refused, or that there
+                is no index yet.
         """
-        result = self.ask(
-            question,
-            n_answers=n_answers,
-            threshold=self.default_threshold() if threshold is None else threshold,
-            mode=mode or self.qa.settings.retrieval_mode,  # type: ignore[arg-type]
-        )
-        return result.to_dict()
+        try:
+            result = self.ask(
+                question,
+                n_answers=self.qa.settings.n_answers if n_answers is None else n_answers,
+                threshold=self.default_threshold() if threshold is None else threshold,
+                mode=mode or self.qa.settings.retrieval_mode,  # type: ignore[arg-type]
+            )
+        except (IndexProblem, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return api_payload(result)
 
     # Documents
 
@@ -232,14 +298,21 @@ class WebApp:
         return choices
 
     def upload(self, files: list[str] | None) -> tuple[str, bool]:
-        """Save uploaded files into the corpus; returns the outcome and whether it changed."""
+        """Save uploaded files into the corpus; returns the outcome and whether it changed.
+
+        Gradio's temporary copies of the uploads are deleted afterwards, saved or refused:
+        the corpus holds what was accepted, and nothing else is kept.
+        """
         if not files:
             return "", False
-        outcomes = save_uploads(
-            [(Path(f), Path(f).name) for f in files],
-            self.qa.settings.corpus_dir,
-            self.max_upload_bytes,
-        )
+        try:
+            outcomes = save_uploads(
+                [(Path(f), Path(f).name) for f in files],
+                self.qa.settings.corpus_dir,
+                self.max_upload_bytes,
+            )
+        finally:
+            discard_uploaded([Path(f) for f in files], Path(gr.utils.get_upload_folder()))
         return _notices(outcomes), any(o.ok for o in outcomes)
 
     def remove(self, paths: list[str] | None) -> tuple[str, bool]:
@@ -303,6 +376,7 @@ class WebApp:
                             elem_id="qa-question",
                             scale=6,
                             max_lines=4,
+                            max_length=MAX_QUESTION_CHARS,
                             autofocus=True,
                         )
                         ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
@@ -312,11 +386,18 @@ class WebApp:
                             gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example")
                             for q in EXAMPLES
                         ]
+                    gr.HTML(
+                        f'<p class="qa-article-note">{literal(ARTICLE_HINT)}</p>',
+                        elem_id="qa-article",
+                        server_functions=[self._article_function()],
+                        js_on_load=ARTICLE_JS,
+                        padding=False,
+                    )
                     with gr.Accordion("Settings", open=False, elem_id="qa-settings"):
                         with gr.Row():
                             n_answers = gr.Slider(
                                 1,
-                                10,
+                                MAX_ANSWERS,
                                 value=n_default,
                                 step=1,
                                 label="Answers to show",
@@ -401,7 +482,9 @@ class WebApp:
             text = (text or "").strip()
             if not text:
                 return "", history, ""
-            return "", [*history, {"role": "user", "content": render_question(text)}], text
+            # The history shows at most the accepted length; the reply says the rest is refused.
+            shown = text if len(text) <= MAX_QUESTION_CHARS else text[:MAX_QUESTION_CHARS] + " …"
+            return "", [*history, {"role": "user", "content": render_question(shown)}], text
 
         def add_reply(
             text: str, history: list[dict[str, Any]], n: float, t: float, m: RetrievalMode
@@ -503,6 +586,24 @@ def describe_build(report: BuildReport) -> str:
     )
 
 
+def api_payload(result: Result) -> dict[str, Any]:
+    """``result`` as the HTTP API returns it: ``Result.to_dict()``, corpus paths as ``file``.
+
+    ``gradio_client`` takes any dict with a ``path`` key for a file of the server and tries to
+    download it, which fails (403) for a corpus path; under ``file`` the default client call
+    returns the JSON as it is.
+    """
+    payload = result.to_dict()
+    for item in [*payload["answers"], *payload["passages"]]:
+        item["file"] = item.pop("path")
+    return payload
+
+
+def _whole(n: float) -> int | float:
+    """A slider's number as an ``int`` when it is whole (validation refuses anything else)."""
+    return int(n) if isinstance(n, int | float) and float(n).is_integer() else n
+
+
 def _notices(outcomes: list[Outcome]) -> str:
     return render_notices([(o.ok, o.message) for o in outcomes])
 
@@ -541,7 +642,6 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     return {
         "max_file_size": settings.max_upload_mb * 2**20,
         "css": CSS,
-        "js": JS,
         "theme": gr.themes.Soft(),
         "footer_links": ["api"],
         "run_history": False,

@@ -11,11 +11,20 @@ Answers are highlighted at their real offsets (``answer.start - answer.context_s
 context, ``answer.start`` in the document) and only after checking that the slice there is the
 answer; text is never searched for the answer, which would mark the wrong occurrence of a
 repeated phrase.
+
+A chat reply carries the answer, its sentence and a "Show the article" button, never the
+article: the chat history travels to the server and back on every turn, so a reply holding
+whole articles made each turn slower as articles got longer. The button names the span (the
+document id, offsets and a digest of the text there, as its ``value``); :func:`render_article`
+renders the article when it is asked for, from the index as it is then, and marks the span
+only if the article still holds the same text there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.types import Answer, Document, Passage, Result
@@ -26,14 +35,15 @@ from qa.types import Answer, Document, Passage, Result
 #: translation pass, so a reference is never escaped twice; a reference displays as the
 #: character itself and is never parsed as syntax.
 _LITERAL = {ord(c): f"&#{ord(c)};" for c in "&<>\"'\\`*_[]()!#|~${}+-:"}
+#: The same for a quoted attribute value, where line breaks are kept as references too.
+_ATTRIBUTE = {**_LITERAL, ord("\n"): "&#10;", ord("\r"): "&#13;"}
 
-#: Longest excerpt of a passage shown as a lead of an abstention (the whole article unfolds).
+#: Longest excerpt of a passage shown as a lead of an abstention (the article opens on demand).
 LEAD_CHARS = 320
 #: Passages shown with an abstention: the closest, then the rest folded.
 LEADS = 3
-
-#: Looks up a document by id for the whole-document view; ``None`` when it is gone.
-DocumentLookup = Callable[[str], Document | None]
+#: Shown in the article panel before any article is opened.
+ARTICLE_HINT = "Press “Show the article” under an answer to read the whole article here."
 
 
 def counted(n: int, noun: str) -> str:
@@ -71,27 +81,29 @@ def render_error(message: str) -> str:
     return f'<div class="qa-reply qa-error"><p>{literal(message)}</p></div>'
 
 
-def render_result(result: Result, lookup: DocumentLookup, *, threshold: float) -> str:
+def render_result(result: Result, *, threshold: float) -> str:
     """The chat reply for ``result``: the best answer, its evidence and source, alternatives.
+
+    Its size does not depend on the length of the articles: each answer brings its sentence,
+    each lead at most ``LEAD_CHARS`` characters, and articles open on demand.
 
     Args:
         result: What ``QA.ask`` (or search + read) returned.
-        lookup: Finds the document of an answer for the whole-document view.
         threshold: The threshold the answers were selected with (named in an abstention).
 
     Returns:
         One line of HTML.
     """
     if result.abstained or not result.answers:
-        return _render_abstention(result, lookup, threshold)
+        return _render_abstention(result, threshold)
     best, *others = result.answers
-    parts = ['<div class="qa-reply">', _render_answer(best, lookup, primary=True)]
+    parts = ['<div class="qa-reply">', _render_answer(best, primary=True)]
     if others:
         parts.append(
             _folded(
                 "qa-alternatives",
                 counted(len(others), "other possible answer"),
-                [_render_answer(a, lookup, primary=False) for a in others],
+                [_render_answer(a, primary=False) for a in others],
             )
         )
     parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
@@ -113,7 +125,7 @@ def _mode_line(result: Result) -> str:
     return f"Answered by: {reading}. Every answer is quoted from an article, never generated."
 
 
-def _render_answer(answer: Answer, lookup: DocumentLookup, *, primary: bool) -> str:
+def _render_answer(answer: Answer, *, primary: bool) -> str:
     cls = "qa-answer qa-best" if primary else "qa-answer"
     head = "Answer" if primary else "Alternative"
     whole_sentence = answer.text == answer.context
@@ -130,7 +142,7 @@ def _render_answer(answer: Answer, lookup: DocumentLookup, *, primary: bool) -> 
         )
     parts.append(f'<blockquote class="qa-context">{_context_html(answer)}</blockquote>')
     parts.append(_source_line(answer.title, answer.path, answer.doc_id, answer.start, answer.end))
-    parts.append(_document_view(answer.doc_id, answer.start, answer.end, answer.text, lookup))
+    parts.append(_open_button(answer.doc_id, answer.start, answer.end, answer.text))
     parts.append("</div>")
     return "".join(parts)
 
@@ -156,22 +168,71 @@ def _source_line(title: str, path: str, doc_id: str, start: int, end: int) -> st
     )
 
 
-def _document_view(doc_id: str, start: int, end: int, text: str, lookup: DocumentLookup) -> str:
-    """A folded view of the whole document with ``[start, end)`` marked.
+def span_check(text: str) -> str:
+    """A short digest of a span's text: the article view marks the span only if it matches."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    Left out when the document is no longer in the index or no longer holds ``text`` there (it
-    was changed and re-indexed after the answer was found).
+
+def _attribute(text: str) -> str:
+    """``text`` as a double-quoted attribute value that reads back as exactly ``text``."""
+    return text.translate(_ATTRIBUTE)
+
+
+def _open_button(doc_id: str, start: int, end: int, text: str) -> str:
+    """The button that opens the article with ``[start, end)`` (holding ``text``) marked.
+
+    Its ``value`` is the JSON list ``[doc_id, start, end, span_check(text)]``: the chat's HTML
+    sanitiser keeps a button's ``value`` (it drops ``data-*`` attributes).
     """
-    doc = lookup(doc_id)
-    if doc is None or doc.text[start:end] != text:
-        return ""
+    reference = json.dumps([doc_id, start, end, span_check(text)], ensure_ascii=False)
     return (
-        f'<details class="qa-doc"><summary>Show the whole article ({len(doc.text):,} characters)'
-        f'</summary><div class="qa-doctext">{highlight(doc.text, start, end)}</div></details>'
+        f'<p class="qa-open-row"><button type="button" class="qa-open" '
+        f'value="{_attribute(reference)}">Show the article</button></p>'
     )
 
 
-def _render_abstention(result: Result, lookup: DocumentLookup, threshold: float) -> str:
+def render_article(doc: Document | None, start: int, end: int, check: str) -> str:
+    """The whole article for the article panel, with ``[start, end)`` marked.
+
+    The span is marked only when the article still holds, at these offsets, the text whose
+    :func:`span_check` is ``check``; after the article was changed and indexed again, it is
+    shown unmarked with a note saying why.
+
+    Args:
+        doc: The article as the live index holds it now, or ``None`` if it is gone.
+        start: First character of the span in ``doc.text``.
+        end: One past the span's last character.
+        check: :func:`span_check` of the span's text when the reply was made.
+
+    Returns:
+        One line of HTML.
+    """
+    if doc is None:
+        return (
+            '<div class="qa-article"><p class="qa-article-note">This article is no longer in '
+            "the index.</p></div>"
+        )
+    same = 0 <= start <= end <= len(doc.text) and span_check(doc.text[start:end]) == check
+    body = highlight(doc.text, start, end) if same else literal(doc.text)
+    note = (
+        ""
+        if same
+        else '<p class="qa-article-note">The article has changed since this reply, so the '
+        "passage is not marked.</p>"
+    )
+    where = (
+        literal(doc.path)
+        if doc.doc_id == doc.path
+        else (f"{literal(doc.path)} · id {literal(doc.doc_id)}")
+    )
+    return (
+        f'<div class="qa-article"><p class="qa-article-title"><strong>{literal(doc.title)}'
+        f'</strong></p><p class="qa-source">{where} · {len(doc.text):,} characters</p>{note}'
+        f'<div class="qa-doctext">{body}</div></div>'
+    )
+
+
+def _render_abstention(result: Result, threshold: float) -> str:
     parts = [
         '<div class="qa-reply qa-abstain">',
         "<p><strong>The corpus does not answer this question.</strong> "
@@ -180,14 +241,14 @@ def _render_abstention(result: Result, lookup: DocumentLookup, threshold: float)
     if result.passages:
         closest, *others = result.passages[:LEADS]
         parts.append(
-            f'<p>The closest passage:</p><div class="qa-lead">{_render_lead(closest, lookup)}</div>'
+            f'<p>The closest passage:</p><div class="qa-lead">{_render_lead(closest)}</div>'
         )
         if others:
             parts.append(
                 _folded(
                     "qa-more-leads",
                     counted(len(others), "more close passage"),
-                    [_render_lead(p, lookup) for p in others],
+                    [_render_lead(p) for p in others],
                     list_class="qa-leads",
                 )
             )
@@ -195,7 +256,7 @@ def _render_abstention(result: Result, lookup: DocumentLookup, threshold: float)
     return "".join(parts)
 
 
-def _render_lead(passage: Passage, lookup: DocumentLookup) -> str:
+def _render_lead(passage: Passage) -> str:
     chunk = passage.chunk
     text = chunk.text
     if len(text) > LEAD_CHARS:
@@ -204,7 +265,7 @@ def _render_lead(passage: Passage, lookup: DocumentLookup) -> str:
     return (
         f'<blockquote class="qa-context">{literal(text)}</blockquote>'
         + _source_line(passage.title, passage.path, chunk.doc_id, chunk.start, chunk.end)
-        + _document_view(chunk.doc_id, chunk.start, chunk.end, chunk.text, lookup)
+        + _open_button(chunk.doc_id, chunk.start, chunk.end, chunk.text)
     )
 
 

@@ -130,6 +130,33 @@ def save_uploads(
     return [save_upload(path, name, corpus_dir, max_bytes) for path, name in files]
 
 
+def discard_uploaded(paths: Sequence[Path], upload_dir: Path) -> None:
+    """Delete the web server's temporary copies of uploaded files, and their folders once empty.
+
+    The web server keeps each upload in a folder of its own under ``upload_dir`` until it is
+    told otherwise; once a file is saved into the corpus (or refused) the copy is of no use.
+    Only paths inside ``upload_dir`` are touched, so a crafted request naming any other file
+    deletes nothing.
+
+    Args:
+        paths: The uploaded files, as the web server handed them over.
+        upload_dir: The web server's upload folder.
+    """
+    root = upload_dir.resolve()
+    for path in paths:
+        resolved = path.resolve()
+        if root not in resolved.parents:
+            continue
+        resolved.unlink(missing_ok=True)
+        folder = resolved.parent
+        while folder != root:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another upload still uses it
+                break
+            folder = folder.parent
+
+
 def corpus_files(corpus_dir: Path) -> list[str]:
     """The corpus-relative paths of the files ingestion would read, sorted.
 

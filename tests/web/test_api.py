@@ -1,4 +1,5 @@
-"""The app's API through ``gradio_client``: concurrent questions are all answered correctly."""
+"""The app's API through ``gradio_client``'s default call: concurrent questions are all answered
+correctly, and every refused request says why."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ pytestmark = pytest.mark.slow
 
 
 def connect(url: str):  # noqa: ANN201 - a gradio_client.Client
-    """A client for the app.
+    """A client for the app, as the README shows it (files downloaded, the client's default).
 
-    ``download_files=False``: the answers' ``path`` fields are corpus paths, and gradio_client
-    (2.7) otherwise takes any dict with a ``path`` key for a file to download. A long timeout:
-    the default 5 s for joining the queue is too short on a busy 2-core machine.
+    A long timeout: the default 5 s for joining the queue is too short on a busy 2-core machine.
     """
     from gradio_client import Client
 
-    return Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 120})
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 120})
 
 
 #: (question, a word the best answer's context must hold; None: the corpus does not answer).
@@ -53,9 +52,40 @@ def test_twenty_concurrent_questions_are_all_answered(server: str) -> None:
     print(f"20 concurrent questions answered in {elapsed:.1f} s")
 
 
-def test_api_validates_the_mode(server: str) -> None:
+def test_the_default_call_with_the_question_alone(server: str) -> None:
+    from gradio_client import Client
+
+    result = Client(server, verbose=False).predict(EXAMPLES[0], api_name="/ask")
+    assert result["question"] == EXAMPLES[0] and not result["abstained"]
+    best = result["answers"][0]
+    assert best["file"] == best["doc_id"] == "000_4b3a89178ec270f5.txt"
+    assert best["context"][best["start"] - best["context_start"] :].startswith(best["text"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        ((EXAMPLES[0], 3, 0.4, "psychic"), "retrieval mode must be one of hybrid, dense, lexical"),
+        ((EXAMPLES[0], -2, None, None), "number of answers must be a whole number from 1 to 20"),
+        ((EXAMPLES[0], 0, None, None), "from 1 to 20, got 0"),
+        ((EXAMPLES[0], 21, None, None), "from 1 to 20, got 21"),
+        ((EXAMPLES[0], 3, 1.5, None), "threshold must be a number from 0 to 1, got 1.5"),
+        ((EXAMPLES[0], 3, -0.1, None), "from 0 to 1, got -0.1"),
+        (("", 3, None, None), "the question is empty"),
+        (
+            ("why " * 300, 3, None, None),
+            "the question is 1,200 characters long; the limit is 1,000",
+        ),
+    ],
+)
+def test_api_refuses_with_the_reason(server: str, arguments: tuple, reason: str) -> None:
+    with pytest.raises(Exception, match=reason):
+        connect(server).predict(*arguments, api_name="/ask")
+
+
+def test_api_accepts_the_limits(server: str) -> None:
     client = connect(server)
-    with pytest.raises(Exception, match="retrieval mode must be one of"):
-        client.predict(EXAMPLES[0], 3, 0.4, "psychic", api_name="/ask")
     lexical = client.predict(EXAMPLES[0], 1, 0.0, "lexical", api_name="/ask")
     assert len(lexical["answers"]) == 1
+    many = client.predict("x" * 999 + "?", 20, 1.0, "dense", api_name="/ask")
+    assert many["abstained"] and many["answers"] == []

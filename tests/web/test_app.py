@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from bs4 import BeautifulSoup
 from qa.pipeline import QA
 from qa.settings import Settings
 from qa.web.app import EXAMPLES, WebApp
+from qa.web.render import span_check
 from tests.conftest import HashEmbedder
 
 ZORBLAT = "The Zorblat festival\n\nThe Zorblat festival takes place in Quenton every May.\n"
 ZORBLAT_QUESTION = "Where does the Zorblat festival take place?"
 SEED_QUESTION = EXAMPLES[0]
+NO_ANSWER = EXAMPLES[2]
 
 
 def make_qa(corpus: Path, index: Path) -> QA:
@@ -58,7 +61,52 @@ def test_reply_shows_answer_in_context_with_its_source(web: WebApp) -> None:
     assert "seven officers" in best.blockquote.mark.get_text()
     source = best.select_one(".qa-source").get_text()
     assert "Round two" in source and "000_4b3a89178ec270f5.txt" in source
-    assert "Show the whole article" in best.select_one("details.qa-doc summary").get_text()
+    # The reply names the article; the article itself comes from the server when asked for.
+    button = best.select_one("button.qa-open")
+    assert button.get_text() == "Show the article"
+    article = BeautifulSoup(web.article(*json.loads(button["value"])), "html.parser")
+    doc = web.qa.document("000_4b3a89178ec270f5.txt")
+    assert article.select_one(".qa-doctext").get_text() == doc.text.replace("\n", "")
+    assert "seven officers" in article.mark.get_text()
+
+
+def test_no_answer_reply_is_small_and_names_articles_without_holding_them(web: WebApp) -> None:
+    reply = web.reply(NO_ANSWER, 3, 1.0, "hybrid")
+    assert "The corpus does not answer this question." in text_of(reply)
+    assert len(reply.encode()) < 4096
+    for doc in web.qa.documents():
+        assert doc.text[-200:] not in text_of(reply)
+
+
+@pytest.mark.parametrize(
+    ("question", "n", "t", "mode", "reason"),
+    [
+        ("x" * 1001, 3, 0.5, "hybrid", "the question is 1,001 characters long"),
+        (SEED_QUESTION, 0, 0.5, "hybrid", "from 1 to 20, got 0"),
+        (SEED_QUESTION, 21, 0.5, "hybrid", "from 1 to 20, got 21"),
+        (SEED_QUESTION, 2.5, 0.5, "hybrid", "from 1 to 20, got 2.5"),
+        (SEED_QUESTION, 3, 1.01, "hybrid", "from 0 to 1, got 1.01"),
+        (SEED_QUESTION, 3, -1.0, "hybrid", "from 0 to 1, got -1.0"),
+        (SEED_QUESTION, 3, 0.5, "psychic", "one of hybrid, dense, lexical"),
+        ("   ", 3, 0.5, "hybrid", "the question is empty"),
+    ],
+)
+def test_chat_refuses_what_the_python_api_refuses(
+    web: WebApp, question: str, n: float, t: float, mode: str, reason: str
+) -> None:
+    reply = BeautifulSoup(web.reply(question, n, t, mode), "html.parser")
+    assert reply.select_one(".qa-error") is not None
+    assert reason in reply.get_text()
+
+
+def test_article_of_a_removed_or_unknown_document(web: WebApp) -> None:
+    assert "no longer in the index" in text_of(web.article("nope.txt", 0, 3, "x"))
+    assert "has changed since" in text_of(web.article("000_4b3a89178ec270f5.txt", "a", 3, "x"))
+    # What the page's script calls: one argument, a button's value (JSON), refused if broken.
+    from_page = web._article_function()
+    assert "no longer in the index" in text_of(from_page("{not json"))
+    reference = json.dumps(["000_4b3a89178ec270f5.txt", 0, 9, span_check("Round two")])
+    assert BeautifulSoup(from_page(reference), "html.parser").mark.get_text() == "Round two"
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
@@ -70,7 +118,7 @@ def test_every_retrieval_mode_answers(web: WebApp, mode: str) -> None:
 
 def test_unknown_mode_is_refused(web: WebApp) -> None:
     soup = reply_text(web, SEED_QUESTION, mode="psychic")
-    assert "retrieval mode must be one of" in soup.get_text()
+    assert "retrieval mode must be one of hybrid, dense, lexical" in soup.get_text()
 
 
 def test_threshold_one_abstains_with_leads(web: WebApp) -> None:
@@ -94,6 +142,25 @@ def test_documents_table_lists_titles_sizes_and_chunks(web: WebApp) -> None:
     chunks = sum(c.doc_id == doc.doc_id for c in web.qa.index.chunks)
     assert cells == ["Round two", doc.path, f"{len(doc.text):,}", str(chunks)]
     assert soup.p.get_text().startswith("2 documents, ")
+
+
+def test_uploaded_copies_are_deleted_once_saved_or_refused(
+    web: WebApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    saved, refused = (
+        tmp_path / "gradio" / "h1" / "zorblat.txt",
+        tmp_path / "gradio" / "h2" / "x.txt",
+    )
+    for path, text in ((saved, ZORBLAT), (refused, "   ")):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    status, changed = web.upload([str(saved), str(refused)])
+    assert (
+        changed and "zorblat.txt: added" in text_of(status) and "x.txt: refused" in text_of(status)
+    )
+    assert list((tmp_path / "gradio").iterdir()) == []
+    assert (web.qa.settings.corpus_dir / "zorblat.txt").read_text() == ZORBLAT
 
 
 def test_upload_then_update_answers_from_the_new_document(web: WebApp, tmp_path: Path) -> None:
@@ -154,6 +221,16 @@ def test_api_ask_returns_answers_with_offsets(web: WebApp) -> None:
     doc = web.qa.document(best["doc_id"])
     assert doc.text[best["start"] : best["end"]] == best["text"]
     assert len(payload["answers"]) <= 2
+    # No "path" key anywhere: gradio_client would take such a dict for a file to download.
+    for item in payload["answers"] + payload["passages"]:
+        assert "path" not in item and item["file"] == web.qa.document(item["doc_id"]).path
+
+
+def test_api_ask_refuses_with_the_reason(web: WebApp) -> None:
+    with pytest.raises(gr.Error, match="from 1 to 20, got -2"):
+        web.api_ask(SEED_QUESTION, n_answers=-2)
+    with pytest.raises(gr.Error, match="the question is empty"):
+        web.api_ask("")
 
 
 def test_page_builds_with_the_settings_defaults(web: WebApp) -> None:

@@ -128,9 +128,11 @@ def test_first_visit_and_seed_question(page) -> None:  # noqa: ANN001
     source = best.locator(".qa-source").inner_text()
     assert "Round two" in source and "000_4b3a89178ec270f5.txt" in source
     assert "score" in best.inner_text()
-    # Unfolding the source shows the whole article, scrolled to the highlighted answer.
-    best.locator("details.qa-doc summary").click()
-    doc = best.locator("details.qa-doc .qa-doctext")
+    # The reply holds no article; its button loads it into the panel under the chat,
+    # scrolled to the highlighted answer.
+    assert "much work remains to be done." not in page.locator("#qa-chat").inner_text()
+    best.locator("button.qa-open").click()
+    doc = page.locator("#qa-article .qa-doctext")
     doc.wait_for()
     whole = doc.inner_text()
     assert "The US and North Korea are seriously considering" in whole  # the first paragraph
@@ -187,13 +189,18 @@ def test_hostile_document_is_shown_literally(page, tmp_path: Path) -> None:  # n
     assert question in page.locator("#qa-chat").inner_text()  # the user's text, literally
     text = reply.inner_text()
     assert HOSTILE_IMG in text
-    reply.locator(".qa-best details.qa-doc summary").click()
-    article = reply.locator(".qa-best .qa-doctext").inner_text()
+    reply.locator(".qa-best button.qa-open").click()
+    page.locator("#qa-article .qa-doctext").wait_for()
+    article = page.locator("#qa-article .qa-doctext").inner_text()
     for piece in (HOSTILE_TITLE, HOSTILE_IMG, HOSTILE_MD):
         assert piece in article
     assert HOSTILE_TITLE in reply.locator(".qa-best .qa-source").inner_text()
-    # Nothing from the document became an element: no image, script or link in the chat.
-    assert page.locator("#qa-chat img, #qa-chat script, #qa-chat a, #qa-chat .katex").count() == 0
+    assert HOSTILE_TITLE in page.locator("#qa-article .qa-article-title").inner_text()
+    # Nothing from the document became an element: no image, script or link in the chat or
+    # the article panel.
+    for where in ("#qa-chat", "#qa-article"):
+        found = page.locator(f"{where} img, {where} script, {where} a, {where} .katex")
+        assert found.count() == 0, where
     shot(page, "08-hostile-answer")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html import unescape
 
 import pytest
@@ -15,10 +16,12 @@ from qa.web.render import (
     DocumentRow,
     highlight,
     literal,
+    render_article,
     render_documents,
     render_notices,
     render_question,
     render_result,
+    span_check,
 )
 
 HOSTILE = [
@@ -49,6 +52,18 @@ def assert_inert(html: str) -> None:
     assert not soup.find_all(["script", "img", "svg", "a", "iframe", "style"])
     for tag in soup.find_all(True):
         assert not [name for name in tag.attrs if name.lower().startswith("on")], tag
+    # The only buttons are the renderer's own "Show the article" ones.
+    for button in soup.find_all("button"):
+        assert button.get("class") == ["qa-open"] and button.get_text() == "Show the article"
+        assert set(button.attrs) == {"type", "class", "value"}
+
+
+def open_button(html: str, selector: str) -> dict[str, object]:
+    """The reference a "Show the article" button sends, as the browser reads it."""
+    button = BeautifulSoup(html, "html.parser").select_one(f"{selector} button.qa-open")
+    assert button is not None, html
+    doc, start, end, check = json.loads(button["value"])
+    return {"doc": doc, "start": start, "end": end, "check": check}
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -120,17 +135,23 @@ def test_answer_is_highlighted_at_its_offsets_not_the_first_match() -> None:
     start = REPEATED.index("officers", start)
     cstart = REPEATED.index("Later")
     answer = _answer(doc, start, start + len("officers"), cstart, REPEATED.index(" Then"), 0.9)
-    html = render_result(
-        Result("q", [answer], False, [], "reader:x"), {doc.doc_id: doc}.get, threshold=0.2
-    )
+    html = render_result(Result("q", [answer], False, [], "reader:x"), threshold=0.2)
     soup = BeautifulSoup(html, "html.parser")
     context = soup.select_one(".qa-best blockquote.qa-context")
     assert context.mark.get_text() == "officers"
     assert context.get_text() == answer.context
     before = context.get_text()[: context.get_text().index("officers")]
     assert before == "Later, seven "
-    # The whole-document view marks the same place in the document.
-    view = soup.select_one(".qa-best details.qa-doc .qa-doctext")
+    # The article, opened from the reply's button, marks the same place in the document.
+    sent = open_button(html, ".qa-best")
+    assert sent == {
+        "doc": "a.txt",
+        "start": start,
+        "end": answer.end,
+        "check": span_check("officers"),
+    }
+    article = render_article(doc, sent["start"], sent["end"], sent["check"])
+    view = BeautifulSoup(article, "html.parser").select_one(".qa-doctext")
     assert view.mark.get_text() == "officers"
     assert len(view.mark.previous_sibling) == start == REPEATED.index("officers", 30)
     assert soup.select_one(".qa-short strong").get_text() == "officers"
@@ -141,12 +162,23 @@ def test_offsets_that_disagree_with_the_context_mark_nothing() -> None:
     doc = _doc(REPEATED)
     answer = _answer(doc, 6, 14, 0, 26, 0.5)
     answer.context_start = 3  # wrong: the slice there is not the answer
-    html = render_result(
-        Result("q", [answer], False, [], "sentence"), lambda _: None, threshold=0.1
-    )
+    html = render_result(Result("q", [answer], False, [], "sentence"), threshold=0.1)
     soup = BeautifulSoup(html, "html.parser")
     assert soup.select_one("blockquote.qa-context").mark is None
-    assert soup.select_one("details.qa-doc") is None  # no document to show
+
+
+def test_article_changed_since_the_reply_is_shown_unmarked() -> None:
+    doc = _doc(REPEATED)
+    check = span_check(REPEATED[6:14])
+    assert BeautifulSoup(render_article(doc, 6, 14, check), "html.parser").mark is not None
+    changed = _doc("Breaking: " + REPEATED)  # the same offsets now hold other text
+    soup = BeautifulSoup(render_article(changed, 6, 14, check), "html.parser")
+    assert soup.mark is None and "has changed since this reply" in soup.get_text()
+    assert soup.select_one(".qa-doctext").get_text() == changed.text
+    for start, end in [(-1, 3), (5, 4), (0, 10_000)]:
+        assert BeautifulSoup(render_article(doc, start, end, check), "html.parser").mark is None
+    gone = BeautifulSoup(render_article(None, 6, 14, check), "html.parser").get_text()
+    assert gone == "This article is no longer in the index."
 
 
 def test_hostile_document_renders_inert_in_every_part() -> None:
@@ -157,7 +189,7 @@ def test_hostile_document_renders_inert_in_every_part() -> None:
     answer = _answer(doc, start, start + len(HOSTILE[2]), 0, len(text), 0.7)
     other = _answer(doc, 0, len(HOSTILE[0]), 0, len(text), 0.6)
     result = Result("q", [answer, other], False, [], "sentence")
-    html = render_result(result, {doc.doc_id: doc}.get, threshold=0.1)
+    html = render_result(result, threshold=0.1)
     assert_inert(html)
     page = shown(html)
     assert title in page
@@ -166,14 +198,18 @@ def test_hostile_document_renders_inert_in_every_part() -> None:
         assert piece in page
     soup = BeautifulSoup(html, "html.parser")
     assert soup.select_one(".qa-best blockquote mark").get_text() == HOSTILE[2]
+    # The button names the hostile id exactly, as an attribute value, not as markup.
+    assert open_button(html, ".qa-best")["doc"] == "<b>id</b>.txt"
+    article = render_article(doc, answer.start, answer.end, span_check(answer.text))
+    assert_inert(article)
+    assert title in shown(article) and text in shown(article)
+    assert BeautifulSoup(article, "html.parser").mark.get_text() == HOSTILE[2]
 
 
 def test_alternatives_are_folded_below_the_best_answer() -> None:
     doc = _doc(REPEATED)
     answers = [_answer(doc, 0, 5, 0, 26, 0.8), _answer(doc, 27, 32, 27, 62, 0.5)]
-    html = render_result(
-        Result("q", answers, False, [], "reader:x"), {"a.txt": doc}.get, threshold=0.1
-    )
+    html = render_result(Result("q", answers, False, [], "reader:x"), threshold=0.1)
     soup = BeautifulSoup(html, "html.parser")
     assert soup.select(".qa-best") and len(soup.select(".qa-answer")) == 2
     folded = soup.select_one("details.qa-alternatives")
@@ -193,16 +229,16 @@ def test_abstention_says_so_and_lists_the_closest_passages() -> None:
         )
         for i, a in enumerate(starts)
     ]
-    html = render_result(
-        Result("q", [], True, passages, "sentence"), {"a.txt": doc}.get, threshold=0.4
-    )
+    html = render_result(Result("q", [], True, passages, "sentence"), threshold=0.4)
     soup = BeautifulSoup(html, "html.parser")
     text = shown(html)
     assert text.startswith("The corpus does not answer this question.") and "0.40" in text
     lead = soup.select_one(".qa-lead")
     assert lead.blockquote.get_text() == REPEATED[:20]
     assert "<i>T</i>" in lead.get_text() and soup.find("i") is None
-    assert lead.select_one("details.qa-doc mark").get_text() == REPEATED[:20]
+    sent = open_button(str(lead), ".qa-lead")
+    article = render_article(doc, sent["start"], sent["end"], sent["check"])
+    assert BeautifulSoup(article, "html.parser").mark.get_text() == REPEATED[:20]
     folded = soup.select_one("details.qa-more-leads")
     assert folded.summary.get_text() == "2 more close passages"
     assert [q.get_text() for q in folded.select("li > blockquote")] == [
@@ -216,13 +252,26 @@ def test_long_leads_are_cut_at_a_word() -> None:
     doc = _doc(text)
     passage = Passage(Chunk("a.txt#0", "a.txt", 0, 0, len(text), text), doc.title, "a.txt", 0.1)
     soup = BeautifulSoup(
-        render_result(
-            Result("q", [], True, [passage], "sentence"), {"a.txt": doc}.get, threshold=0.5
-        ),
-        "html.parser",
+        render_result(Result("q", [], True, [passage], "sentence"), threshold=0.5), "html.parser"
     )
     quoted = soup.select_one(".qa-lead blockquote").get_text()
     assert quoted.endswith("word …") and len(quoted) <= LEAD_CHARS + 2
+
+
+@pytest.mark.parametrize("paragraphs", [1, 1_000])
+def test_reply_size_does_not_grow_with_the_article(paragraphs: int) -> None:
+    """An answer and three leads from an article of any length make a reply under 4 KB."""
+    sentence = "The Zorblat festival takes place in Quenton every May. "
+    text = "The Zorblat festival\n\n" + "\n\n".join([sentence * 3] * paragraphs)
+    doc = _doc(text)
+    start = text.index("Quenton")
+    answer = _answer(doc, start, start + 7, start - 36, start + 18, 0.8)
+    chunks = [Chunk(f"a.txt#{i}", "a.txt", i, 0, len(text), text) for i in range(3)]
+    passages = [Passage(c, doc.title, doc.path, 0.3) for c in chunks]
+    assert len(text) > 150_000 or paragraphs == 1
+    answered = render_result(Result("q", [answer] * 3, False, passages, "sentence"), threshold=0)
+    abstained = render_result(Result("q", [], True, passages, "sentence"), threshold=0.5)
+    assert len(answered.encode()) < 4096 and len(abstained.encode()) < 4096
 
 
 def test_question_documents_and_notices_are_literal() -> None:

@@ -11,6 +11,7 @@ from qa.ingest import SUPPORTED_SUFFIXES
 from qa.web.uploads import (
     UploadRefused,
     corpus_files,
+    discard_uploaded,
     remove_files,
     safe_filename,
     save_upload,
@@ -152,3 +153,22 @@ def test_remove_deletes_only_corpus_files(tmp_path: Path, corpus: Path) -> None:
     assert not (corpus / "old.txt").exists()
     assert outside.exists() and (corpus / ".hidden.txt").exists()
     assert os.listdir(corpus) == [".hidden.txt"]
+
+
+def test_discard_uploaded_deletes_the_copies_and_their_empty_folders(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    first, second = uploads / "a1" / "news.txt", uploads / "b2" / "c3" / "more.txt"
+    shared = uploads / "d4" / "one.txt"
+    for path in (first, second, shared, shared.with_name("two.txt")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(ARTICLE)
+    outside = tmp_path / "corpus" / "keep.txt"
+    outside.parent.mkdir()
+    outside.write_bytes(ARTICLE)
+    crafted = uploads / ".." / "corpus" / "keep.txt"
+    discard_uploaded([first, second, shared, outside, crafted, uploads / "gone.txt"], uploads)
+    assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*")) == [
+        "d4",
+        "d4/two.txt",  # the folder another upload still uses stays
+    ]
+    assert outside.read_bytes() == ARTICLE  # nothing outside the upload folder is touched
