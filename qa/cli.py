@@ -425,9 +425,22 @@ def calibrate_cmd(
             "questions it was trained on.",
         ),
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for answer_model.json and thresholds.json (default, in a checkout "
+            "only: qa/reading, where the product reads them).",
+        ),
+    ] = None,
 ) -> None:
-    """Fit the answer model and choose the abstention threshold (writes them into qa/reading)."""
+    """Fit the answer model and choose the abstention threshold (in a checkout: into qa/reading)."""
+    import shutil
+
     from qa.evaluation.calibration import calibrate
+    from qa.evaluation.runner import SOURCE_DIR
+    from qa.reading.answers import THRESHOLDS_PATH
+    from qa.reading.scoring import DEFAULT_ANSWER_MODEL
     from qa.reading.transformer import DEFAULT_READER_DIR
 
     if not data.is_dir():
@@ -437,9 +450,22 @@ def calibrate_cmd(
     metrics = reader_metrics or DEFAULT_READER_DIR / "metrics.json"
     if not metrics.is_file():
         _fail(f"reader metrics {metrics} do not exist")
+    paths = {"out": DEFAULT_ANSWER_MODEL, "thresholds": THRESHOLDS_PATH}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"out": out / DEFAULT_ANSWER_MODEL.name, "thresholds": out / THRESHOLDS_PATH.name}
+        shutil.copyfile(THRESHOLDS_PATH, paths["thresholds"])
+    elif not (SOURCE_DIR / ".git").exists():
+        _fail("qa is installed, not run from a checkout: give --out DIR for the fitted files")
     try:
         info = calibrate(
-            data, files, val_file, _settings(None, None), reader_metrics=metrics, limit=limit
+            data,
+            files,
+            val_file,
+            _settings(None, None),
+            reader_metrics=metrics,
+            limit=limit,
+            **paths,
         )
     except (ValueError, KeyError) as exc:
         _fail(str(exc))

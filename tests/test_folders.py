@@ -68,3 +68,19 @@ def test_no_git_revision_is_claimed_outside_a_checkout(
 ) -> None:
     monkeypatch.setattr(runner, "SOURCE_DIR", tmp_path)
     assert runner.git_revision() is None
+
+
+def test_calibrate_asks_for_an_out_folder_when_installed(
+    empty_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    monkeypatch.setattr(runner, "SOURCE_DIR", empty_folder)  # as in site-packages: no .git
+    (empty_folder / "data").mkdir()
+    (empty_folder / "val.json").write_text("{}")
+    result = CliRunner().invoke(
+        app, ["calibrate", "--data", "data", "--file", "x.json", "--val", "val.json"]
+    )
+    assert result.exit_code == 1 and "give --out DIR" in result.stderr
