@@ -19,9 +19,14 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q torch==2.13.0
 "$work/venv/bin/pip" install -q "$work"/dist/qa-*.whl
 site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-# Bytecode caches are Python's, not the product's: keep them out of the comparison.
+# Bytecode caches are Python's, not the product's: keep them out of the comparison; so is the
+# one file Gradio writes into its own folder the first time it is imported anywhere
+# (gradio/hash_seed.txt, a random salt for its upload cache; any `import gradio` makes it).
 export PYTHONDONTWRITEBYTECODE=1
-snapshot() { find "$site" -path '*/__pycache__' -prune -o -printf '%p %s %T@\n' | sort; }
+snapshot() {
+    find "$site" -path '*/__pycache__' -prune -o -printf '%p %s %T@\n' \
+        | grep -v '/gradio/hash_seed\.txt ' | sort
+}
 snapshot >"$work/site-before"
 
 mkdir "$work/empty"
