@@ -149,7 +149,9 @@ def test_a_random_tiny_reader_answers_through_the_full_path(
             # The reader shares the embedder's tokenizer; spans respect max_answer_tokens.
             pieces = tiny_qa.embedder.tokenizer(a.text, add_special_tokens=False)["input_ids"]
             assert len(pieces) <= tiny_qa.settings.max_answer_tokens
-    assert tiny_qa.ask(LIAISON, threshold=1.01).abstained
+    assert tiny_qa.ask(LIAISON, threshold=1.0).abstained  # no random span is that sure
+    with pytest.raises(ValueError, match="threshold must be a number from 0 to 1, got 1.01"):
+        tiny_qa.ask(LIAISON, threshold=1.01)
 
 
 def test_a_missing_reader_falls_back_to_sentences(
