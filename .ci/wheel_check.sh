@@ -19,13 +19,14 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q torch==2.13.0
 "$work/venv/bin/pip" install -q "$work"/dist/qa-*.whl
 site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-# Bytecode caches are Python's, not the product's: keep them out of the comparison; so is the
-# one file Gradio writes into its own folder the first time it is imported anywhere
-# (gradio/hash_seed.txt, a random salt for its upload cache; any `import gradio` makes it).
+# Bytecode caches are Python's, not the product's: keep them out of the comparison; so are the
+# files Gradio writes into its own folder the first time a process uses it, whoever runs it
+# (gradio/hash_seed.txt, a random salt for its upload cache, and the .pyi type stubs it
+# generates for component classes shipped without one).
 export PYTHONDONTWRITEBYTECODE=1
 snapshot() {
     find "$site" -path '*/__pycache__' -prune -o -printf '%p %s %T@\n' \
-        | grep -v '/gradio/hash_seed\.txt ' | sort
+        | grep -Ev '/gradio/(hash_seed\.txt|.*\.pyi) ' | sort
 }
 snapshot >"$work/site-before"
 
