@@ -25,7 +25,7 @@ site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths(
 # generates for component classes shipped without one).
 export PYTHONDONTWRITEBYTECODE=1
 snapshot() {
-    find "$site" -path '*/__pycache__' -prune -o -printf '%p %s %T@\n' \
+    find "$site" -path '*/__pycache__' -prune -o -type f -printf '%p %s %T@\n' \
         | grep -Ev '/gradio/(hash_seed\.txt|.*\.pyi) ' | sort
 }
 snapshot >"$work/site-before"
