@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, get_args
 
 from qa.embedding import Embedder
 from qa.retrieval import Retriever
-from qa.settings import RetrievalMode, Settings
+from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import (
     BuildReport,
     Index,
@@ -28,8 +28,6 @@ from qa.types import Document, Passage, Result
 if TYPE_CHECKING:
     from qa.reading.answers import AnswerFinder
 
-#: Most answers one question may ask for (the best one plus alternatives).
-MAX_ANSWERS = 20
 #: Longest question accepted, in characters. The reader keeps the first 64 word pieces of a
 #: question anyway; the limit keeps a pasted article from being embedded and scored as one.
 MAX_QUESTION_CHARS = 1_000

@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args, get_type_hints
 RetrievalMode = Literal["hybrid", "dense", "lexical"]
 FaissKind = Literal["auto", "flat", "hnsw"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
+#: Most answers one question may ask for (settings, Python API, CLI and web page alike).
+MAX_ANSWERS = 20
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 
 #: Where the articles and the index live by default: in the current folder, wherever ``qa`` is
@@ -108,6 +110,17 @@ class Settings:
                 f"query_encoder must be one of {get_args(QueryEncoderKind)}, "
                 f"got {self.query_encoder!r}"
             )
+        n = self.n_answers
+        if isinstance(n, bool) or not (isinstance(n, int) and 1 <= n <= MAX_ANSWERS):
+            raise ValueError(
+                f"n_answers must be a whole number from 1 to {MAX_ANSWERS}, got {self.n_answers!r}"
+            )
+        if self.threshold is not None and not (
+            isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0
+        ):
+            raise ValueError(f"threshold must be a number from 0 to 1, got {self.threshold!r}")
+        if self.read_passages <= 0:
+            raise ValueError(f"read_passages must be positive, got {self.read_passages}")
         if self.faiss_index not in get_args(FaissKind):
             raise ValueError(
                 f"faiss_index must be one of {get_args(FaissKind)}, got {self.faiss_index!r}"

@@ -88,3 +88,23 @@ def test_ask_reads_the_live_index_once(qa: QA) -> None:
     counting.__dict__["embedder"] = qa.embedder
     result = counting.ask(QUESTION, threshold=0.0)
     assert result.answers and len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n_answers", 0, "from 1 to 20"),
+        ("n_answers", 21, "from 1 to 20"),
+        ("n_answers", True, "from 1 to 20"),
+        ("threshold", -0.1, "from 0 to 1"),
+        ("threshold", 1.5, "from 0 to 1"),
+        ("read_passages", 0, "positive"),
+    ],
+)
+def test_settings_refuse_the_defaults_ask_would_refuse(
+    field: str, value: object, message: str
+) -> None:
+    """`qa ask --k/--threshold` and QA_* variables go through Settings, not check_request."""
+    with pytest.raises(ValueError, match=message):
+        Settings(**{field: value})
+    assert getattr(Settings(**{field: 1}), field) == 1
