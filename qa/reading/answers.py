@@ -303,7 +303,9 @@ class AnswerFinder:
         self._reader = reader
         if reader is None and settings.reader_model != "none":
             self._reader = TransformerReader(
-                settings.reader_model, max_answer_tokens=settings.max_answer_tokens
+                settings.reader_model,
+                max_answer_tokens=settings.max_answer_tokens,
+                bf16={"auto": None, "fp32": False, "bf16": True}[settings.reader_precision],
             )
         self.answer_model = answer_model or _packaged_answer_model()
         self._lock = threading.Lock()

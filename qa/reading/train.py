@@ -46,7 +46,7 @@ from transformers import (
 )
 
 from qa.evaluation.metrics import exact_match, f1_score
-from qa.reading.transformer import TransformerReader, load_reader
+from qa.reading.transformer import TransformerReader, load_reader, native_bf16
 from qa.reading.windows import Windows, answer_positions, make_windows
 
 #: Chance that a question also contributes a window of its own paragraph without the answer.
@@ -68,15 +68,6 @@ WEIGHT_DECAY = 0.01
 TOKENIZE_CHUNK = 256
 #: Batches sorted by length together, so a batch pads to similar lengths (dynamic padding).
 LENGTH_GROUP_BATCHES = 64
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16/AMX).
-
-    Without it, bfloat16 autocast is emulated and many times slower than float32 (measured:
-    over 100 s per batch of 32 on an AVX2-only CPU), so autocast is used only where it pays.
-    """
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @dataclass(frozen=True)
@@ -534,7 +525,7 @@ def train_reader(
     # The encoder's word vectors are already trained; freezing them (half the parameters)
     # saves their gradient and optimiser work, which dominates a CPU step, at little cost.
     model.get_input_embeddings().weight.requires_grad_(False)
-    autocast = bf16_supported()
+    autocast = native_bf16()
     no_decay = ("bias", "LayerNorm.weight", "layernorm.weight", "norm.weight")
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = [

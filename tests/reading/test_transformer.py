@@ -153,3 +153,58 @@ def test_a_missing_default_reader_says_how_to_train_it(
     monkeypatch.setattr(transformer, "DEFAULT_READER_DIR", tmp_path / "reader")
     with pytest.raises(ReaderModelError, match="train-reader"):
         load_reader("default")
+
+
+def test_native_bf16_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_open = open
+
+    def fake(flags: str):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        return lambda path, *a, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", fake("fpu sse2 avx2 avx512f"))
+    assert transformer.native_bf16() is False
+    monkeypatch.setattr("builtins.open", fake("fpu avx2 avx512f avx512_bf16"))
+    assert transformer.native_bf16() is True
+    monkeypatch.setattr("builtins.open", fake("fpu avx2 amx_tile amx_bf16"))
+    assert transformer.native_bf16() is True
+    assert TransformerReader("default", bf16=None).bf16 is True
+    assert TransformerReader("default", bf16=False).bf16 is False
+
+
+def test_reader_precision_setting_reaches_the_reader() -> None:
+    from qa.embedding import Embedder
+    from qa.reading.answers import AnswerFinder
+    from qa.settings import Settings
+
+    embedder = Embedder.__new__(Embedder)  # the finder only keeps it
+    for precision, expected in (("fp32", False), ("bf16", True)):
+        finder = AnswerFinder(embedder, Settings(reader_precision=precision))
+        assert finder._reader is not None and finder._reader.bf16 is expected
+    with pytest.raises(ValueError, match="reader_precision"):
+        Settings(reader_precision="int4")  # type: ignore[arg-type]
+
+
+SHIPPED = transformer.DEFAULT_READER_DIR / "model.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.exists(), reason="the reader is not shipped")
+def test_bf16_reads_the_same_answers_as_fp32() -> None:
+    """The shipped reader under bfloat16 autocast finds the same best spans as in float32."""
+    question_contexts = [
+        ("When was the tower finished?", CONTEXTS),
+        ("How much did the river rise at line 7?", CONTEXTS),
+    ]
+    loaded = transformer.load_reader("default")
+    fp32 = TransformerReader.from_loaded(*loaded, bf16=False)
+    bf16 = TransformerReader.from_loaded(*loaded, bf16=True)
+    for question, contexts in question_contexts:
+        a, b = fp32.read(question, contexts, top_n=1), bf16.read(question, contexts, top_n=1)
+        assert (a[0].context_index, a[0].start, a[0].end) == (
+            b[0].context_index,
+            b[0].start,
+            b[0].end,
+        )
+        assert b[0].score == pytest.approx(a[0].score, abs=0.05)
