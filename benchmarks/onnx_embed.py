@@ -1,4 +1,4 @@
-"""The int8 copy of all-MiniLM-L6-v2 (``qa/models/minilm-int8``) against the torch model.
+"""The int8 copy of all-MiniLM-L6-v2 (built into the user's cache) against the torch model.
 
 The ONNX file holds the transformer only; tokenisation uses the packaged torch model's
 tokenizer, and pooling (mean over real tokens, then L2 norm) is the product's
@@ -30,7 +30,7 @@ class OnnxEmbedder:
 
     Args:
         model_dir: The packaged sentence-transformers folder (for ``tokenizer.json``).
-        onnx_file: The int8 ONNX model (named in ``name``; the encoder loads the packaged one).
+        onnx_file: The int8 ONNX model (named in ``name``).
         batch_size: Texts per inference call.
         threads: onnxruntime intra-op threads (default: all cores, as torch uses).
     """
@@ -73,11 +73,16 @@ def _max_seq_length(model_dir: Path) -> int:
     return int(config["max_seq_length"])
 
 
-def packaged_paths() -> tuple[Path, Path]:
-    """The packaged torch model folder and the int8 ONNX file."""
-    from qa.models import QUERY_ENCODER_DIR, embedding_model_dir
+def model_paths() -> tuple[Path, Path]:
+    """The packaged torch model folder and the int8 ONNX file the product builds from it.
 
-    return embedding_model_dir(), QUERY_ENCODER_DIR / "model.onnx"
+    The int8 file is built into the cache first where it is not there yet (it raises
+    ``QueryEncoderBuildError`` where it cannot be built: a benchmark of it needs it).
+    """
+    from qa.models import embedding_model_dir
+    from qa.models.query_encoder import query_encoder_file
+
+    return embedding_model_dir(), query_encoder_file()
 
 
 def compare(

@@ -255,7 +255,7 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         print_figure("haystack", "haystack source article in top 5", bbc["haystack_hit@5"])
 
     # --- 7: int8 ONNX embedding against torch --------------------------------------------------
-    model_dir, onnx_file = onnx_embed.packaged_paths()
+    model_dir, onnx_file = onnx_embed.model_paths()
     onnx = onnx_embed.OnnxEmbedder(model_dir, onnx_file, batch_size=bbc_qa.settings.batch_size)
     sample_texts = [c.text for c in bbc_qa.index.chunks][: 128 if quick else 512]
     results["onnx"] = onnx_embed.compare(

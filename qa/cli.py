@@ -132,7 +132,10 @@ def index(
     _seed_if_new(settings, corpus is not None)
     if not settings.corpus_dir.is_dir():
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
-    report = _qa(settings).build(rebuild=rebuild, show_progress=not json_out)
+    qa = _qa(settings)
+    report = qa.build(rebuild=rebuild, show_progress=not json_out)
+    # Built here (once per machine) rather than while the first question waits for it.
+    qa.embedder.prepare_query_encoder()
     summary = {
         "documents": report.documents,
         "chunks": report.chunks,

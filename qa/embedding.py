@@ -5,15 +5,18 @@ package, so indexing and asking work with no network at all; its files are check
 SHA-256 recorded in ``qa/models/SHA256SUMS`` before it loads. A setting may name a local folder
 or a hub id; a hub id that cannot be fetched fails at once with a one-line ``ModelLoadError``.
 
-Questions are embedded by the int8 copy of the default model that ships in ``qa/models``
-(``Int8QueryEncoder``). Every text is tokenised by a tokenizer whose truncation and padding are
-fixed when it is made and never changed: the Hugging Face tokenizer object switches its Rust
-tokenizer's truncation and padding on every call with other arguments, so questions asked from
-several threads while a rebuild embeds passages would change those settings under each other.
+Questions are embedded by an int8 copy of the default model (``Int8QueryEncoder``), built from
+it on first use into the user's cache (``qa.models.query_encoder``); where it cannot be built,
+the model itself embeds them. Every text is tokenised by a tokenizer whose truncation and
+padding are fixed when it is made and never changed: the Hugging Face tokenizer object switches
+its Rust tokenizer's truncation and padding on every call with other arguments, so questions
+asked from several threads while a rebuild embeds passages would change those settings under
+each other.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 #: The name recorded in manifests for the packaged default, independent of where it is installed.
@@ -150,8 +155,9 @@ class Embedder:
         batch_size: Encoding batch size.
         device: Torch device.
         query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-int8``
-            (the int8 copy of the default model shipped in ``qa/models``, run by onnxruntime)
-            or ``auto`` (``onnx-int8`` for the default model, else ``torch``). Documents are
+            (the int8 copy of the default model, built into the user's cache on first use and
+            run by onnxruntime; the model itself, with a warning, where it cannot be built) or
+            ``auto`` (``onnx-int8`` for the default model, else ``torch``). Documents are
             always embedded by the model itself.
     """
 
@@ -194,15 +200,36 @@ class Embedder:
         """The tokenizer every encoding uses: truncating at the model's limit, never changed."""
         return frozen_tokenizer(self.model.tokenizer, self.max_tokens)
 
+    def prepare_query_encoder(self) -> Path | None:
+        """Build the int8 question encoder into the cache now, where it is not there yet.
+
+        ``qa index`` calls this so that the first question does not wait for the build.
+
+        Returns:
+            Its ONNX file, or None where the model itself embeds questions (by the setting, for
+            another model, or because the int8 copy cannot be built).
+        """
+        return self._int8_file
+
+    @cached_property
+    def _int8_file(self) -> Path | None:
+        if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
+            return None
+        from qa.models.query_encoder import QueryEncoderBuildError, query_encoder_file
+
+        try:
+            return query_encoder_file()
+        except QueryEncoderBuildError as exc:
+            log.warning("%s. Questions are embedded by the torch model instead.", exc)
+            return None
+
     @cached_property
     def onnx_query_encoder(self) -> Int8QueryEncoder | None:
         """The int8 encoder that embeds questions, or None where torch does."""
-        if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
+        model_file = self._int8_file
+        if model_file is None:
             return None
-        from qa.models import QUERY_ENCODER_DIR, checksums
-
-        checksums.verify("minilm-int8")
-        return Int8QueryEncoder(QUERY_ENCODER_DIR / "model.onnx", self.text_tokenizer)
+        return Int8QueryEncoder(model_file, self.text_tokenizer)
 
     @property
     def dimension(self) -> int:
@@ -285,8 +312,8 @@ class Embedder:
         """The vector of one query (read-only; recent queries are memoised).
 
         With ``query_encoder`` set to ``onnx-int8`` (or ``auto`` on the packaged default
-        model), queries run through the int8 copy of the model, its vectors within 0.001
-        cosine of the model's own.
+        model), queries run through the int8 copy of the model (built on first use), its
+        vectors within 0.001 cosine of the model's own.
         """
         return self._query_vector(text)
 
@@ -305,7 +332,7 @@ class Embedder:
 
 
 class Int8QueryEncoder:
-    """The int8 copy of all-MiniLM-L6-v2 (``qa/models/minilm-int8``), run by onnxruntime.
+    """The int8 copy of all-MiniLM-L6-v2 (``qa.models.query_encoder``), run by onnxruntime.
 
     sentence-transformers' own ONNX backend needs optimum-onnx, whose releases require
     transformers older than the 5.x this product runs on, so onnxruntime runs the graph here and

@@ -56,10 +56,11 @@ class Settings:
             about 2 ms at 10^5 vectors and 9.5 ms at 10^6 (its efSearch grows with the index,
             ``qa.store.hnsw_ef_search``), but its graph costs time to build on every update.
         batch_size: Embedding batch size.
-        query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model
-            that ships in ``qa/models``, run by onnxruntime, when the default model is in use,
-            else torch), ``onnx-int8`` or ``torch``. Documents are always embedded by the model
-            itself; the int8 copy's question vectors agree with torch's to cosine 0.999.
+        query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model,
+            built into the user's cache on first use and run by onnxruntime, when the default
+            model is in use, else torch), ``onnx-int8`` or ``torch``. Documents are always
+            embedded by the model itself; the int8 copy's question vectors agree with torch's
+            to cosine 0.999.
         reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),
             a local folder, or a hub id of a ``*ForQuestionAnswering`` checkpoint.
         max_answer_tokens: Longest answer span the reader may return, in word pieces.

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,21 @@ def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def query_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A cache folder of the session's own (``QA_CACHE_DIR``), for this process and the
+    commands it starts: the int8 question encoder is built into it once, by whichever test
+    needs it first, and never into the user's cache."""
+    folder = tmp_path_factory.mktemp("qa-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QA_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def embedder():
-    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session."""
+    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session (its int8 question
+    encoder built into the session's cache)."""
     from qa.embedding import Embedder
 
     emb = Embedder("default")

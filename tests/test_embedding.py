@@ -1,8 +1,10 @@
-"""The embedder: the int8 question encoder against the fp32 model, thread safety, hub ids."""
+"""The embedder: the int8 question encoder (built into the session's cache) against the fp32
+model, the fallback where it cannot be built, thread safety, hub ids."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from qa.embedding import Embedder, Int8QueryEncoder, ModelLoadError
+from qa.models import checksums, export_query_encoder, query_encoder
 from qa.settings import Settings
 
 from .conftest import needs_shared
@@ -61,6 +64,38 @@ def test_encode_gives_the_sentence_transformers_vectors(embedder) -> None:  # no
     ours = embedder.encode(texts)
     theirs = embedder.model.encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_torch_embeds_questions_with_one_warning_where_the_export_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def missing_onnx(target: Path, source: Path) -> dict[str, object]:
+        raise ModuleNotFoundError("No module named 'onnx'")
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(export_query_encoder, "export", missing_onnx)
+    embedder = Embedder(query_encoder="onnx-int8")
+    with caplog.at_level(logging.WARNING):
+        assert embedder.prepare_query_encoder() is None
+        assert embedder.onnx_query_encoder is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2  # the notice that it is being built, then why it could not be
+    assert "No module named 'onnx'" in warnings[1] and "torch model instead" in warnings[1]
+
+
+@pytest.mark.slow
+def test_the_int8_encoder_is_built_once_into_the_cache(
+    embedder,  # noqa: ANN001
+    query_encoder_cache: Path,
+) -> None:
+    folder = query_encoder_cache / "minilm-int8" / query_encoder.cache_key()
+    assert embedder.prepare_query_encoder() == folder / "model.onnx"
+    build = json.loads((folder / "build.json").read_text(encoding="utf-8"))
+    assert build["sha256"] == checksums.sha256(folder / "model.onnx")
+    assert build["source_sha256"] == checksums.recorded()["all-MiniLM-L6-v2/model.safetensors"]
+    # A second embedder (a second process alike) uses it as it is.
+    assert Embedder().prepare_query_encoder() == folder / "model.onnx"
+    assert build == json.loads((folder / "build.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.slow

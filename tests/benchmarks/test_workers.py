@@ -40,9 +40,9 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
 
 
 def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001
-    from benchmarks.onnx_embed import OnnxEmbedder, packaged_paths
+    from benchmarks.onnx_embed import OnnxEmbedder, model_paths
 
-    onnx = OnnxEmbedder(*packaged_paths(), batch_size=2)
+    onnx = OnnxEmbedder(*model_paths(), batch_size=2)
     texts = [
         "Quarterly profits at US media giant TimeWarner jumped 76%.",
         "Short.",
