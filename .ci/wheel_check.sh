@@ -61,6 +61,17 @@ for _ in $(seq 1 120); do
     sleep 1
 done
 grep -qi "gradio" "$work/page.html"
+# The web chat answers the seed question over HTTP, through the documented client call.
+"$work/venv/bin/python" - "http://127.0.0.1:$port/" <<'PY'
+import sys
+
+from gradio_client import Client
+
+question = "How many liaison officers would each side have had under the 1994 plan?"
+result = Client(sys.argv[1], verbose=False).predict(question, api_name="/ask")
+assert not result["abstained"] and "seven" in result["answers"][0]["text"], result
+print("serve:", result["answers"][0]["text"])
+PY
 kill "$server"
 wait "$server" 2>/dev/null || true
 server=""
