@@ -17,6 +17,13 @@ FaissKind = Literal["auto", "flat", "hnsw"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
+#: The settings that take one of a fixed set of values, with the type that lists them.
+CHOICES: dict[str, Any] = {
+    "retrieval_mode": RetrievalMode,
+    "query_encoder": QueryEncoderKind,
+    "reader_precision": ReaderPrecision,
+    "faiss_index": FaissKind,
+}
 #: Most answers one question may ask for (settings, Python API, CLI and web page alike).
 MAX_ANSWERS = 20
 
@@ -106,16 +113,10 @@ class Settings:
             raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}")
         if self.top_k <= 0:
             raise ValueError(f"top_k must be positive, got {self.top_k}")
-        if self.retrieval_mode not in get_args(RetrievalMode):
-            raise ValueError(
-                f"retrieval_mode must be one of {get_args(RetrievalMode)}, "
-                f"got {self.retrieval_mode!r}"
-            )
-        if self.query_encoder not in get_args(QueryEncoderKind):
-            raise ValueError(
-                f"query_encoder must be one of {get_args(QueryEncoderKind)}, "
-                f"got {self.query_encoder!r}"
-            )
+        for name, kind in CHOICES.items():
+            value = getattr(self, name)
+            if value not in get_args(kind):
+                raise ValueError(f"{name} must be one of {get_args(kind)}, got {value!r}")
         n = self.n_answers
         if isinstance(n, bool) or not (isinstance(n, int) and 1 <= n <= MAX_ANSWERS):
             raise ValueError(
@@ -127,15 +128,6 @@ class Settings:
             raise ValueError(f"threshold must be a number from 0 to 1, got {self.threshold!r}")
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
-        if self.reader_precision not in get_args(ReaderPrecision):
-            raise ValueError(
-                f"reader_precision must be one of {get_args(ReaderPrecision)}, "
-                f"got {self.reader_precision!r}"
-            )
-        if self.faiss_index not in get_args(FaissKind):
-            raise ValueError(
-                f"faiss_index must be one of {get_args(FaissKind)}, got {self.faiss_index!r}"
-            )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
