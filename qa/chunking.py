@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from itertools import pairwise
 
 from qa.types import Chunk, Document
 
@@ -83,9 +84,13 @@ class Chunker:
         """``(start, end)`` of each chunk of ``text``, in order.
 
         ``text[start:end]`` is the chunk langchain's ``RecursiveCharacterTextSplitter`` makes
-        with ``separators=SEPARATORS``, ``keep_separator="end"`` and ``strip_whitespace=True``.
+        with ``separators=SEPARATORS``, ``keep_separator="end"`` and ``strip_whitespace=True``,
+        less any chunk that starts where the next one starts (langchain can emit ``"a"`` then
+        ``"a b"`` when the overlap carries a whole chunk over): every start is unique and no
+        text is lost, since the next chunk holds it.
         """
-        return self._split(text, 0, len(text), SEPARATORS)
+        spans = self._split(text, 0, len(text), SEPARATORS)
+        return [s for s, after in pairwise([*spans, (-1, -1)]) if s[0] != after[0]]
 
     def _split(self, text: str, start: int, end: int, separators: list[str]) -> list[Span]:
         """Chunks of ``text[start:end]``: split at the coarsest separator found, merge the

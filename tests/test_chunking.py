@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -83,6 +84,12 @@ def test_chunk_offsets_always_index_the_document(text: str, chunker: Chunker) ->
     check_invariants(make_doc(text), chunker)
 
 
+def test_a_chunk_that_starts_where_the_next_starts_is_dropped() -> None:
+    # langchain splits " a b c" (4 characters, overlap 2) into "a", "a b", "b c".
+    check_invariants(make_doc(" a b c"), Chunker(4, 2, len))
+    assert [c.text for c in Chunker(4, 2, len).split(make_doc(" a b c"))] == ["a b", "b c"]
+
+
 @examples
 @given(text=texts, chunker=chunkers())
 def test_chunks_are_the_ones_langchain_makes(text: str, chunker: Chunker) -> None:
@@ -96,7 +103,12 @@ def test_chunks_are_the_ones_langchain_makes(text: str, chunker: Chunker) -> Non
         strip_whitespace=True,
     )
     spans = chunker.spans(text)
-    assert [text[start:end] for start, end in spans] == reference.split_text(text)
+    expected = reference.split_text(text)
+    # Where langchain repeats a start ("a", then "a b"), the chunker keeps only the longer chunk.
+    positions = chunker._split(text, 0, len(text), SEPARATORS)
+    assert [text[a:b] for a, b in positions] == expected
+    kept = [p for p, after in pairwise([*positions, (-1, -1)]) if p[0] != after[0]]
+    assert spans == kept
 
 
 def test_repeated_sentences_get_their_own_offsets() -> None:
