@@ -239,6 +239,25 @@ def _reading_spans(texts: Sequence[_Text], ranges: Sequence[_Range]) -> list[tup
 _PAIRS = {"‘": "’", "“": "”", "(": ")", "[": "]", "«": "»"}
 _SYMMETRIC = {'"', "'"}
 _TRAILING = ",;:"
+# Words whose full stop is part of them, so an answer ending on one keeps it.
+_ABBREVIATIONS = frozenset(
+    "jr sr inc co corp ltd bros st mr mrs ms dr prof gen col lt sgt rev no vs etc jan feb "
+    "mar apr aug sept sep oct nov dec".split()
+)
+
+
+def _full_stop_ends_sentence(inner: str) -> bool:
+    """Whether the ``.`` ending ``inner`` closes a sentence rather than an abbreviation.
+
+    ``1994.`` and ``Pyongyang.`` lose it; ``U.S.``, ``Kim Jong-un Jr.``, ``J.`` and ``p.m.``
+    keep it.
+    """
+    word = inner[:-1].rsplit(maxsplit=1)[-1] if inner[:-1].strip() else ""
+    if not word or "." in word:
+        return False
+    if word[-1].isdigit():
+        return True
+    return len(word) > 1 and word.lower() not in _ABBREVIATIONS
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -246,7 +265,8 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
 
     Word pieces split quotation marks and brackets from words, so a span can start or end on
     half a pair (``trivial’``, ``‘gift``) or on a trailing comma. A mark is dropped from an
-    edge when its partner is not inside the span; the span never grows and never empties.
+    edge when its partner is not inside the span, and so is a full stop that ends the sentence
+    rather than an abbreviation; the span never grows and never empties.
     """
     while end - start > 1:
         first, last = text[start], text[end - 1]
@@ -254,6 +274,8 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
         if first.isspace() or (first in _PAIRS and _PAIRS[first] not in inner[1:]):
             start += 1
         elif last.isspace() or last in _TRAILING:
+            end -= 1
+        elif last == "." and _full_stop_ends_sentence(inner):
             end -= 1
         elif last in _PAIRS.values() and not any(
             o in inner[:-1] for o, c in _PAIRS.items() if c == last

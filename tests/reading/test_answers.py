@@ -161,6 +161,14 @@ def test_thresholds_file_records_a_value_and_how_for_each_mode() -> None:
         ("(DMZ)", "(DMZ)"),
         ("DMZ)", "DMZ"),
         ("’", "’"),
+        ("1994.", "1994"),
+        ("at the end of 1994.", "at the end of 1994"),
+        ("Pyongyang.", "Pyongyang"),
+        ("the U.S.", "the U.S."),
+        ("Kim Jong-un Jr.", "Kim Jong-un Jr."),
+        ("John F.", "John F."),
+        ("5 p.m.", "5 p.m."),
+        (".", "."),
     ],
 )
 def test_spans_lose_half_pairs_of_quotes_and_trailing_commas(span: str, expected: str) -> None:
