@@ -547,3 +547,29 @@ def train_reader_cmd(
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(metrics.get("closed_eval", {}), indent=2))
+
+
+@app.command("average-readers")
+@_guard
+def average_readers_cmd(
+    folders: Annotated[list[Path], typer.Argument(help="Reader folders to average (2 or more).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the averaged reader.")],
+    val_file: Annotated[
+        Path | None,
+        typer.Option(help="SQuAD file to measure the inputs and the average on (closed)."),
+    ] = None,
+) -> None:
+    """Average the weights of readers trained one from another (see the model card)."""
+    from qa.reading.train import average_readers
+    from qa.reading.transformer import ReaderModelError
+
+    for folder in folders:
+        if not (folder / "config.json").is_file():
+            _fail(f"{folder} is not a reader folder (no config.json)")
+    if val_file is not None and not val_file.is_file():
+        _fail(f"validation file {val_file} does not exist")
+    try:
+        metrics = average_readers(folders, out, val_file=val_file)
+    except (ValueError, ReaderModelError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({k: metrics[k] for k in ("averaged_from", "validation")}, indent=2))

@@ -711,6 +711,87 @@ def train_reader(
     return metrics
 
 
+def _question_sample(training: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides which training questions a run saw (and so which stayed unseen)."""
+    return (
+        tuple(sorted(training.get("data", []))),
+        tuple(sorted(training.get("fractions", {}).items())),
+        training.get("sample_seed", training.get("seed")),
+    )
+
+
+def average_readers(
+    folders: Sequence[Path], out_dir: Path, *, val_file: Path | None = None
+) -> dict[str, Any]:
+    """Average the weights of readers fine-tuned from one another (uniform weight averaging).
+
+    Checkpoints of one training road (a pass and the pass continued from it) lie in one basin;
+    their mean often reads better than either. The inputs must share the architecture and, when
+    their ``metrics.json`` says what they were trained on, the same question sample, so the
+    questions held out for the answer model stay unseen by the average.
+
+    Args:
+        folders: Two or more reader folders (``config.json``, weights, tokenizer).
+        out_dir: Where the averaged fp16 weights, tokenizer and ``metrics.json`` go.
+        val_file: SQuAD file to measure the inputs and the average on (closed setting).
+
+    Returns:
+        The metrics written to ``out_dir/metrics.json``: the last input's ``training``,
+        ``averaged_from`` (each input with its validation score) and ``validation``.
+
+    Raises:
+        ValueError: Fewer than two folders, differing architectures or question samples.
+    """
+    if len(folders) < 2:
+        raise ValueError("give at least two reader folders to average")
+    if any(Path(f).resolve() == Path(out_dir).resolve() for f in folders):
+        raise ValueError(f"the output folder {out_dir} must not be one of the inputs")
+    loaded = [load_reader(Path(f)) for f in folders]
+    states = [model.state_dict() for _, model in loaded]
+    first = states[0]
+    for folder, state in zip(folders[1:], states[1:], strict=True):
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise ValueError(f"{folder} is not the same architecture as {folders[0]}")
+    metrics_in = []
+    for folder in folders:
+        path = Path(folder) / "metrics.json"
+        metrics_in.append(json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {})
+    samples = {_question_sample(m["training"]) for m in metrics_in if "training" in m}
+    if len(samples) > 1:
+        raise ValueError(
+            "the readers were trained on different question samples (data, --fraction or "
+            "--sample-seed differ), so no held-out set stays unseen by their average"
+        )
+    mean = {
+        key: torch.stack([s[key].float() for s in states]).mean(0)
+        if first[key].is_floating_point()
+        else first[key]
+        for key in first
+    }
+    tokenizer, model = loaded[-1]
+    model.load_state_dict(mean)
+    _save_weights(model, tokenizer, out_dir)
+
+    def closed(folder: Path) -> dict[str, float] | None:
+        if val_file is None:
+            return None
+        return evaluate_closed(TransformerReader(folder, bf16=None), val_file)
+
+    metrics: dict[str, Any] = {
+        "training": next((m["training"] for m in reversed(metrics_in) if "training" in m), {}),
+        "averaged_from": [{"folder": Path(f).name, "validation": closed(Path(f))} for f in folders],
+        "validation": {
+            "file": Path(val_file).name if val_file is not None else None,
+            "averaged": closed(Path(out_dir)),
+        },
+        "weights_bytes": (Path(out_dir) / "model.safetensors").stat().st_size,
+    }
+    (Path(out_dir) / "metrics.json").write_text(
+        json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
+    )
+    return metrics
+
+
 def parse_fractions(items: Sequence[str]) -> dict[str, float]:
     """``["FILE=SHARE", ...]`` as a mapping of file name to share.
 

@@ -15,6 +15,7 @@ from qa.reading.train import (
     _batches,
     _neighbour,
     _paragraphs_by_group,
+    average_readers,
     build_features,
     load_examples,
     parse_fractions,
@@ -211,3 +212,65 @@ def test_resume_refuses_a_checkpoint_of_other_settings(
         train_reader(data_dir, out, resume=True, sample_seed=99, **common)
     with pytest.raises(FileNotFoundError):
         train_reader(data_dir, tmp_path / "fresh", resume=True, **common)
+
+
+def _reader_copy(source: Path, out: Path, seed: int, training: dict | None = None) -> Path:
+    """A copy of the tiny reader with its weights re-drawn from ``seed``."""
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    model = BertForQuestionAnswering.from_pretrained(source)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=0.5)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    if training is not None:
+        (out / "metrics.json").write_text(json.dumps({"training": training}), encoding="utf-8")
+    return out
+
+
+def test_averaged_readers_hold_the_mean_weights_and_read(
+    data_dir: Path, tiny_reader_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    sample = {"data": ["people.json"], "fractions": {}, "seed": 4, "sample_seed": 1}
+    a = _reader_copy(tiny_reader_dir, tmp_path / "a", 1, sample)
+    b = _reader_copy(tiny_reader_dir, tmp_path / "b", 2, {**sample, "seed": 5})
+    out = tmp_path / "avg"
+    metrics = average_readers([a, b], out, val_file=data_dir / "people.json")
+
+    wa, wb, mean = (load_file(d / "model.safetensors") for d in (a, b, out))
+    key = "qa_outputs.weight"
+    assert not torch.allclose(wa[key], wb[key])
+    expected = (wa[key].float() + wb[key].float()) / 2
+    assert torch.allclose(mean[key].float(), expected, atol=2e-3)
+    assert {t.dtype for t in mean.values() if t.is_floating_point()} == {torch.float16}
+    assert metrics["training"]["seed"] == 5, "the last input's training record is kept"
+    assert [m["folder"] for m in metrics["averaged_from"]] == ["a", "b"]
+    assert metrics["validation"]["averaged"]["questions"] == 18
+    assert json.loads((out / "metrics.json").read_text())["averaged_from"][0]["validation"]
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_averaging_refuses_other_samples_architectures_and_its_own_input(
+    tiny_reader_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    sample = {"data": ["people.json"], "fractions": {}, "seed": 4}
+    a = _reader_copy(tiny_reader_dir, tmp_path / "a", 1, sample)
+    b = _reader_copy(tiny_reader_dir, tmp_path / "b", 2, {**sample, "seed": 9})
+    with pytest.raises(ValueError, match="different question samples"):
+        average_readers([a, b], tmp_path / "out")
+    with pytest.raises(ValueError, match="at least two"):
+        average_readers([a], tmp_path / "out")
+    with pytest.raises(ValueError, match="must not be one of the inputs"):
+        average_readers([a, b], a)
+    wide = tmp_path / "wide"
+    config = BertConfig.from_pretrained(tiny_reader_dir)
+    config.hidden_size, config.intermediate_size = 64, 96
+    BertForQuestionAnswering(config).save_pretrained(wide)
+    AutoTokenizer.from_pretrained(tiny_reader_dir).save_pretrained(wide)
+    with pytest.raises(ValueError, match="not the same architecture"):
+        average_readers([a, wide], tmp_path / "out")
