@@ -14,8 +14,6 @@ answer (1 for an abstention, 0 for any answer).
 from __future__ import annotations
 
 import math
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,21 +22,11 @@ from functools import cached_property
 import numpy as np
 
 from qa.evaluation.datasets import EvalQuestion
+from qa.text import normalize_answer
 
 #: The ranks at which retrieval recall is reported; the deepest is how many passages are ranked.
 RECALL_KS = (1, 5, 10)
 RETRIEVAL_DEPTH = max(RECALL_KS)
-
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalisation: lowercase, drop ASCII punctuation and articles, squash spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:

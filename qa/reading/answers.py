@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ import numpy as np
 from qa.reading.scoring import AnswerModel, AnswerModelError, Signals, support
 from qa.reading.sentences import Sentence, SentenceExtractor, cached_sentences
 from qa.reading.transformer import ReaderModelError, TransformerReader
+from qa.text import normalize_answer
 from qa.timing import StageClock
 from qa.types import Answer, Document, Passage, Result
 
@@ -54,20 +53,11 @@ READER_CANDIDATES = 20
 #: Mode name of the packaged reader (fine-tuned from all-MiniLM-L6-v2 by ``qa train-reader``).
 DEFAULT_READER_NAME = "qa-minilm-l6"
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation + "‘’“”–—…")
-
 
 def recommended_threshold(kind: ReadingKind) -> float:
     """The threshold recorded in ``thresholds.json`` for ``kind`` (``reader`` or ``sentence``)."""
     table = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))
     return float(table[kind]["value"])
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD's answer normalisation)."""
-    text = _ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION))
-    return " ".join(text.split())
 
 
 def dedupe(answers: Sequence[Answer]) -> list[Answer]:
@@ -83,7 +73,7 @@ def dedupe(answers: Sequence[Answer]) -> list[Answer]:
     kept: list[Answer] = []
     seen_texts: set[str] = set()
     for answer in sorted(answers, key=lambda a: -a.score):
-        key = normalize_answer(answer.text) or answer.text
+        key = normalize_answer(answer.text, typographic_punctuation=True) or answer.text
         if key in seen_texts:
             continue
         if any(

@@ -17,7 +17,6 @@ from qa.reading.answers import (
     _reading_spans,
     _Text,
     dedupe,
-    normalize_answer,
     recommended_threshold,
     select,
 )
@@ -89,12 +88,6 @@ def assert_located(a: Answer, doc: Document = DOC) -> None:
     assert doc.text[a.start : a.end] == a.text
     assert doc.text[a.context_start : a.context_start + len(a.context)] == a.context
     assert a.context_start <= a.start and a.end <= a.context_start + len(a.context)
-
-
-def test_normalize_answer_drops_case_punctuation_articles_and_spaces() -> None:
-    assert normalize_answer('  The "Agreed  Framework".') == "agreed framework"
-    assert normalize_answer("Kim’s – summit") == "kims summit"
-    assert normalize_answer("the") == ""
 
 
 def test_the_same_span_from_overlapping_chunks_appears_once_with_its_best_score() -> None:
