@@ -22,19 +22,27 @@ import numpy as np
 import scipy.sparse as sp
 import Stemmer
 from bm25s import scoring
+from bm25s.stopwords import STOPWORDS_EN
 
 # bm25s sets its own logger to DEBUG on import, which prints a line on every index build.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("english")
+#: BM25's stop words: bm25s's short English list (33 words; idf discounts the other common
+#: words). Saved indexes hold tokens made with it, so changing it means rebuilding them.
+BM25_STOPWORDS: tuple[str, ...] = STOPWORDS_EN
 TOKEN_IDS_FILE = "token_ids.npy"
 TOKEN_OFFSETS_FILE = "token_offsets.npy"
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lowercase, drop English stopwords, stem; the same for chunks and queries."""
+def tokenize(texts: list[str], stopwords: Sequence[str] = BM25_STOPWORDS) -> list[list[str]]:
+    """Lowercase, split into words, drop ``stopwords``, Snowball-stem (English).
+
+    With the default stop words these are BM25's terms, the same for chunks and queries; the
+    sentence scorer passes a longer list for its content terms (see ``qa.reading.sentences``).
+    """
     return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+        texts, stopwords=stopwords, stemmer=_STEMMER, return_ids=False, show_progress=False
     )
 
 
@@ -67,6 +75,8 @@ class _VectorisedBM25(bm25s.BM25):
         )
         doc_idx, vocab_idx = pairs // n_vocab, pairs % n_vocab
         doc_freq = np.bincount(vocab_idx, minlength=n_vocab)
+        # bm25s (0.3.16) offers its idf and term-frequency formulas only under these private
+        # names; the test that compares our scores with bm25s's own build guards them.
         idf_of = scoring._select_idf_scorer(self.idf_method)
         idf = np.array(
             [idf_of(int(df), N=n_docs) if df else 0.0 for df in doc_freq], dtype=self.dtype

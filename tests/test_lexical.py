@@ -8,6 +8,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import pytest
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 import qa.lexical
 from qa.lexical import LexicalIndex, tokenize
@@ -91,3 +92,14 @@ def test_corpora_without_terms_never_match(tmp_path: Path, texts: list[str]) -> 
     assert built.scores("anything").shape == (len(texts),)
     built.save(tmp_path / "bm25")
     assert LexicalIndex.load(tmp_path / "bm25", len(texts)).search("anything", 5) == []
+
+
+def test_bm25_terms_are_those_saved_indexes_were_built_with() -> None:
+    """Saved indexes hold token ids of these terms: a change to the default tokenising (its
+    stop words, its stemmer) would make updates mix two tokenisings, so it must be deliberate."""
+    text = "How had the banks raised their rates under the new minister?"
+    assert tokenize([text]) == [["how", "had", "bank", "rais", "rate", "under", "new", "minist"]]
+    # The sentence scorer's longer list drops question words and auxiliaries too.
+    assert tokenize([text], stopwords=STOPWORDS_EN_PLUS) == [
+        ["bank", "rais", "rate", "new", "minist"]
+    ]

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-import bm25s
 import numpy as np
 import sentencex
-import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+from qa.lexical import tokenize
 
 if TYPE_CHECKING:
     from qa.embedding import Embedder
@@ -42,7 +42,6 @@ LEXICAL_WEIGHT = 0.4
 VECTOR_CACHE_SIZE = 50_000
 
 _LINE_BREAK = re.compile(r"\n+")
-_STEMMER = Stemmer.Stemmer("english")
 
 V = TypeVar("V")
 
@@ -116,13 +115,10 @@ def content_terms(text: str) -> set[str]:
 
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(
-        texts,
-        stopwords=STOPWORDS_EN_PLUS,
-        stemmer=_STEMMER,
-        return_ids=False,
-        show_progress=False,
-    )
+    # BM25's tokeniser with bm25s's long English stop-word list, which also drops question
+    # words and auxiliaries ("how", "had", "under"): in a share of the question's terms they
+    # would only dilute it, where BM25's idf discounts them by itself.
+    return tokenize(texts, stopwords=STOPWORDS_EN_PLUS)
 
 
 class SentenceExtractor:
