@@ -98,6 +98,32 @@ def test_no_other_module_defines_an_answer_normalisation() -> None:
     assert defining == ["text.py"]
 
 
+def _normalize_calls(package: str) -> list[tuple[str, bool]]:
+    """Each ``normalize_answer(...)`` call under ``qa/<package>``: where, and whether it
+    passes ``typographic_punctuation=True``."""
+    root = Path(qa.__file__).parent
+    calls = []
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "normalize_answer":
+                typographic = any(
+                    k.arg == "typographic_punctuation"
+                    and isinstance(k.value, ast.Constant)
+                    and k.value.value is True
+                    for k in node.keywords
+                )
+                calls.append((f"{path.relative_to(root)}:{node.lineno}", typographic))
+    return calls
+
+
+def test_reading_folds_typographic_marks_and_evaluation_does_not() -> None:
+    """Dedup and the support signal group answers with one key; the metrics stay SQuAD's."""
+    reading, evaluation = _normalize_calls("reading"), _normalize_calls("evaluation")
+    assert reading and evaluation
+    assert [where for where, typographic in reading if not typographic] == []
+    assert [where for where, typographic in evaluation if typographic] == []
+
+
 def test_exact_match_keeps_squads_ascii_punctuation() -> None:
     # The official script drops ASCII punctuation only: a curly apostrophe is a character.
     assert exact_match("Kim's summit", ["kims summit"]) == 1.0

@@ -470,7 +470,7 @@ class AnswerFinder:
             located.append((c, t, start, end, home))
         support_of = support(
             [c.score for c, *_ in located],
-            [normalize_answer(c.text) or c.text for c, *_ in located],
+            [normalize_answer(c.text, typographic_punctuation=True) or c.text for c, *_ in located],
         )
         signals = [
             Signals(
