@@ -46,6 +46,7 @@ from transformers import (
 )
 
 from qa.evaluation.metrics import exact_match, f1_score
+from qa.reading.spans import SpanReader
 from qa.reading.transformer import TransformerReader, load_reader, native_bf16
 from qa.reading.windows import Windows, answer_positions, make_windows
 
@@ -312,7 +313,7 @@ def build_features(
     return features
 
 
-def evaluate_closed(reader: TransformerReader, eval_file: Path) -> dict[str, float]:
+def evaluate_closed(reader: SpanReader, eval_file: Path) -> dict[str, float]:
     """EM and F1 (in %) of the reader's best span when given each question's gold paragraph.
 
     Args:

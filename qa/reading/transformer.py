@@ -1,17 +1,15 @@
-"""The transformer span reader: windows in, scored character spans out.
+"""The torch span reader: a ``*ForQuestionAnswering`` model run by torch over windows.
 
-The reader runs a ``*ForQuestionAnswering`` model over windows of (question, context) pairs
-(:mod:`qa.reading.windows`) and decodes start/end logits into spans with a joint search over
-(start, end) pairs. Scores are probabilities on one scale in every window, so one threshold
-means the same thing for any passage or document (see :func:`decode_windows`).
+It loads any such checkpoint (the packaged reader, a local folder or a hub id) and is what
+training measures with; the shared reading loop, span search and types are in
+:mod:`qa.reading.spans`. Questions are read by the onnxruntime copy of the packaged reader
+(:mod:`qa.reading.onnx_reader`) where it can be had, which needs no torch.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,115 +23,18 @@ from transformers import (
 )
 
 from qa.models import READER_DIR, checksums
-from qa.reading.windows import Windows, make_windows
+from qa.reading.spans import (  # noqa: F401 - re-exported: the reader's public types
+    ReaderModelError,
+    SpanCandidate,
+    SpanReader,
+    WindowSpan,
+    decode_windows,
+)
+from qa.reading.windows import Windows
 
 #: The reader trained by ``qa train-reader`` and shipped with the package (its files are
 #: checked against ``qa/models/SHA256SUMS`` when it loads).
 DEFAULT_READER_DIR = READER_DIR
-
-
-class ReaderModelError(RuntimeError):
-    """A reader model could not be loaded; the message says what to do about it."""
-
-
-@dataclass(frozen=True)
-class SpanCandidate:
-    """One answer span found by the reader.
-
-    Attributes:
-        context_index: Index of the context (in the list given to ``read``) holding the span.
-        start: Character offset of the span's first character in that context.
-        end: Character offset one past the span's last character.
-        text: ``contexts[context_index][start:end]``.
-        score: Probability of this span in its window, against every other valid span of the
-            window and "no answer" (see :func:`decode_windows`).
-        null_score: Probability of "no answer" in the window the span came from.
-    """
-
-    context_index: int
-    start: int
-    end: int
-    text: str
-    score: float
-    null_score: float
-
-
-@dataclass(frozen=True)
-class WindowSpan:
-    """A decoded span in token coordinates of one window."""
-
-    window: int
-    start_token: int
-    end_token: int
-    score: float
-    null_score: float
-
-
-def decode_windows(
-    start_logits: torch.Tensor,
-    end_logits: torch.Tensor,
-    context_mask: torch.Tensor,
-    *,
-    max_answer_tokens: int,
-    top_k: int,
-) -> list[WindowSpan]:
-    """Find the best spans of each window by a joint search over (start, end) pairs.
-
-    A span ``(i, j)`` is valid when ``i <= j < i + max_answer_tokens`` and both tokens lie in the
-    context part of the window (never the question, special tokens or padding). Its logit is
-    ``start[i] + end[j]``; "no answer" has the logit ``start[0] + end[0]`` ([CLS]).
-
-    Scoring: the model is trained with independent softmaxes over start and end positions, so
-    ``exp(start[i] + end[j])`` is proportional to the joint probability of the pair. Normalising
-    it over every valid span of the window plus "no answer" gives a probability that the window's
-    answer is exactly this span. Each window is normalised on its own, over the same kind of
-    outcome set, so scores are on one scale across windows, passages and documents: a score of
-    0.6 means "this window's model puts 60 % on this span", whichever text it came from. The
-    window's null probability is reported alongside; ``1 - null_score`` is the probability that
-    the window holds an answer at all.
-
-    Args:
-        start_logits: ``(n, length)`` start logits.
-        end_logits: ``(n, length)`` end logits.
-        context_mask: ``(n, length)`` True on context tokens.
-        max_answer_tokens: Longest span, in tokens.
-        top_k: Spans kept per window (fewer where a window has fewer valid spans).
-
-    Returns:
-        The kept spans of all windows, best first within each window.
-    """
-    start = start_logits.float()
-    end = end_logits.float()
-    n, length = start.shape
-    if n == 0:
-        return []
-    ones = torch.ones(length, length, dtype=torch.bool, device=start.device)
-    band = torch.triu(ones) & ~torch.triu(ones, diagonal=max_answer_tokens)
-    ctx = context_mask.to(device=start.device, dtype=torch.bool)
-    valid = band.unsqueeze(0) & ctx.unsqueeze(2) & ctx.unsqueeze(1)
-    pair = (start.unsqueeze(2) + end.unsqueeze(1)).masked_fill(~valid, float("-inf"))
-    null = start[:, 0] + end[:, 0]
-    log_z = torch.logsumexp(torch.cat([pair.reshape(n, -1), null.unsqueeze(1)], dim=1), dim=1)
-    null_prob = torch.exp(null - log_z)
-    k = min(top_k, length * length)
-    best, flat = torch.topk(pair.reshape(n, -1), k, dim=1)
-    probs = torch.exp(best - log_z.unsqueeze(1))
-    spans: list[WindowSpan] = []
-    for w in range(n):
-        for rank in range(k):
-            if not torch.isfinite(best[w, rank]):
-                break
-            idx = int(flat[w, rank])
-            spans.append(
-                WindowSpan(
-                    window=w,
-                    start_token=idx // length,
-                    end_token=idx % length,
-                    score=float(probs[w, rank]),
-                    null_score=float(null_prob[w]),
-                )
-            )
-    return spans
 
 
 def _offline() -> bool:
@@ -222,8 +123,8 @@ def native_bf16() -> bool:
     return False
 
 
-class TransformerReader:
-    """Extract answer spans from contexts with a ``*ForQuestionAnswering`` model.
+class TransformerReader(SpanReader):
+    """Extract answer spans from contexts with a ``*ForQuestionAnswering`` model run by torch.
 
     Construction is cheap; the model loads on :meth:`warm_up` or on the first :meth:`read`.
 
@@ -238,6 +139,8 @@ class TransformerReader:
             computes bfloat16 natively (:func:`native_bf16`).
     """
 
+    runtime = "torch"
+
     def __init__(
         self,
         model: str | Path = "default",
@@ -249,11 +152,13 @@ class TransformerReader:
         device: str = "cpu",
         bf16: bool | None = False,
     ) -> None:
-        self.model_name = model
-        self.max_length = max_length
-        self.stride = stride
-        self.max_answer_tokens = max_answer_tokens
-        self.batch_size = batch_size
+        super().__init__(
+            model,
+            max_length=max_length,
+            stride=stride,
+            max_answer_tokens=max_answer_tokens,
+            batch_size=batch_size,
+        )
         self.device = device
         self.bf16 = native_bf16() if bf16 is None else bf16
         self._tokenizer: PreTrainedTokenizerBase | None = None
@@ -269,77 +174,19 @@ class TransformerReader:
         reader._model = model
         return reader
 
-    def warm_up(self) -> None:
-        """Load the tokenizer and model if they are not loaded yet.
+    def _loaded(self) -> bool:
+        return self._model is not None
 
-        Raises:
-            ReaderModelError: If the model cannot be loaded.
-        """
-        if self._model is None:
-            self._tokenizer, self._model = load_reader(self.model_name, device=self.device)
+    def _load(self) -> None:
+        self._tokenizer, self._model = load_reader(self.model_name, device=self.device)
 
-    def read(self, question: str, contexts: Sequence[str], top_n: int = 5) -> list[SpanCandidate]:
-        """Return the best ``top_n`` spans for ``question`` across all ``contexts``.
-
-        Args:
-            question: The question.
-            contexts: Texts to read; spans carry the index of their context.
-            top_n: How many spans to return.
-
-        Returns:
-            Distinct spans, best score first; ``text == contexts[i][start:end]`` always.
-        """
-        return self.read_many([(question, contexts)], top_n=top_n)[0]
-
-    def read_many(
-        self, queries: Sequence[tuple[str, Sequence[str]]], top_n: int = 5
-    ) -> list[list[SpanCandidate]]:
-        """Like :meth:`read` for many questions at once, batching all their windows together.
-
-        Args:
-            queries: ``(question, contexts)`` pairs.
-            top_n: How many spans to return per question.
-
-        Returns:
-            One list of spans per query, in query order.
-        """
-        self.warm_up()
-        assert self._tokenizer is not None and self._model is not None
-        questions: list[str] = []
-        contexts: list[str] = []
-        owner: list[tuple[int, int]] = []  # (query, context index) of each pair
-        for q, (question, texts) in enumerate(queries):
-            for c, text in enumerate(texts):
-                questions.append(question)
-                contexts.append(text)
-                owner.append((q, c))
-        best: list[dict[tuple[int, int, int], SpanCandidate]] = [{} for _ in queries]
-        # make_windows holds the tokenizer's lock: its truncation state is shared.
-        windows = make_windows(
-            self._tokenizer, questions, contexts, max_length=self.max_length, stride=self.stride
-        )
-        for lo in range(0, len(windows), self.batch_size):
-            batch = windows.select(np.arange(lo, min(lo + self.batch_size, len(windows))))
-            for span in self._decode_batch(batch, top_n):
-                pair = int(batch.pair_index[span.window])
-                q, c = owner[pair]
-                candidate = _to_candidate(batch, span, contexts[pair], c)
-                if candidate is None:
-                    continue
-                key = (c, candidate.start, candidate.end)
-                # Overlapping windows see the same span: keep its best reading only.
-                if key not in best[q] or best[q][key].score < candidate.score:
-                    best[q][key] = candidate
-        return [
-            sorted(found.values(), key=lambda s: (-s.score, s.context_index, s.start))[:top_n]
-            for found in best
-        ]
+    def _window_tokenizer(self) -> PreTrainedTokenizerBase:
+        assert self._tokenizer is not None
+        return self._tokenizer
 
     @torch.inference_mode()
-    def _decode_batch(self, batch: Windows, top_k: int) -> list[WindowSpan]:
+    def _logits(self, batch: Windows, width: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._model is not None
-        # Trim padding columns shared by the whole batch: attention cost grows with length.
-        width = int(batch.attention_mask.sum(axis=1).max())
         inputs = {
             "input_ids": torch.from_numpy(batch.input_ids[:, :width]).to(self.device),
             "attention_mask": torch.from_numpy(batch.attention_mask[:, :width]).to(self.device),
@@ -352,32 +199,7 @@ class TransformerReader:
         )
         with autocast:
             out = self._model(**inputs)
-        return decode_windows(
-            out.start_logits,
-            out.end_logits,
-            torch.from_numpy(batch.context_mask[:, :width]),
-            max_answer_tokens=self.max_answer_tokens,
-            top_k=top_k,
+        return (
+            out.start_logits.float().cpu().numpy(),
+            out.end_logits.float().cpu().numpy(),
         )
-
-
-def _to_candidate(
-    batch: Windows, span: WindowSpan, context: str, context_index: int
-) -> SpanCandidate | None:
-    """Map a token span to characters of its context, trimming whitespace at the edges."""
-    start = int(batch.offsets[span.window, span.start_token, 0])
-    end = int(batch.offsets[span.window, span.end_token, 1])
-    text = context[start:end]
-    stripped = text.strip()
-    if not stripped:
-        return None
-    start += len(text) - len(text.lstrip())
-    end = start + len(stripped)
-    return SpanCandidate(
-        context_index=context_index,
-        start=start,
-        end=end,
-        text=context[start:end],
-        score=span.score,
-        null_score=span.null_score,
-    )

@@ -12,21 +12,37 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 #: Longest question kept, in word pieces; longer questions are cut so the context keeps room.
 MAX_QUESTION_TOKENS = 64
 
 #: One lock per tokenizer object (see :func:`tokenizer_lock`).
-_LOCKS: weakref.WeakKeyDictionary[PreTrainedTokenizerBase, threading.Lock] = (
-    weakref.WeakKeyDictionary()
-)
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
-def tokenizer_lock(tokenizer: PreTrainedTokenizerBase) -> threading.Lock:
+def backend(tokenizer: Any) -> Tokenizer:
+    """The Rust tokenizer (``tokenizers.Tokenizer``) behind ``tokenizer``.
+
+    Accepts a transformers fast tokenizer (its ``backend_tokenizer``) or a ``tokenizers``
+    object itself, so windows are cut the same way whether or not transformers is loaded.
+
+    Raises:
+        TypeError: For a slow tokenizer, which has no character offsets.
+    """
+    inner = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if not hasattr(inner, "encode_batch") or not hasattr(inner, "enable_truncation"):
+        raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer (no offsets)")
+    return inner
+
+
+def tokenizer_lock(tokenizer: Any) -> threading.Lock:
     """The lock that :func:`make_windows` holds while it uses ``tokenizer``.
 
     A fast tokenizer keeps truncation and padding as state of its Rust backend, and every call
@@ -34,8 +50,10 @@ def tokenizer_lock(tokenizer: PreTrainedTokenizerBase) -> threading.Lock:
     (``only_second``) set different states, so two threads sharing one tokenizer can encode
     with each other's settings (``Truncation error: Second sequence not provided``) or find
     the backend borrowed. Keying the lock by the tokenizer guards every caller of this module
-    (the reader under a web server, training), not only one reader object.
+    (the reader under a web server, training), not only one reader object. A transformers
+    tokenizer and the Rust tokenizer behind it share one lock.
     """
+    tokenizer = backend(tokenizer)
     with _LOCKS_GUARD:
         lock = _LOCKS.get(tokenizer)
         if lock is None:
@@ -80,20 +98,20 @@ class Windows:
         )
 
 
-def _cut_question(tokenizer: PreTrainedTokenizerBase, question: str) -> tuple[str, int]:
+def _cut_question(tokenizer: Tokenizer, question: str) -> tuple[str, int]:
     """Cut a question to ``MAX_QUESTION_TOKENS`` word pieces at a token boundary.
 
     Returns:
         The (possibly cut) question and its length in word pieces.
     """
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) <= MAX_QUESTION_TOKENS:
-        return question, len(enc["input_ids"])
-    return question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]], MAX_QUESTION_TOKENS
+    enc = tokenizer.encode(question, add_special_tokens=False)
+    if len(enc.ids) <= MAX_QUESTION_TOKENS:
+        return question, len(enc.ids)
+    return question[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]], MAX_QUESTION_TOKENS
 
 
 def make_windows(
-    tokenizer: PreTrainedTokenizerBase,
+    tokenizer: Any,
     questions: Sequence[str],
     contexts: Sequence[str],
     *,
@@ -103,8 +121,12 @@ def make_windows(
 ) -> Windows:
     """Split each (question, context) pair into windows of at most ``max_length`` tokens.
 
+    The windows are those a transformers fast tokenizer gives for ``truncation="only_second"``
+    with ``return_overflowing_tokens``: each encoding followed by its overflowing ones.
+
     Args:
-        tokenizer: A fast tokenizer (offset mapping is required).
+        tokenizer: A transformers fast tokenizer or a ``tokenizers.Tokenizer`` (offsets are
+            required).
         questions: One question per pair.
         contexts: One context per pair, same length as ``questions``.
         max_length: Window length in word pieces, special tokens included.
@@ -132,41 +154,46 @@ def make_windows(
             empty.astype(bool),
             np.zeros(0, np.int64),
         )
-    with tokenizer_lock(tokenizer):
-        cut, lengths = zip(*(_cut_question(tokenizer, q) for q in questions), strict=True)
+    rust = backend(tokenizer)
+    with tokenizer_lock(rust):
+        rust.no_padding()
+        rust.no_truncation()
+        cut, lengths = zip(*(_cut_question(rust, q) for q in questions), strict=True)
         # [CLS] q [SEP] c [SEP]: the context part must be longer than the stride to progress.
         if max_length - max(lengths) - 3 <= stride:
             raise ValueError(
                 f"max_length={max_length} leaves no room for context beyond stride={stride} "
                 f"after a question of {max(lengths)} tokens"
             )
-        enc = tokenizer(
-            list(cut),
-            list(contexts),
-            truncation="only_second",
-            max_length=max_length,
-            stride=stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_token_type_ids=True,
-            padding="max_length" if pad_to_max_length else "longest",
-        )
-    n = len(enc["input_ids"])
-    input_ids = np.asarray(enc["input_ids"], dtype=np.int64)
-    length = input_ids.shape[1]
+        rust.enable_truncation(max_length, stride=stride, strategy="only_second")
+        try:
+            encoded = rust.encode_batch(list(zip(cut, contexts, strict=True)))
+        finally:
+            rust.no_truncation()
+    pieces = [(i, e) for i, first in enumerate(encoded) for e in (first, *first.overflowing)]
+    n = len(pieces)
+    length = max_length if pad_to_max_length else max(len(e.ids) for _, e in pieces)
+    pad_id = rust.token_to_id("[PAD]") or 0
+    input_ids = np.full((n, length), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((n, length), dtype=np.int64)
+    token_type_ids = np.zeros((n, length), dtype=np.int64)
+    offsets = np.zeros((n, length, 2), dtype=np.int64)
     context_mask = np.zeros((n, length), dtype=bool)
-    for i in range(n):
-        ids = enc.sequence_ids(i)
-        context_mask[i, : len(ids)] = [s == 1 for s in ids]
-    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(n, length, 2)
+    for row, (_, e) in enumerate(pieces):
+        size = len(e.ids)
+        input_ids[row, :size] = e.ids
+        attention_mask[row, :size] = e.attention_mask
+        token_type_ids[row, :size] = e.type_ids
+        context_mask[row, :size] = [s == 1 for s in e.sequence_ids]
+        offsets[row, :size] = e.offsets
     offsets[~context_mask] = 0
     return Windows(
         input_ids=input_ids,
-        attention_mask=np.asarray(enc["attention_mask"], dtype=np.int64),
-        token_type_ids=np.asarray(enc["token_type_ids"], dtype=np.int64),
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
         offsets=offsets,
         context_mask=context_mask,
-        pair_index=np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64),
+        pair_index=np.asarray([i for i, _ in pieces], dtype=np.int64),
     )
 
 

