@@ -132,6 +132,29 @@ def frozen_tokenizer(hf_tokenizer, max_length: int) -> Tokenizer:  # noqa: ANN00
     return tokenizer
 
 
+def packaged_tokenizer(folder: Path) -> Tokenizer:
+    """The default model's tokenizer as :func:`frozen_tokenizer` makes it, read from its files.
+
+    Loading the model itself imports torch; questions embedded by the int8 copy need only this,
+    so asking a question imports no torch.
+
+    Args:
+        folder: The packaged sentence-transformers folder (``tokenizer.json``,
+            ``tokenizer_config.json``, ``sentence_bert_config.json``).
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    limit = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=int(limit["max_seq_length"]))
+    pad = config.get("pad_token", "[PAD]")
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    return tokenizer
+
+
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Token ids, attention mask, token types and character offsets of a padded batch."""
     encodings = tokenizer.encode_batch(list(texts))
@@ -197,7 +220,13 @@ class Embedder:
 
     @cached_property
     def text_tokenizer(self) -> Tokenizer:
-        """The tokenizer every encoding uses: truncating at the model's limit, never changed."""
+        """The tokenizer every encoding uses: truncating at the model's limit, never changed.
+
+        For the default model it is read from the model's files while the model is not loaded
+        (questions then need no torch); otherwise it is the loaded model's own.
+        """
+        if self.model_setting == DEFAULT_MODEL and "model" not in self.__dict__:
+            return packaged_tokenizer(Path(self.path))
         return frozen_tokenizer(self.model.tokenizer, self.max_tokens)
 
     def prepare_query_encoder(self) -> Path | None:

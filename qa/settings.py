@@ -17,11 +17,13 @@ FaissKind = Literal["auto", "flat", "hnsw"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
+ReaderRuntime = Literal["auto", "onnx-int8", "onnx-fp32", "torch"]
 #: The settings that take one of a fixed set of values, with the type that lists them.
 CHOICES: dict[str, Any] = {
     "retrieval_mode": RetrievalMode,
     "query_encoder": QueryEncoderKind,
     "reader_precision": ReaderPrecision,
+    "reader_runtime": ReaderRuntime,
     "faiss_index": FaissKind,
 }
 #: Most answers one question may ask for (settings, Python API, CLI and web page alike).
@@ -81,6 +83,12 @@ class Settings:
         reader_precision: How the reader computes: ``auto`` (bfloat16 where the CPU computes
             it natively, AVX512-BF16 or AMX, about twice as fast with the same qa-val F1;
             float32 elsewhere, where bfloat16 is emulated and slow), ``fp32`` or ``bf16``.
+            For the torch runtime only.
+        reader_runtime: What runs the reader: ``auto`` (the ONNX copy of the packaged reader,
+            built into the user's cache on first use and run by onnxruntime, so asking imports
+            no torch; torch for any other reader, for ``reader_precision=bf16``, and where the
+            ONNX copy cannot be built), ``onnx-int8``, ``onnx-fp32`` (packaged reader only) or
+            ``torch``.
     """
 
     corpus_dir: Path = DEFAULT_CORPUS_DIR
@@ -103,6 +111,7 @@ class Settings:
     read_passages: int = 3
     max_upload_mb: int = 20
     reader_precision: ReaderPrecision = "auto"
+    reader_runtime: ReaderRuntime = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
@@ -117,6 +126,11 @@ class Settings:
             value = getattr(self, name)
             if value not in get_args(kind):
                 raise ValueError(f"{name} must be one of {get_args(kind)}, got {value!r}")
+        if self.reader_runtime.startswith("onnx-") and self.reader_model != "default":
+            raise ValueError(
+                f"reader_runtime {self.reader_runtime} runs the packaged reader only; use "
+                f"'torch' or 'auto' for reader_model {self.reader_model!r}"
+            )
         n = self.n_answers
         if isinstance(n, bool) or not (isinstance(n, int) and 1 <= n <= MAX_ANSWERS):
             raise ValueError(

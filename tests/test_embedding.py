@@ -180,3 +180,14 @@ def test_questions_from_threads_while_passages_encode(embedder) -> None:  # noqa
     assert len(results) == 36
     for q, vector in results:
         np.testing.assert_allclose(vector, alone_queries[q], atol=1e-4)
+
+
+def test_the_question_tokenizer_read_from_files_equals_the_loaded_models(embedder) -> None:  # noqa: ANN001
+    from qa.embedding import frozen_tokenizer, packaged_tokenizer
+
+    from_files = packaged_tokenizer(Path(embedder.path))
+    from_model = frozen_tokenizer(embedder.model.tokenizer, embedder.max_tokens)
+    texts = ["Who met Kim Jong-un?", "Zürich «quoted» — text " * 200, ""]
+    for a, b in zip(from_files.encode_batch(texts), from_model.encode_batch(texts), strict=True):
+        assert a.ids == b.ids and a.offsets == b.offsets and a.attention_mask == b.attention_mask
+    assert len(from_files.encode(texts[1]).ids) == embedder.max_tokens == 256

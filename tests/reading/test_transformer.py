@@ -180,8 +180,9 @@ def test_reader_precision_setting_reaches_the_reader() -> None:
 
     embedder = Embedder.__new__(Embedder)  # the finder only keeps it
     for precision, expected in (("fp32", False), ("bf16", True)):
-        finder = AnswerFinder(embedder, Settings(reader_precision=precision))
-        assert finder._reader is not None and finder._reader.bf16 is expected
+        settings = Settings(reader_precision=precision, reader_runtime="torch")
+        reader = AnswerFinder(embedder, settings)._reader
+        assert isinstance(reader, TransformerReader) and reader.bf16 is expected
     with pytest.raises(ValueError, match="reader_precision"):
         Settings(reader_precision="int4")  # type: ignore[arg-type]
 

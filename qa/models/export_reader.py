@@ -1,0 +1,102 @@
+"""The recipe of the ONNX reader: the packaged span reader for onnxruntime, fp32 or int8.
+
+The packaged ``BertForQuestionAnswering`` (``qa/models/reader``, fp16 safetensors loaded in
+float32) is exported by ``torch.onnx`` with its start and end logits as outputs. The int8 copy
+quantises the weight matrices with onnxruntime's weight quantiser (``MatMulNBitsQuantizer``: 8
+bits, symmetric, blocks of 32 values with one scale each, ``accuracy_level`` 4 so onnxruntime
+multiplies in int8), the recipe the question encoder uses; activations stay float. Reading with
+it needs no torch (:mod:`qa.reading.onnx_reader`).
+
+Being derived from the packaged weights, it is built on first use into the user's cache
+(:mod:`qa.models.cache`) rather than shipped. Building it explicitly, into the cache (replacing
+what is there) or into a folder of one's choosing::
+
+    python -m qa.models.export_reader [--precision int8|fp32] [--out FOLDER]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+OnnxPrecision = Literal["int8", "fp32"]
+
+OUTPUTS = ("start_logits", "end_logits")
+#: Part of the cache key: raise it whenever a change here changes the file built.
+RECIPE_VERSION = 1
+
+
+def export(target: Path, source: Path, precision: OnnxPrecision) -> dict[str, Any]:
+    """Export the reader in ``source`` into the ONNX file ``target``.
+
+    Args:
+        target: The ONNX file to write (its folder must exist).
+        source: A ``*ForQuestionAnswering`` folder (config, safetensors).
+        precision: ``int8`` (quantised weight matrices) or ``fp32``.
+
+    Returns:
+        What made it, for a ``build.json`` beside the file.
+    """
+    import onnx
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from qa.models import onnx_export
+    from qa.models.checksums import sha256
+
+    if precision not in ("int8", "fp32"):
+        raise ValueError(f"precision must be int8 or fp32, not {precision!r}")
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        str(source), attn_implementation="eager", dtype=torch.float32
+    ).eval()
+
+    class Logits(torch.nn.Module):
+        """Positional inputs in ``INPUTS`` order and the two logit rows out, for the tracer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001, ANN201
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return out.start_logits, out.end_logits
+
+    build: dict[str, Any] = {
+        "source": str(Path(source).name),
+        "source_sha256": sha256(Path(source) / "model.safetensors"),
+        "precision": precision,
+        "recipe_version": RECIPE_VERSION,
+        "command": f"python -m qa.models.export_reader --precision {precision}",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        ids = [101, 2054, 102, 7592, 2088, 102]
+        build["exporter"] = onnx_export.trace(Logits(), fp32, ids, OUTPUTS)
+        if precision == "fp32":
+            onnx.save(onnx.load(str(fp32)), str(target))
+        else:
+            build.update(onnx_export.quantize_int8(fp32, target))
+    return build
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the ONNX reader into the cache (again) or into ``--out``, and say where."""
+    from qa.reading import onnx_reader
+
+    parser = argparse.ArgumentParser(
+        prog="python -m qa.models.export_reader",
+        description="Build the ONNX reader into the cache (again) or into --out.",
+    )
+    parser.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    parser.add_argument("--out", type=Path, help="folder to write it into (default: the cache)")
+    args = parser.parse_args(argv)
+    path = onnx_reader.reader_file(args.precision, rebuild=True, folder=args.out)
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

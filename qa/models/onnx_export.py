@@ -1,0 +1,72 @@
+"""The two steps every ONNX recipe of the project shares: trace to ONNX, quantise to int8.
+
+Tracing uses the TorchScript exporter (``dynamo=False``), which needs neither onnxscript nor a
+dynamic-shape specification and traces BERT's eager attention into plain ONNX operators; batch
+and token axes stay dynamic. Quantising uses onnxruntime's weight quantiser
+(``MatMulNBitsQuantizer``: 8 bits, symmetric, blocks of 32 values with one scale each,
+``accuracy_level`` 4 so that onnxruntime multiplies in int8); activations are not quantised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: The BERT inputs every exported graph takes, in this order.
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+BITS = 8
+BLOCK_SIZE = 32
+ACCURACY_LEVEL = 4
+OPSET = 17
+
+
+def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequence[str]) -> str:
+    """Export ``module`` (called with ``INPUTS`` positionally) to the ONNX file ``target``.
+
+    Returns:
+        What exported it, for ``build.json``.
+    """
+    import torch
+
+    example = torch.tensor([list(example_ids)])
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, *outputs)}
+    torch.onnx.export(
+        module.eval(),
+        (example, torch.ones_like(example), torch.zeros_like(example)),
+        str(target),
+        dynamo=False,
+        input_names=list(INPUTS),
+        output_names=list(outputs),
+        dynamic_axes=axes,
+        opset_version=OPSET,
+    )
+    return f"torch.onnx (TorchScript) {torch.__version__}, opset {OPSET}"
+
+
+def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
+    """Write ``source``'s graph into ``target`` with int8 weight matrices.
+
+    Returns:
+        How it was quantised, for ``build.json``.
+    """
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(source)),
+        bits=BITS,
+        block_size=BLOCK_SIZE,
+        is_symmetric=True,
+        accuracy_level=ACCURACY_LEVEL,
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+    return {
+        "quantiser": f"onnxruntime {onnxruntime.__version__} MatMulNBitsQuantizer",
+        "bits": BITS,
+        "block_size": BLOCK_SIZE,
+        "symmetric": True,
+        "accuracy_level": ACCURACY_LEVEL,
+    }

@@ -1,0 +1,172 @@
+"""The reader run by onnxruntime: same spans as torch, built into the cache, no torch to ask."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.models import READER_DIR, checksums, export_reader
+from qa.reading import onnx_reader
+from qa.reading.answers import AnswerFinder, make_reader
+from qa.reading.onnx_reader import OnnxReader, reader_file
+from qa.reading.transformer import TransformerReader
+from qa.settings import Settings
+
+from ..conftest import HashEmbedder
+
+REPO = Path(__file__).resolve().parents[2]
+LONG = " ".join(
+    f"In {1900 + i} the mayor of town {i} was Person{i}, who built {i % 7} bridges."
+    for i in range(40)
+)
+QUESTIONS = [
+    ("Who was the mayor of town 12?", [LONG]),
+    ("How many bridges?", ["Ada built four bridges in Lyon.", "No bridges here.", LONG[:400]]),
+    ("When?", ["x"]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_reader_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny test reader exported by the product's recipe, in both precisions."""
+    folder = tmp_path_factory.mktemp("tiny-onnx")
+    files = {}
+    for precision in ("fp32", "int8"):
+        files[precision] = folder / f"{precision}.onnx"
+        build = export_reader.export(files[precision], tiny_reader_dir, precision)
+        assert build["precision"] == precision
+    return files
+
+
+def test_the_onnx_reader_finds_the_spans_torch_finds(
+    tiny_reader_dir: Path, tiny_onnx: dict[str, Path]
+) -> None:
+    torch_reader = TransformerReader(tiny_reader_dir, max_length=64, stride=16, bf16=False)
+    onnx = OnnxReader("fp32", max_length=64, stride=16, model_file=tiny_onnx["fp32"])
+    for question, contexts in QUESTIONS:
+        expected = torch_reader.read(question, contexts, top_n=5)
+        found = onnx.read(question, contexts, top_n=5)
+        assert [(s.context_index, s.start, s.end) for s in found] == [
+            (s.context_index, s.start, s.end) for s in expected
+        ]
+        for a, b in zip(found, expected, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+            assert a.null_score == pytest.approx(b.null_score, abs=1e-4)
+            assert a.text == contexts[a.context_index][a.start : a.end]
+
+
+def test_the_int8_reader_reads_exact_spans(tiny_onnx: dict[str, Path]) -> None:
+    onnx = OnnxReader("int8", max_length=64, stride=16, model_file=tiny_onnx["int8"])
+    assert onnx.runtime == "onnx"
+    results = onnx.read_many(QUESTIONS, top_n=3)
+    assert [len(r) for r in results] == [3, 3, 1]
+    for (_, contexts), spans in zip(QUESTIONS, results, strict=True):
+        for s in spans:
+            assert s.text == contexts[s.context_index][s.start : s.end] and s.text.strip()
+            assert 0.0 <= s.score <= 1.0 and 0.0 <= s.null_score <= 1.0
+
+
+def test_the_reader_file_is_built_once_per_weights_precision_and_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    calls: list[tuple[Path, str]] = []
+
+    def fake(target: Path, source: Path, precision: str) -> dict[str, object]:
+        calls.append((source, precision))
+        target.write_bytes(f"graph {precision}".encode())
+        return {"precision": precision}
+
+    monkeypatch.setattr(export_reader, "export", fake)
+    int8 = reader_file("int8")
+    assert reader_file("int8") == int8 and len(calls) == 1
+    fp32 = reader_file("fp32")
+    assert fp32 != int8 and len(calls) == 2 and calls[0] == (READER_DIR, "int8")
+    weights = checksums.recorded()["reader/model.safetensors"][:16]
+    assert int8 == tmp_path / "reader-onnx" / f"{weights}-int8-recipe1" / "model.onnx"
+    assert (int8.parent / "model.onnx.sha256").read_text().split()[0] == checksums.sha256(int8)
+
+
+def _failing_export(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+
+    def broken(target: Path, source: Path, precision: str) -> dict[str, object]:
+        raise ModuleNotFoundError("No module named 'onnx'")
+
+    monkeypatch.setattr(export_reader, "export", broken)
+
+
+def test_auto_reads_with_torch_where_the_onnx_reader_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _failing_export(monkeypatch, tmp_path)
+    finder = AnswerFinder(HashEmbedder(), Settings(reader_runtime="auto"))
+    with caplog.at_level(logging.WARNING, logger="qa.reading.answers"):
+        reader = finder.reader
+    assert isinstance(reader, TransformerReader)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("No module named 'onnx'" in m and "with torch instead" in m for m in messages)
+
+
+def test_an_onnx_runtime_asked_for_explicitly_falls_back_to_sentences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _failing_export(monkeypatch, tmp_path)
+    finder = AnswerFinder(HashEmbedder(), Settings(reader_runtime="onnx-int8"))
+    with caplog.at_level(logging.WARNING, logger="qa.reading.answers"):
+        assert finder.reader is None and finder.mode == "sentence"
+    assert any("sentence extractor" in r.getMessage() for r in caplog.records)
+
+
+def test_which_runtime_reads_follows_the_settings(tiny_reader_dir: Path) -> None:
+    assert isinstance(make_reader(Settings()), OnnxReader)
+    assert make_reader(Settings(reader_runtime="onnx-fp32")).precision == "fp32"
+    assert isinstance(make_reader(Settings(reader_runtime="torch")), TransformerReader)
+    assert isinstance(make_reader(Settings(reader_precision="bf16")), TransformerReader)
+    other = Settings(reader_model=str(tiny_reader_dir))
+    assert isinstance(make_reader(other), TransformerReader)
+    with pytest.raises(ValueError, match="packaged reader only"):
+        Settings(reader_model=str(tiny_reader_dir), reader_runtime="onnx-int8")
+    with pytest.raises(ValueError, match="reader_runtime must be one of"):
+        Settings(reader_runtime="tensorrt")
+
+
+ASK_WITHOUT_TORCH = """
+import sys
+from qa import QA, Settings
+qa = QA(Settings(corpus_dir=sys.argv[1], index_dir=sys.argv[2]))
+result = qa.ask("How many liaison officers would each side have had under the 1994 plan?")
+print(result.answers[0].text if result.answers else "-")
+print(result.mode)
+print("torch" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (READER_DIR / "model.safetensors").exists(), reason="no packaged reader")
+def test_asking_with_the_packaged_reader_imports_no_torch(
+    seed_index_settings: Settings, query_encoder_cache: Path
+) -> None:
+    # Built here once, into the session's cache (building needs torch; asking must not).
+    reader_file(onnx_reader.DEFAULT_PRECISION)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ASK_WITHOUT_TORCH,
+            str(seed_index_settings.corpus_dir),
+            str(seed_index_settings.index_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    answer, mode, torch_loaded = out.stdout.split("\n")[:3]
+    assert answer == "seven" and mode == "reader:qa-minilm-l6"
+    assert torch_loaded == "False", "asking imported torch"
