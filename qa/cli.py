@@ -134,8 +134,9 @@ def index(
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
     qa = _qa(settings)
     report = qa.build(rebuild=rebuild, show_progress=not json_out)
-    # Built here (once per machine) rather than while the first question waits for it.
+    # Built here (once per machine) rather than while the first question waits for them.
     qa.embedder.prepare_query_encoder()
+    qa.reading.prepare_reader()
     summary = {
         "documents": report.documents,
         "chunks": report.chunks,

@@ -83,6 +83,16 @@ def test_human_readable_search_and_doc(seed_index: tuple[Path, Path]) -> None:
     assert "Mark Fitzpatrick" in out and "\\u003c" not in out
 
 
+def test_indexing_builds_the_question_time_models_into_the_cache(
+    seed_index: tuple[Path, Path], query_encoder_cache: Path
+) -> None:
+    from qa.reading.onnx_reader import DEFAULT_PRECISION, reader_file
+
+    built = sorted(p.parent.parent.name for p in query_encoder_cache.glob("*/*/*.onnx.sha256"))
+    assert built == ["minilm-int8", "reader-onnx"]
+    assert reader_file(DEFAULT_PRECISION).is_relative_to(query_encoder_cache)
+
+
 def test_second_index_run_reuses_everything(seed_index: tuple[Path, Path]) -> None:
     corpus, index = seed_index
     out = json.loads(invoke("index", "--corpus", str(corpus), "--index", str(index), "--json"))

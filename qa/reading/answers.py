@@ -389,6 +389,22 @@ class AnswerFinder:
         path = Path(name).expanduser()
         return f"reader:{path.name if path.is_dir() or path.is_absolute() else name}"
 
+    def prepare_reader(self) -> None:
+        """Build the ONNX reader into the cache now, where it will read and is not there yet.
+
+        ``qa index`` calls this so that the first question does not wait for the build; a
+        failure is only logged here (asking says it again and reads with torch).
+        """
+        from qa.models.cache import BuildError
+        from qa.reading.onnx_reader import OnnxReader, reader_file
+
+        reader = self._reader
+        if isinstance(reader, OnnxReader) and reader.model_file is None:
+            try:
+                reader_file(reader.precision)
+            except BuildError as exc:
+                log.warning("%s", exc)
+
     def warm_up(self) -> None:
         """Load the embedder and the reader (or settle on the fallback) before any question."""
         self.extractor.embedder.encode_query("warm up")

@@ -91,6 +91,27 @@ def test_the_reader_file_is_built_once_per_weights_precision_and_recipe(
     assert (int8.parent / "model.onnx.sha256").read_text().split()[0] == checksums.sha256(int8)
 
 
+def test_preparing_builds_the_reader_only_where_onnx_will_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    built: list[str] = []
+
+    def fake(target: Path, source: Path, precision: str) -> dict[str, object]:
+        built.append(precision)
+        target.write_bytes(b"graph")
+        return {}
+
+    monkeypatch.setattr(export_reader, "export", fake)
+    AnswerFinder(HashEmbedder(), Settings(reader_runtime="torch")).prepare_reader()
+    AnswerFinder(HashEmbedder(), Settings(reader_model="none")).prepare_reader()
+    assert built == []
+    finder = AnswerFinder(HashEmbedder(), Settings())
+    finder.prepare_reader()
+    finder.prepare_reader()
+    assert built == [onnx_reader.DEFAULT_PRECISION]
+
+
 def _failing_export(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
 
