@@ -50,10 +50,15 @@ def quiet_libraries(verbose: bool = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
     for name in ("sentence_transformers", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(level)
-    from transformers.utils import logging as hf_logging
+    # transformers reads these when it is imported; asking a question never imports it (that
+    # alone takes over a second), so it is not imported here just to quiet it.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def _fail(message: str) -> None:
