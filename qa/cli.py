@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -61,7 +61,7 @@ def quiet_libraries(verbose: bool = False) -> None:
         hf_logging.disable_progress_bar()
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
@@ -459,11 +459,11 @@ def calibrate_cmd(
     metrics = reader_metrics or DEFAULT_READER_DIR / "metrics.json"
     if not metrics.is_file():
         _fail(f"reader metrics {metrics} do not exist")
-    paths = {"out": DEFAULT_ANSWER_MODEL, "thresholds": THRESHOLDS_PATH}
+    model_file, thresholds_file = DEFAULT_ANSWER_MODEL, THRESHOLDS_PATH
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"out": out / DEFAULT_ANSWER_MODEL.name, "thresholds": out / THRESHOLDS_PATH.name}
-        shutil.copyfile(THRESHOLDS_PATH, paths["thresholds"])
+        model_file, thresholds_file = out / DEFAULT_ANSWER_MODEL.name, out / THRESHOLDS_PATH.name
+        shutil.copyfile(THRESHOLDS_PATH, thresholds_file)
     elif not (SOURCE_DIR / ".git").exists():
         _fail("qa is installed, not run from a checkout: give --out DIR for the fitted files")
     try:
@@ -474,7 +474,8 @@ def calibrate_cmd(
             _settings(None, None),
             reader_metrics=metrics,
             limit=limit,
-            **paths,
+            out=model_file,
+            thresholds=thresholds_file,
         )
     except (ValueError, KeyError) as exc:
         _fail(str(exc))

@@ -274,7 +274,9 @@ class Embedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        limit = self.model.max_seq_length
+        assert limit is not None, "sentence-transformers models have a max_seq_length"
+        return int(limit)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts into a float32 array of shape ``(len(texts), dimension)``."""

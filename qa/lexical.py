@@ -49,7 +49,7 @@ def tokenize(texts: list[str], stopwords: Sequence[str] = BM25_STOPWORDS) -> lis
 class _VectorisedBM25(bm25s.BM25):
     """bm25s.BM25 whose index build runs in numpy (same scores; see the module docstring)."""
 
-    def build_index_from_ids(  # type: ignore[override]
+    def build_index_from_ids(
         self,
         unique_token_ids: list[int],
         corpus_token_ids: Sequence[Sequence[int]],
@@ -157,7 +157,7 @@ class LexicalIndex:
         if texts:
             chunks = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
             retriever.index(
-                (chunks, compact),  # type: ignore[arg-type]
+                (chunks, compact),
                 create_empty_token=bool(compact),
                 show_progress=False,
             )

@@ -302,18 +302,19 @@ def build_index(
             sentence_parts.append((position, *fresh_sentences[doc.doc_id]))
     dim = embedder.dimension
     matrix = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-    manifest = {
+    faiss_kind = _faiss_kind(settings, len(chunks))
+    manifest: dict[str, object] = {
         "format_version": FORMAT_VERSION,
         "embedding_model": embedder.name,
         "dimension": dim,
         "chunking": chunking_settings(settings),
-        "faiss_index": _faiss_kind(settings, len(chunks)),
+        "faiss_index": faiss_kind,
         "documents": new_hashes,
         "files": files or {},
         "chunks": len(chunks),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    dense = make_dense_index(matrix, manifest["faiss_index"])
+    dense = make_dense_index(matrix, faiss_kind)
     clock.lap("faiss")
     lexical = LexicalIndex.build(
         [c.text for c in chunks], previous.lexical if previous is not None else None, previous_rows
@@ -364,6 +365,7 @@ def known_files(index: Index) -> dict[str, tuple[FileSignature, list[Document]]]
 def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     """An inner-product FAISS index over normalised ``vectors``: exact or HNSW."""
     dim = vectors.shape[1]
+    index: faiss.Index
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION

@@ -160,12 +160,11 @@ def _texts_and_sentences(
     for p in passages:
         chunk = p.chunk
         doc = documents.get(chunk.doc_id)
-        indexed = doc is not None and doc.text[chunk.start : chunk.end] == chunk.text
-        if indexed:
-            text, offset = doc.text, 0
+        if doc is not None and doc.text[chunk.start : chunk.end] == chunk.text:
+            indexed, text, offset = True, doc.text, 0
         else:
             # A passage from outside the index (e.g. an eval set's gold paragraph).
-            text, offset = chunk.text, chunk.start
+            indexed, text, offset = False, chunk.text, chunk.start
         key = (chunk.doc_id, offset, text)
         if key not in text_index:
             text_index[key] = len(texts)

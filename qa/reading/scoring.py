@@ -160,7 +160,8 @@ class AnswerModel:
             )
         if any(a.shape != (len(FEATURES),) for a in arrays) or (arrays[1] <= 0).any():
             raise AnswerModelError("answer model arrays do not match the feature count")
-        return cls(*arrays, intercept, dict(data.get("info", {})))
+        mean, scale, coef = arrays
+        return cls(mean, scale, coef, intercept, dict(data.get("info", {})))
 
     @classmethod
     def neutral(cls) -> AnswerModel:

@@ -189,7 +189,7 @@ class SentenceExtractor:
             found.update(fresh)
         return np.stack(
             [
-                found[s] if known is None or known[k] is None else known[k]
+                found[s] if known is None or (vector := known[k]) is None else vector
                 for k, s in enumerate(sentences)
             ]
         )

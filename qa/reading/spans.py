@@ -117,12 +117,12 @@ def decode_windows(
     if k <= 0:
         return []
     # The k best of each row, then those in order: best first, ties in (start, end) order.
-    order = np.argpartition(-pair, k - 1, axis=1)[:, :k] if k < pair.shape[1] else None
-    if order is None:
-        order = np.broadcast_to(np.arange(pair.shape[1]), pair.shape)
-    chosen = np.take_along_axis(pair, order, axis=1)
-    rank = np.lexsort((order, -chosen), axis=1)
-    order = np.take_along_axis(order, rank, axis=1)
+    if k < pair.shape[1]:
+        kept = np.argpartition(-pair, k - 1, axis=1)[:, :k]
+    else:
+        kept = np.broadcast_to(np.arange(pair.shape[1]), pair.shape)
+    chosen = np.take_along_axis(pair, kept, axis=1)
+    order = np.take_along_axis(kept, np.lexsort((kept, -chosen), axis=1), axis=1)
     best = np.take_along_axis(pair, order, axis=1)
     probs = np.exp(best - log_z[:, None])
     spans: list[WindowSpan] = []

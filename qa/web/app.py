@@ -21,7 +21,7 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
@@ -175,7 +175,9 @@ class WebApp:
     def reply(self, question: str, n_answers: float, threshold: float, mode: RetrievalMode) -> str:
         """The chat reply (HTML) to ``question``, or a message saying why there is none."""
         try:
-            result = self.ask(question, n_answers=_whole(n_answers), threshold=threshold, mode=mode)
+            # A number that is not whole goes through as it is, for check_request to refuse.
+            n = cast(int, _whole(n_answers))
+            result = self.ask(question, n_answers=n, threshold=threshold, mode=mode)
         except IndexMissingError:
             return render_error(
                 "There is no index yet: open the Documents tab and press Update index."
@@ -493,9 +495,12 @@ class WebApp:
                 return history
             return [*history, {"role": "assistant", "content": self.reply(text, n, t, m)}]
 
-        hidden = {"api_visibility": "undocumented"}
+        hidden: dict[str, Any] = {"api_visibility": "undocumented"}
         # An example button's value is its question, so it feeds the same two steps.
-        sources = [(question.submit, question), (ask.click, question)]
+        sources: list[tuple[Any, gr.Textbox | gr.Button]] = [
+            (question.submit, question),
+            (ask.click, question),
+        ]
         sources += [(example.click, example) for example in examples]
         for trigger, source in sources:
             trigger(
@@ -526,7 +531,7 @@ class WebApp:
         index_status: gr.HTML,
     ) -> None:
         changed = gr.State(False)
-        corpus = {
+        corpus: dict[str, Any] = {
             "concurrency_limit": 1,
             "concurrency_id": "corpus",
             "api_visibility": "undocumented",
