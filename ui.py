@@ -6,12 +6,9 @@ the port from ``GRADIO_SERVER_PORT``. The page itself lives in ``qa.web``.
 
 from __future__ import annotations
 
-import logging
-
-from qa.cli import quiet_libraries
+from qa.logs import setup_logging
 from qa.web.app import serve
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quiet_libraries()
+    setup_logging()
     serve()

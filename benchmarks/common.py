@@ -37,7 +37,7 @@ def quiet_environment() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-    from qa.cli import quiet_libraries
+    from qa.logs import quiet_libraries
 
     quiet_libraries()
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
+from qa.logs import setup_logging
 from qa.settings import Settings
 
 app = typer.Typer(
@@ -36,29 +35,6 @@ def _settings(
         return Settings.from_env(corpus_dir=corpus, index_dir=index, **overrides)
     except ValueError as exc:
         _fail(str(exc))
-
-
-def quiet_libraries(verbose: bool = False) -> None:
-    """Keep library chatter (weight-loading bars, debug lines) out of the user's terminal.
-
-    The hub is not switched off here: the packaged models load from their folders without it,
-    and a hub id a user names is fetched where a hub can be reached.
-    """
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    level = logging.INFO if verbose else logging.WARNING
-    for name in ("sentence_transformers", "httpx", "urllib3"):
-        logging.getLogger(name).setLevel(level)
-    # transformers reads these when it is imported; asking a question never imports it (that
-    # alone takes over a second), so it is not imported here just to quiet it.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
 
 
 def _fail(message: str) -> NoReturn:
@@ -116,12 +92,7 @@ def _guard(func):  # noqa: ANN001, ANN202
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    quiet_libraries(verbose)
+    setup_logging(verbose)
 
 
 @app.command()
