@@ -78,9 +78,7 @@ def measure(
     from qa.settings import Settings
 
     settings = Settings(corpus_dir=corpus, index_dir=index_dir, reader_model="none")
-    qa = QA(settings)
-    if embedder is not None:
-        qa.__dict__["embedder"] = embedder  # a cached_property: reuse the loaded model
+    qa = QA(settings, embedder=embedder)  # None: its own, from the settings
     skipped: dict[str, str] = {}
     load_seconds: dict[str, float] = {}
     documents, _ = scan_corpus(corpus, skipped=skipped, seconds=load_seconds)

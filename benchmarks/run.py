@@ -155,8 +155,9 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         # Ours again, in this process and right before theirs, so both see the same load: from
         # the files (ingest, chunking, embedding, FAISS, BM25, atomic write) against theirs from
         # our chunk texts (embedding, in-memory store).
-        again = QA(bbc_qa.settings.replace(index_dir=work / "bbc-index-again"))
-        again.__dict__["embedder"] = bbc_qa.embedder  # the loaded model (a cached_property)
+        again = QA(
+            bbc_qa.settings.replace(index_dir=work / "bbc-index-again"), embedder=bbc_qa.embedder
+        )
         with stopwatch() as t_ours:
             again.build(rebuild=True, show_progress=False)
         del again
@@ -198,8 +199,9 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         results["xquad"][f"ours_{mode}_recall@5"] = value
         print_figure("xquad", f"ours {mode} recall@5", value)
     # The same index, questions embedded by the torch model instead of the int8 ONNX copy.
-    torch_query = Embedder(query_encoder="torch", batch_size=x_settings.batch_size)
-    torch_query.__dict__["model"] = bbc_qa.embedder.model  # one loaded model (cached_property)
+    torch_query = Embedder(
+        query_encoder="torch", batch_size=x_settings.batch_size, loaded=bbc_qa.embedder.model
+    )
     t_retriever = Retriever(x_index, torch_query, x_settings.replace(query_encoder="torch"))
     for mode in ("hybrid", "dense"):
         value = quality.recall(quality.our_ranker(t_retriever, mode), x_questions)
@@ -333,15 +335,19 @@ def _our_systems(qa: Any) -> dict[str, Any]:
     """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (the int8 ONNX
     copy by default) and again with questions embedded by the torch model."""
     from benchmarks import latency
+    from qa.embedding import Embedder
     from qa.pipeline import QA
     from qa.reading.answers import AnswerFinder
 
-    torch_qa = QA(qa.settings.replace(query_encoder="torch"))
-    torch_qa.embedder.__dict__["model"] = qa.embedder.model  # one loaded model (cached_property)
-    torch_qa._index = qa.index
-    torch_qa.__dict__["reading"] = AnswerFinder(
-        torch_qa.embedder, torch_qa.settings, reader=qa.reading.reader
+    settings = qa.settings.replace(query_encoder="torch")
+    embedder = Embedder(
+        settings.embedding_model,
+        batch_size=settings.batch_size,
+        query_encoder="torch",
+        loaded=qa.embedder.model,  # one loaded model
     )
+    reading = AnswerFinder(embedder, settings, reader=qa.reading.reader)
+    torch_qa = QA(settings, embedder=embedder, reading=reading, index=qa.index)
     systems = {
         "ours_search": latency.search_fn(qa),
         "ours_ask": latency.ask_fn(qa),

@@ -182,6 +182,8 @@ class Embedder:
             run by onnxruntime; the model itself, with a warning, where it cannot be built) or
             ``auto`` (``onnx-int8`` for the default model, else ``torch``). Documents are
             always embedded by the model itself.
+        loaded: The model already loaded (by another ``Embedder`` of the same ``model``), to
+            share instead of loading it again.
     """
 
     def __init__(
@@ -190,6 +192,7 @@ class Embedder:
         batch_size: int = 32,
         device: str = "cpu",
         query_encoder: QueryEncoderKind = "auto",
+        loaded: SentenceTransformer | None = None,
     ) -> None:
         if query_encoder not in get_args(QueryEncoderKind):
             raise ValueError(
@@ -205,6 +208,8 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.query_encoder = query_encoder
+        if loaded is not None:
+            self.__dict__["model"] = loaded  # the value the ``model`` cached property holds
 
     @cached_property
     def model(self) -> SentenceTransformer:

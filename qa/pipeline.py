@@ -6,7 +6,6 @@ import math
 import numbers
 import threading
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, get_args
 
 from qa.embedding import Embedder
@@ -90,25 +89,46 @@ def _number_in(value: object, kind: type, low: float, high: float) -> bool:
 class QA:
     """Question answering over the corpus and index named by ``settings``.
 
-    Construction is cheap; models and the index load on first use.
+    Construction is cheap; models and the index load on first use. Each component is built
+    from ``settings`` unless one is handed in (a loaded model shared by several ``QA``, a test
+    double, an index already in memory).
 
     Args:
         settings: Every knob; ``Settings.from_env()`` by default.
+        embedder: The text encoder (default: an :class:`Embedder` of ``settings``).
+        reading: The answer finder (default: a :class:`qa.reading.answers.AnswerFinder` of
+            ``settings`` over ``embedder``).
+        index: A loaded index to answer from until the next build (default: the one on disk).
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        reading: AnswerFinder | None = None,
+        index: Index | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
-        self._index: Index | None = None
+        self._embedder = embedder
+        self._reading = reading
+        self._index: Index | None = index
         self._build_lock = threading.Lock()
         self._load_lock = threading.Lock()
+        self._component_lock = threading.Lock()
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
-        return Embedder(
-            self.settings.embedding_model,
-            batch_size=self.settings.batch_size,
-            query_encoder=self.settings.query_encoder,
-        )
+        """The text encoder, built from the settings on first use unless one was handed in."""
+        if self._embedder is None:
+            with self._component_lock:
+                if self._embedder is None:
+                    self._embedder = Embedder(
+                        self.settings.embedding_model,
+                        batch_size=self.settings.batch_size,
+                        query_encoder=self.settings.query_encoder,
+                    )
+        return self._embedder
 
     @property
     def index(self) -> Index:
@@ -206,13 +226,19 @@ class QA:
     def documents(self) -> list[Document]:
         return list(self.index.documents.values())
 
-    @cached_property
+    @property
     def reading(self) -> AnswerFinder:
-        """The answer finder (transformer reader, or the sentence fallback); loads lazily."""
-        # Imported here: the reader pulls in torch, which ``import qa`` should not pay for.
-        from qa.reading.answers import AnswerFinder
+        """The answer finder (the reader, or the sentence fallback), unless one was handed in
+        built from the settings on first use; its models load lazily."""
+        if self._reading is None:
+            # Imported here: ``import qa`` should not pay for the reading modules.
+            from qa.reading.answers import AnswerFinder
 
-        return AnswerFinder(self.embedder, self.settings)
+            embedder = self.embedder
+            with self._component_lock:
+                if self._reading is None:
+                    self._reading = AnswerFinder(embedder, self.settings)
+        return self._reading
 
     def ask(
         self,

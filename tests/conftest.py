@@ -131,8 +131,7 @@ def seed_index_settings(tmp_path_factory: pytest.TempPathFactory, embedder) -> S
     settings = Settings(
         corpus_dir=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("seed-index"), reader_model="none"
     )
-    qa = QA(settings)
-    qa.__dict__["embedder"] = embedder  # reuse the session's loaded model (a cached_property)
+    qa = QA(settings, embedder=embedder)  # the session's loaded model
     qa.build(show_progress=False)
     return settings
 

@@ -20,9 +20,7 @@ PANMUNJOM_DOC = "003_bd4e093a9656d3e9.txt"
 
 
 def make_qa(settings: Settings, embedder) -> QA:  # noqa: ANN001 - the session's Embedder
-    qa = QA(settings)
-    qa.__dict__["embedder"] = embedder  # reuse the session's loaded model (a cached_property)
-    return qa
+    return QA(settings, embedder=embedder)  # the session's loaded model
 
 
 @pytest.fixture(scope="module")

@@ -139,8 +139,7 @@ def test_questions_from_threads_while_passages_encode(embedder) -> None:  # noqa
     """Questions from several threads, a rebuild encoding passages and chunking counting tokens
     (the Hugging Face tokenizer, called with other settings) all at once give the vectors each
     gives alone: no tokenizer setting is shared between them."""
-    shared = Embedder(query_encoder="auto")
-    shared.__dict__["model"] = embedder.model
+    shared = Embedder(query_encoder="auto", loaded=embedder.model)
     passages = [f"{q} " * 40 for q in QUESTIONS]
     alone_queries = {q: embedder.onnx_query_encoder.encode([q])[0] for q in QUESTIONS}
     alone_passages = embedder.encode(passages)

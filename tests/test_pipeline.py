@@ -18,8 +18,8 @@ QUESTION = "How many liaison officers would each side have had under the 1994 pl
 
 @pytest.fixture
 def qa(seed_corpus: Path, tmp_path: Path) -> QA:
-    qa = QA(Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", reader_model="none"))
-    qa.embedder = HashEmbedder()  # type: ignore[assignment]  # fast, deterministic vectors
+    settings = Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", reader_model="none")
+    qa = QA(settings, embedder=HashEmbedder())  # fast, deterministic vectors
     qa.build(show_progress=False)
     return qa
 
@@ -84,8 +84,7 @@ def test_ask_reads_the_live_index_once(qa: QA) -> None:
             reads.append(qa.index)
             return qa.index
 
-    counting = Counting(qa.settings)
-    counting.__dict__["embedder"] = qa.embedder
+    counting = Counting(qa.settings, embedder=qa.embedder)
     result = counting.ask(QUESTION, threshold=0.0)
     assert result.answers and len(reads) == 1
 

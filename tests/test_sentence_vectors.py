@@ -80,8 +80,7 @@ def test_pooled_encoding_gives_the_model_vectors_and_span_sums(embedder) -> None
 
 @pytest.mark.slow
 def test_index_holds_a_vector_for_every_sentence(seed_index_settings: Settings, embedder) -> None:  # noqa: ANN001
-    qa = QA(seed_index_settings)
-    qa.__dict__["embedder"] = embedder
+    qa = QA(seed_index_settings, embedder=embedder)
     index = qa.index
     own_nearest = total = 0
     for doc in index.documents.values():
@@ -100,8 +99,7 @@ def test_index_holds_a_vector_for_every_sentence(seed_index_settings: Settings, 
 
 @pytest.mark.slow
 def test_asking_embeds_only_the_question(seed_index_settings: Settings, embedder) -> None:  # noqa: ANN001
-    qa = QA(seed_index_settings)
-    qa.__dict__["embedder"] = embedder
+    qa = QA(seed_index_settings, embedder=embedder)
     qa.ask("warm up the index")
     calls: list[list[str]] = []
     real = embedder.encode

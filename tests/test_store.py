@@ -247,8 +247,7 @@ def test_qa_build_reads_and_embeds_only_the_added_file(
         if name != "d.txt":
             (corpus / name).write_text(text)
     settings = settings_for(tmp_path).replace(corpus_dir=corpus)
-    app = QA(settings)
-    app.__dict__["embedder"] = CountingEmbedder()
+    app = QA(settings, embedder=CountingEmbedder())
     first = app.build(show_progress=False)
     assert first.rebuilt and set(load(settings).manifest["files"]) == {"a.txt", "b.txt", "c.txt"}
 
@@ -258,7 +257,7 @@ def test_qa_build_reads_and_embeds_only_the_added_file(
         qa.ingest, "load_file", lambda path, root: read.append(path.name) or real(path, root)
     )
     (corpus / "d.txt").write_text(TOPICS["d.txt"])
-    app.__dict__["embedder"] = counting = CountingEmbedder()
+    app = QA(settings, embedder=(counting := CountingEmbedder()))
     stages: dict[str, float] = {}
     report = app.build(show_progress=False, timings=stages)
     assert read == ["d.txt"]

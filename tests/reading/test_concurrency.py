@@ -35,9 +35,7 @@ LIAISON_DOC = "000_4b3a89178ec270f5.txt"
 
 
 def make_qa(settings: Settings, embedder) -> QA:  # noqa: ANN001 - the session's Embedder
-    qa = QA(settings.replace(reader_model="default"))
-    qa.__dict__["embedder"] = embedder  # the session's loaded model (a cached_property)
-    return qa
+    return QA(settings.replace(reader_model="default"), embedder=embedder)
 
 
 def holds(index: Index, result: Result) -> bool:

@@ -39,9 +39,9 @@ def server(
     root = tmp_path_factory.mktemp("web")
     shutil.copytree(SEED_CORPUS, root / "corpus")
     qa = QA(
-        Settings(corpus_dir=root / "corpus", index_dir=root / "index", reader_model=reader_model)
+        Settings(corpus_dir=root / "corpus", index_dir=root / "index", reader_model=reader_model),
+        embedder=embedder,  # the session's loaded model
     )
-    qa.__dict__["embedder"] = embedder  # a cached_property: reuse the session's model
     page = create_app(qa)
     port = free_port()
     page.launch(

@@ -23,9 +23,8 @@ NO_ANSWER = EXAMPLES[2]
 
 
 def make_qa(corpus: Path, index: Path) -> QA:
-    qa = QA(Settings(corpus_dir=corpus, index_dir=index, reader_model="none"))
-    qa.embedder = HashEmbedder()  # type: ignore[assignment]  # fast, deterministic vectors
-    return qa
+    settings = Settings(corpus_dir=corpus, index_dir=index, reader_model="none")
+    return QA(settings, embedder=HashEmbedder())  # fast, deterministic vectors
 
 
 @pytest.fixture
