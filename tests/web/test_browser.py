@@ -138,7 +138,11 @@ def test_first_visit_and_seed_question(page) -> None:  # noqa: ANN001
     assert "The US and North Korea are seriously considering" in whole  # the first paragraph
     assert "much work remains to be done." in whole  # ... to the last
     assert "seven" in doc.locator("mark").inner_text()
-    assert doc.evaluate("e => e.scrollTop") > 0
+    # The page scrolls to the mark once it is laid out (retrying every 50 ms): wait for it,
+    # rather than read scrollTop at once, which races that on a busy machine.
+    page.wait_for_function(
+        "() => document.querySelector('#qa-article .qa-doctext').scrollTop > 0", timeout=15_000
+    )
     shot(page, "02-answer-and-article")
 
 
