@@ -25,6 +25,7 @@ from qa.timing import StageClock
 from qa.types import Document, Passage, Result
 
 if TYPE_CHECKING:
+    from qa.protocols import Encoder
     from qa.reading.answers import AnswerFinder
 
 #: Longest question accepted, in characters. The reader keeps the first 64 word pieces of a
@@ -105,12 +106,12 @@ class QA:
         self,
         settings: Settings | None = None,
         *,
-        embedder: Embedder | None = None,
+        embedder: Encoder | None = None,
         reading: AnswerFinder | None = None,
         index: Index | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self._embedder = embedder
+        self._embedder: Encoder | None = embedder
         self._reading = reading
         self._index: Index | None = index
         self._build_lock = threading.Lock()
@@ -118,7 +119,7 @@ class QA:
         self._component_lock = threading.Lock()
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Encoder:
         """The text encoder, built from the settings on first use unless one was handed in."""
         if self._embedder is None:
             with self._component_lock:

@@ -20,7 +20,7 @@ from qa.timing import StageClock
 from qa.types import Passage
 
 if TYPE_CHECKING:
-    from qa.embedding import Embedder
+    from qa.protocols import Encoder
     from qa.store import Index
 
 
@@ -33,7 +33,7 @@ class Retriever:
         settings: ``retrieval_mode``, ``top_k``, ``candidates`` and ``rrf_k``.
     """
 
-    def __init__(self, index: Index, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, index: Index, embedder: Encoder, settings: Settings) -> None:
         self.index = index
         self.embedder = embedder
         self.settings = settings

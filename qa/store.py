@@ -29,18 +29,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 from tqdm import tqdm
 
-from qa.embedding import Embedder
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
 from qa.settings import Settings
 from qa.timing import StageClock
 from qa.types import Chunk, Document, FileSignature
+
+if TYPE_CHECKING:
+    from qa.protocols import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,7 @@ def _check_manifest(
 def build_index(
     settings: Settings,
     documents: list[Document],
-    embedder: Embedder,
+    embedder: Encoder,
     *,
     rebuild: bool = False,
     progress: ProgressCallback | None = None,
@@ -389,7 +391,7 @@ def _faiss_kind(settings: Settings, n: int) -> str:
     return "hnsw" if n > settings.hnsw_threshold else "flat"
 
 
-def _load_reusable(settings: Settings, embedder: Embedder) -> Index | None:
+def _load_reusable(settings: Settings, embedder: Encoder) -> Index | None:
     try:
         return load_index(settings, embedding_name=embedder.name)
     except IndexMismatchError as exc:
@@ -405,7 +407,7 @@ def _load_reusable(settings: Settings, embedder: Embedder) -> Index | None:
 def _embed(
     documents: list[Document],
     chunks: list[Chunk],
-    embedder: Embedder,
+    embedder: Encoder,
     progress: ProgressCallback | None,
     show_progress: bool,
 ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:

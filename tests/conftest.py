@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +48,13 @@ class HashEmbedder:
 
     tokenizer = _Tokenizer()
 
-    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self._hash(texts)
 
-    def _hash(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+    def prepare_query_encoder(self) -> None:
+        return None  # questions are hashed like everything else: nothing to build
+
+    def _hash(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -44,10 +44,12 @@ from qa.evaluation.runner import as_unanswerable, measuring, without_gold
 from qa.pipeline import QA
 from qa.reading.answers import THRESHOLDS_PATH, AnswerFinder
 from qa.reading.scoring import DEFAULT_ANSWER_MODEL, FEATURES, AnswerModel, fit_answer_model
-from qa.reading.transformer import TransformerReader
 from qa.settings import Settings
 from qa.store import build_index
 from qa.types import Document
+
+if TYPE_CHECKING:
+    from qa.protocols import Reader
 
 #: A candidate counts as right when its token F1 against a reference reaches this.
 RIGHT_F1 = 0.5
@@ -96,7 +98,7 @@ def ask_candidates(
     *,
     unanswerable_share: float = UNANSWERABLE_SHARE,
     progress: bool = True,
-    reader: TransformerReader | None = None,
+    reader: Reader | None = None,
 ) -> list[Asked]:
     """Ask each question over an open corpus of ``documents`` and keep every candidate.
 
@@ -192,7 +194,7 @@ def calibrate(
     out: Path = DEFAULT_ANSWER_MODEL,
     thresholds: Path = THRESHOLDS_PATH,
     progress: bool = True,
-    reader: TransformerReader | None = None,
+    reader: Reader | None = None,
 ) -> dict[str, Any]:
     """Fit the answer model on held-out training questions and choose it and its threshold on
     the validation file; write both (see the module docstring).

@@ -38,7 +38,7 @@ from qa.timing import StageClock
 from qa.types import Answer, Document, Passage, Result
 
 if TYPE_CHECKING:
-    from qa.embedding import Embedder
+    from qa.protocols import Encoder, Reader
     from qa.sentence_vectors import SentenceVectors
     from qa.settings import Settings
 
@@ -336,15 +336,15 @@ class AnswerFinder:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: Encoder,
         settings: Settings,
         *,
-        reader: SpanReader | None = None,
+        reader: Reader | None = None,
         answer_model: AnswerModel | None = None,
     ) -> None:
         self.settings = settings
         self.extractor = SentenceExtractor(embedder)
-        self._reader = reader
+        self._reader: Reader | None = reader
         if reader is None and settings.reader_model != "none":
             self._reader = make_reader(settings)
         self.answer_model = answer_model or _packaged_answer_model()
@@ -352,7 +352,7 @@ class AnswerFinder:
         self._ready = False
 
     @property
-    def reader(self) -> SpanReader | None:
+    def reader(self) -> Reader | None:
         """The loaded reader, or ``None`` when answering with sentences."""
         with self._lock:
             if not self._ready:
@@ -361,7 +361,7 @@ class AnswerFinder:
                     self._reader = self._warmed(self._reader)
             return self._reader
 
-    def _warmed(self, reader: SpanReader) -> SpanReader | None:
+    def _warmed(self, reader: Reader) -> Reader | None:
         """``reader`` loaded; torch where the ONNX copy fails under ``auto``; else ``None``."""
         try:
             reader.warm_up()
@@ -499,7 +499,7 @@ class AnswerFinder:
 
     def _read(
         self,
-        reader: SpanReader,
+        reader: Reader,
         question: str,
         texts: list[_Text],
         ranges: list[_Range],

@@ -32,7 +32,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from qa.lexical import tokenize
 
 if TYPE_CHECKING:
-    from qa.embedding import Embedder
+    from qa.protocols import Encoder
 
 #: Longest sentence kept whole, in characters; longer runs are cut at a space.
 MAX_SENTENCE_CHARS = 500
@@ -136,7 +136,7 @@ class SentenceExtractor:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: Encoder,
         *,
         lexical_weight: float = LEXICAL_WEIGHT,
         cache_size: int = VECTOR_CACHE_SIZE,
