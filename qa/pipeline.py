@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, get_args
 
 from qa.embedding import Embedder
 from qa.retrieval import Retriever
-from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
+from qa.settings import (
+    RetrievalMode,
+    Settings,
+    check_n_answers,
+    check_threshold,
+)
 from qa.store import (
     BuildReport,
     Index,
@@ -64,27 +67,14 @@ def check_request(
             f"the question is {len(question):,} characters long; the limit is "
             f"{MAX_QUESTION_CHARS:,}"
         )
-    if n_answers is not None and not _number_in(n_answers, numbers.Integral, 1, MAX_ANSWERS):
-        raise ValueError(
-            f"the number of answers must be a whole number from 1 to {MAX_ANSWERS}, "
-            f"got {n_answers!r}"
-        )
-    if threshold is not None and not _number_in(threshold, numbers.Real, 0, 1):
-        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}")
+    if n_answers is not None:
+        check_n_answers(n_answers, "the number of answers")
+    if threshold is not None:
+        check_threshold(threshold, "the threshold")
     if mode is not None and mode not in RETRIEVAL_MODES:
         raise ValueError(
             f"the retrieval mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}"
         )
-
-
-def _number_in(value: object, kind: type, low: float, high: float) -> bool:
-    """Whether ``value`` is a number of ``kind`` (not a bool) from ``low`` to ``high``."""
-    return (
-        isinstance(value, kind)
-        and not isinstance(value, bool)
-        and math.isfinite(value)  # type: ignore[arg-type]
-        and low <= value <= high  # type: ignore[operator]
-    )
 
 
 class QA:

@@ -7,6 +7,8 @@ environment variables named ``QA_<FIELD>`` (``QA_TOP_K=10``), then the defaults 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,6 +35,32 @@ MAX_ANSWERS = 20
 #: installed (``QA_CORPUS_DIR`` / ``QA_INDEX_DIR`` or ``--corpus`` / ``--index`` move them).
 DEFAULT_CORPUS_DIR = Path("corpus")
 DEFAULT_INDEX_DIR = Path("index")
+
+
+def _number_in(value: object, kind: type, low: float, high: float) -> bool:
+    """Whether ``value`` is a finite number of ``kind`` (not a bool) from ``low`` to ``high``."""
+    return (
+        isinstance(value, kind)
+        and not isinstance(value, bool)
+        and math.isfinite(value)  # type: ignore[arg-type]
+        and low <= value <= high  # type: ignore[operator]
+    )
+
+
+def check_n_answers(value: object, label: str = "n_answers") -> None:
+    """Refuse an answer count that is not a whole number from 1 to ``MAX_ANSWERS``.
+
+    Settings and every request (``qa.pipeline.check_request``) check with this one rule;
+    ``label`` names the value in the message.
+    """
+    if not _number_in(value, numbers.Integral, 1, MAX_ANSWERS):
+        raise ValueError(f"{label} must be a whole number from 1 to {MAX_ANSWERS}, got {value!r}")
+
+
+def check_threshold(value: object, label: str = "threshold") -> None:
+    """Refuse a threshold that is not a finite number from 0 to 1 (settings and requests)."""
+    if not _number_in(value, numbers.Real, 0, 1):
+        raise ValueError(f"{label} must be a number from 0 to 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -131,15 +159,9 @@ class Settings:
                 f"reader_runtime {self.reader_runtime} runs the packaged reader only; use "
                 f"'torch' or 'auto' for reader_model {self.reader_model!r}"
             )
-        n = self.n_answers
-        if isinstance(n, bool) or not (isinstance(n, int) and 1 <= n <= MAX_ANSWERS):
-            raise ValueError(
-                f"n_answers must be a whole number from 1 to {MAX_ANSWERS}, got {self.n_answers!r}"
-            )
-        if self.threshold is not None and not (
-            isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0
-        ):
-            raise ValueError(f"threshold must be a number from 0 to 1, got {self.threshold!r}")
+        check_n_answers(self.n_answers)
+        if self.threshold is not None:
+            check_threshold(self.threshold)
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.pipeline import MAX_ANSWERS, MAX_QUESTION_CHARS, QA, check_request
-from qa.settings import Settings
+from qa.pipeline import MAX_QUESTION_CHARS, QA, check_request
+from qa.settings import MAX_ANSWERS, Settings
 from qa.store import Index
 
 from .conftest import HashEmbedder
@@ -107,3 +107,22 @@ def test_settings_refuse_the_defaults_ask_would_refuse(
     with pytest.raises(ValueError, match=message):
         Settings(**{field: value})
     assert getattr(Settings(**{field: 1}), field) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("n_answers", True, "n_answers must be a whole number from 1 to 20, got True"),
+        ("n_answers", 0, "n_answers must be a whole number from 1 to 20, got 0"),
+        ("threshold", float("nan"), "threshold must be a number from 0 to 1, got nan"),
+        ("threshold", True, "threshold must be a number from 0 to 1, got True"),
+    ],
+)
+def test_settings_refuse_what_a_request_refuses_in_the_same_words(
+    field: str, value: object, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        Settings(**{field: value})  # type: ignore[arg-type]
+    label = "the number of answers" if field == "n_answers" else "the threshold"
+    with pytest.raises(ValueError, match=words.replace(field, label)):
+        check_request(QUESTION, **{field: value})  # type: ignore[arg-type]

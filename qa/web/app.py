@@ -25,8 +25,8 @@ from typing import Any, cast
 
 import gradio as gr
 
-from qa.pipeline import MAX_ANSWERS, MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
-from qa.settings import RetrievalMode, Settings
+from qa.pipeline import MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
+from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import BuildReport, IndexMissingError, IndexProblem
 from qa.types import Result
 from qa.web.render import (
