@@ -31,7 +31,7 @@ from qa.evaluation.metrics import (
     sweep,
 )
 from qa.pipeline import QA
-from qa.reading.answers import THRESHOLDS_PATH, ReadingKind, recommended_threshold
+from qa.reading.answers import threshold_in_use
 from qa.settings import Settings
 from qa.store import build_index
 from qa.types import Chunk, Document, Passage
@@ -335,19 +335,6 @@ def _finish(
         limit=limit,
         total_questions=total_questions,
     )
-
-
-def threshold_in_use(settings: Settings, mode: str) -> tuple[float, str]:
-    """The threshold ``ask`` applies in ``mode`` with ``settings``, and where it comes from."""
-    if settings.threshold is not None:
-        return settings.threshold, "settings (QA_THRESHOLD or an explicit override)"
-    kind = reading_kind(mode)
-    return recommended_threshold(kind), f"{THRESHOLDS_PATH.name}, entry {kind!r}"
-
-
-def reading_kind(mode: str) -> ReadingKind:
-    """The thresholds-file entry of a ``Result.mode`` (``sentence`` or ``reader:<name>``)."""
-    return "sentence" if mode == "sentence" else "reader"
 
 
 def default_out_dir(run: EvalRun) -> Path:

@@ -60,6 +60,24 @@ def recommended_threshold(kind: ReadingKind) -> float:
     return float(table[kind]["value"])
 
 
+def reading_kind(mode: str) -> ReadingKind:
+    """The thresholds-file entry of an answering mode (``sentence`` or ``reader:<name>``)."""
+    return "sentence" if mode == "sentence" else "reader"
+
+
+def threshold_in_use(settings: Settings, mode: str) -> tuple[float, str]:
+    """The threshold ``ask`` applies in ``mode`` under ``settings``, and where it comes from:
+    the settings' own value, else the one recorded for the mode's kind in ``thresholds.json``.
+
+    The one place the threshold is resolved: answering, the eval report and the web page's
+    slider all ask here.
+    """
+    if settings.threshold is not None:
+        return settings.threshold, "settings (QA_THRESHOLD or an explicit override)"
+    kind = reading_kind(mode)
+    return recommended_threshold(kind), f"{THRESHOLDS_PATH.name}, entry {kind!r}"
+
+
 def dedupe(answers: Sequence[Answer]) -> list[Answer]:
     """Keep the best-scored of each group of answers that say the same thing.
 
@@ -444,9 +462,7 @@ class AnswerFinder:
             question, passages, documents, timings=timings, sentence_vectors=sentence_vectors
         )
         if threshold is None:
-            threshold = self.settings.threshold
-        if threshold is None:
-            threshold = recommended_threshold(kind)
+            threshold, _ = threshold_in_use(self.settings, kind)
         answers = select([c.answer for c in candidates], n, threshold)
         return Result(
             question=question,

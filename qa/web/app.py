@@ -156,11 +156,9 @@ class WebApp:
 
     def default_threshold(self) -> float:
         """The threshold the settings name, else the one recommended for the reading mode."""
-        if self.qa.settings.threshold is not None:
-            return self.qa.settings.threshold
-        from qa.reading.answers import recommended_threshold
+        from qa.reading.answers import threshold_in_use
 
-        return recommended_threshold("sentence" if self.qa.reading.mode == "sentence" else "reader")
+        return threshold_in_use(self.qa.settings, self.qa.reading.mode)[0]
 
     def ask(
         self, question: str, *, n_answers: int, threshold: float, mode: RetrievalMode
