@@ -113,27 +113,10 @@ def index(
     # Built here (once per machine) rather than while the first question waits for them.
     qa.embedder.prepare_query_encoder()
     qa.reading.prepare_reader()
-    summary = {
-        "documents": report.documents,
-        "chunks": report.chunks,
-        "added": report.added,
-        "changed": report.changed,
-        "removed": report.removed,
-        "embedded_chunks": report.embedded_chunks,
-        "rebuilt": report.rebuilt,
-        "seconds": round(report.seconds, 3),
-        "path": str(report.path),
-    }
     if json_out:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(report.to_dict()))
         return
-    kind = "rebuilt" if report.rebuilt else "updated"
-    typer.echo(
-        f"index {kind}: {report.documents} documents, {report.chunks} chunks "
-        f"({len(report.added)} added, {len(report.changed)} changed, "
-        f"{len(report.removed)} removed, "
-        f"{report.embedded_chunks} chunks embedded) in {report.seconds:.1f}s -> {report.path}"
-    )
+    typer.echo(f"{report.describe()} -> {report.path}")
 
 
 @app.command()

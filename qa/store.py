@@ -38,6 +38,7 @@ from tqdm import tqdm
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
 from qa.settings import Settings
+from qa.text import counted
 from qa.timing import StageClock
 from qa.types import Chunk, Document, FileSignature
 
@@ -125,6 +126,35 @@ class BuildReport:
     @property
     def unchanged(self) -> bool:
         return not (self.added or self.changed or self.removed) and not self.rebuilt
+
+    def describe(self) -> str:
+        """One sentence on what the build did (the CLI, the web page and ``qa serve`` say it)."""
+        if self.unchanged:
+            return (
+                f"The index is up to date: {counted(self.documents, 'document')}, "
+                f"{counted(self.chunks, 'chunk')}."
+            )
+        verb = "rebuilt" if self.rebuilt else "updated"
+        return (
+            f"Index {verb} in {self.seconds:.1f} s: {counted(self.documents, 'document')}, "
+            f"{counted(self.chunks, 'chunk')} ({len(self.added)} added, "
+            f"{len(self.changed)} changed, {len(self.removed)} removed; "
+            f"{counted(self.embedded_chunks, 'chunk')} embedded)."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``qa index --json``), without the index itself."""
+        return {
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "embedded_chunks": self.embedded_chunks,
+            "rebuilt": self.rebuilt,
+            "seconds": round(self.seconds, 3),
+            "path": str(self.path),
+        }
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Text helpers shared by reading and evaluation (this module imports neither).
+"""Text helpers shared by both roads and the faces (this module imports nothing of qa).
 
 :func:`normalize_answer` is the one answer normalisation of the project. Evaluation uses it
 as the official SQuAD v1.1 script does (ASCII punctuation only), so exact match and F1 equal
@@ -34,3 +34,8 @@ def normalize_answer(text: str, *, typographic_punctuation: bool = False) -> str
     table = _ALL_PUNCTUATION if typographic_punctuation else _ASCII_PUNCTUATION
     text = _ARTICLES.sub(" ", text.lower().translate(table))
     return " ".join(text.split())
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 chunk"``, ``"2 chunks"``: ``n`` and ``noun``, plural when ``n`` is not 1."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -27,12 +27,12 @@ import gradio as gr
 
 from qa.pipeline import MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
 from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
-from qa.store import BuildReport, IndexMissingError, IndexProblem
+from qa.store import IndexMissingError, IndexProblem
+from qa.text import counted
 from qa.types import Result
 from qa.web.render import (
     ARTICLE_HINT,
     DocumentRow,
-    counted,
     literal,
     render_article,
     render_documents,
@@ -344,7 +344,7 @@ class WebApp:
         except (IndexProblem, OSError, ValueError) as exc:
             log.exception("index update failed")
             return render_notices([(False, f"The index could not be updated: {exc}")])
-        return render_notices([(True, describe_build(report))])
+        return render_notices([(True, report.describe())])
 
     # The page
 
@@ -573,22 +573,6 @@ class WebApp:
         )
 
 
-def describe_build(report: BuildReport) -> str:
-    """One sentence on what an index build did."""
-    if report.unchanged:
-        return (
-            f"The index is up to date: {counted(report.documents, 'document')}, "
-            f"{counted(report.chunks, 'chunk')}."
-        )
-    verb = "rebuilt" if report.rebuilt else "updated"
-    return (
-        f"Index {verb} in {report.seconds:.1f} s: {counted(report.documents, 'document')}, "
-        f"{counted(report.chunks, 'chunk')} ({len(report.added)} added, "
-        f"{len(report.changed)} changed, {len(report.removed)} removed; "
-        f"{counted(report.embedded_chunks, 'chunk')} embedded)."
-    )
-
-
 def api_payload(result: Result) -> dict[str, Any]:
     """``result`` as the HTTP API returns it: ``Result.to_dict()``, corpus paths as ``file``.
 
@@ -628,7 +612,7 @@ def prepare(qa: QA) -> None:
         why = "There is no index yet" if isinstance(exc, IndexMissingError) else str(exc)
         print(f"{why}; building it from {qa.settings.corpus_dir}.", file=sys.stderr)
         report = qa.build(show_progress=True)
-        print(describe_build(report), file=sys.stderr)
+        print(report.describe(), file=sys.stderr)
     qa.reading.warm_up()
 
 

@@ -27,6 +27,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.text import counted
 from qa.types import Answer, Document, Passage, Result
 
 #: Every character that HTML gives a meaning (``& < > " '``, as ``html.escape`` escapes them) or
@@ -44,11 +45,6 @@ LEAD_CHARS = 320
 LEADS = 3
 #: Shown in the article panel before any article is opened.
 ARTICLE_HINT = "Press “Show the article” under an answer to read the whole article here."
-
-
-def counted(n: int, noun: str) -> str:
-    """``"1 chunk"``, ``"2 chunks"``: ``n`` and ``noun``, plural when ``n`` is not 1."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def literal(text: str) -> str:
