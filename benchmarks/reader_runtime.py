@@ -53,7 +53,7 @@ def _reader(name: str):  # noqa: ANN202 - a SpanReader
 
 def _pieces(context: str, n: int) -> list[str]:
     """``context`` cut into about ``n`` pieces at sentence ends."""
-    from qa.reading.sentences import split_sentences
+    from qa.text import split_sentences
 
     sentences = split_sentences(context)
     if len(sentences) < n:

@@ -1,7 +1,7 @@
 """Sentence vectors made at index time, so answering a question embeds nothing but the question.
 
 Reading scores every sentence of the retrieved passages against the question (see
-``qa.reading.sentences``). Embedding those sentences when the question comes costs 100-200 ms
+``qa.text``). Embedding those sentences when the question comes costs 100-200 ms
 on a CPU core for the five passages of one question; embedding them on their own at index time
 would add about 70% to the build. Instead, a sentence's vector is pooled from the token vectors
 of a chunk that holds it, which the build computes anyway to embed that chunk: the mean of the
@@ -15,7 +15,7 @@ boundaries (longer than the overlap) pools its pieces from every chunk that hold
 A sentence with no token of its own in any chunk (only possible with unusual settings) is
 embedded on its own.
 
-Sentences are those of ``qa.reading.sentences.split_sentences`` on the cleaned document text,
+Sentences are those of ``qa.text.split_sentences`` on the cleaned document text,
 stored with their offsets; a lookup checks the offsets, so a sentence the index does not know
 (another segmenter version, a passage from outside the index) is simply embedded when asked.
 """
@@ -102,7 +102,7 @@ def chunk_sentence_spans(
         the tuple ``(start, end, c1, r1, c2, r2, ...)``: its offsets, then the
         ``(chunk, request)`` index pairs whose pools add up to it.
     """
-    from qa.reading.sentences import split_sentences
+    from qa.text import split_sentences
 
     by_doc: dict[str, list[int]] = {}
     for c, chunk in enumerate(chunks):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from qa import QA
-from qa.reading.sentences import split_sentences
 from qa.sentence_vectors import assemble, chunk_sentence_spans
 from qa.settings import Settings
+from qa.text import split_sentences
 from qa.types import Chunk, Document
 
 from .conftest import HashEmbedder

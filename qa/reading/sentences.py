@@ -1,9 +1,7 @@
-"""Sentences: exact-offset splitting, and the sentence extractor that answers without a reader.
+"""The sentence extractor that answers without a reader, and scores sentences for the reader.
 
-Splitting uses sentencex (Wikimedia's rule-based segmenter: abbreviation-aware, ~0.3 ms for a
-news article, with character offsets). Two safety rules sit on top of it: a line break always
-ends a sentence, and a "sentence" longer than ``MAX_SENTENCE_CHARS`` (text with no full stops)
-is cut at spaces into near-equal pieces, so a sentence is always a small unit to read or show.
+Sentences come from :func:`qa.text.split_sentences` (exact offsets; both roads split the same
+way: indexing stores their vectors, reading scores them).
 
 The extractor scores each sentence against the question with two signals that depend only on
 the question and that sentence, never on which other passages were retrieved, so a score means
@@ -17,96 +15,31 @@ the same in any passage or document and one threshold applies everywhere:
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
-import sentencex
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from qa.lexical import tokenize
+from qa.text import (  # noqa: F401 - re-exported: sentences are read here
+    MAX_SENTENCE_CHARS,
+    Sentence,
+    cached_sentences,
+    split_sentences,
+)
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder
 
-#: Longest sentence kept whole, in characters; longer runs are cut at a space.
-MAX_SENTENCE_CHARS = 500
 #: Weight of the lexical overlap in a sentence score (the cosine gets the rest).
 LEXICAL_WEIGHT = 0.4
 #: Sentence vectors kept in memory (~1.5 KB each at 384 dimensions).
 VECTOR_CACHE_SIZE = 50_000
 
-_LINE_BREAK = re.compile(r"\n+")
-
 V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """A sentence located in a text: ``text[start:end] == sentence.text``."""
-
-    start: int
-    end: int
-    text: str
-
-
-def split_sentences(text: str, *, max_chars: int = MAX_SENTENCE_CHARS) -> list[Sentence]:
-    """Split ``text`` into sentences with exact offsets, whitespace trimmed at both ends.
-
-    Args:
-        text: Any text; the cleaned document text in the product.
-        max_chars: Longest sentence; longer ones are cut at spaces into near-equal pieces
-            (or hard where a run has no space).
-
-    Returns:
-        Non-empty sentences in text order; ``text[s.start:s.end] == s.text`` for each.
-    """
-    sentences: list[Sentence] = []
-    for segment in sentencex.get_sentence_boundaries("en", text):
-        seg_start = segment["start_index"]
-        seg_end = segment["end_index"]
-        line_start = seg_start
-        for brk in _LINE_BREAK.finditer(text, seg_start, seg_end):
-            sentences.extend(_trimmed_pieces(text, line_start, brk.start(), max_chars))
-            line_start = brk.end()
-        sentences.extend(_trimmed_pieces(text, line_start, seg_end, max_chars))
-    return sentences
-
-
-def _trimmed_pieces(text: str, start: int, end: int, max_chars: int) -> list[Sentence]:
-    """The stripped ``text[start:end]``, cut into near-equal pieces of at most ``max_chars``."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    pieces = []
-    while end - start > max_chars:
-        # Aim at an even share of what is left, so no piece ends up a stub of a few words.
-        share = -(-(end - start) // -(-(end - start) // max_chars))
-        cut = text.rfind(" ", start + 1, start + share + 1)
-        cut = cut if cut > start else start + share
-        # A run of spaces before the cut belongs to neither piece.
-        piece_end = cut
-        while text[piece_end - 1].isspace():
-            piece_end -= 1
-        pieces.append(Sentence(start, piece_end, text[start:piece_end]))
-        start = cut
-        while start < end and text[start].isspace():
-            start += 1
-    if end > start:
-        pieces.append(Sentence(start, end, text[start:end]))
-    return pieces
-
-
-@lru_cache(maxsize=2048)
-def cached_sentences(text: str) -> tuple[Sentence, ...]:
-    """``split_sentences(text)``, memoised: documents are split once, not once per question."""
-    return tuple(split_sentences(text))
 
 
 def content_terms(text: str) -> set[str]:
