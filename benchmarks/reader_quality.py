@@ -24,8 +24,8 @@ import torch
 
 from qa.reading.onnx_reader import OnnxReader
 from qa.reading.spans import SpanReader
-from qa.reading.train import evaluate_closed
 from qa.reading.transformer import TransformerReader, load_reader
+from qa.training.reader import evaluate_closed
 
 
 def main() -> None:

@@ -479,7 +479,7 @@ def train_reader_cmd(
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
 ) -> None:
     """Train the answer reader on SQuAD-format data (see qa/models/reader/MODEL_CARD.md)."""
-    from qa.reading.train import parse_fractions, train_reader
+    from qa.training.reader import parse_fractions, train_reader
 
     if not data.is_dir():
         _fail(f"training data folder {data} does not exist")
@@ -521,8 +521,8 @@ def average_readers_cmd(
     ] = None,
 ) -> None:
     """Average the weights of readers trained one from another (see the model card)."""
-    from qa.reading.train import average_readers
     from qa.reading.transformer import ReaderModelError
+    from qa.training.reader import average_readers
 
     for folder in folders:
         if not (folder / "config.json").is_file():

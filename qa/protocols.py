@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qa.reading.spans import SpanCandidate
+from qa.types import SpanCandidate
 
 
 class Encoder(Protocol):

@@ -123,3 +123,25 @@ class Result:
             "answers": [a.to_dict() for a in self.answers],
             "passages": [p.to_dict() for p in self.passages],
         }
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """One answer span found by the reader.
+
+    Attributes:
+        context_index: Index of the context (in the list given to ``read``) holding the span.
+        start: Character offset of the span's first character in that context.
+        end: Character offset one past the span's last character.
+        text: ``contexts[context_index][start:end]``.
+        score: Probability of this span in its window, against every other valid span of the
+            window and "no answer" (see :func:`decode_windows`).
+        null_score: Probability of "no answer" in the window the span came from.
+    """
+
+    context_index: int
+    start: int
+    end: int
+    text: str
+    score: float
+    null_score: float

@@ -83,7 +83,7 @@ def held_out(
         training: The ``training`` record of the reader's ``metrics.json`` (its ``fractions``
             and ``sample_seed``, or ``seed`` when absent, reproduce which questions it sampled).
     """
-    from qa.reading.train import load_examples
+    from qa.evaluation.datasets import load_examples
 
     seed = training.get("sample_seed", training["seed"])
     trained = {e.qid for e in load_examples(data_dir, training.get("fractions"), seed)}

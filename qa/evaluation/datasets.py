@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qa.types import Document
 
 QUESTION_TYPES = (
@@ -195,3 +197,82 @@ def sample(
         return list(questions)
     keep = sorted(random.Random(seed).sample(range(len(questions)), limit))
     return [questions[i] for i in keep]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One SQuAD question over its paragraph.
+
+    Attributes:
+        question: The question.
+        context: The paragraph.
+        answer: ``(start, end)`` character span of the first reference answer.
+        group: Key of the article the paragraph belongs to (no-answer pairs take a
+            neighbouring paragraph of the same group, or a paragraph of another group).
+        paragraph: Position of the paragraph in its article.
+        answers: Text of every reference answer (a neighbouring paragraph that contains one
+            of them is not used as a no-answer pair).
+        qid: ``<file name>/<question id>``, to tell later which questions were trained on.
+    """
+
+    question: str
+    context: str
+    answer: tuple[int, int]
+    group: str
+    paragraph: int = 0
+    answers: tuple[str, ...] = ()
+    qid: str = ""
+
+
+def load_examples(
+    data_dir: Path, fractions: dict[str, float] | None = None, seed: int = 0
+) -> list[Example]:
+    """Read every ``*.json`` SQuAD v1.1 file of ``data_dir`` (sorted by name).
+
+    Args:
+        data_dir: Folder of SQuAD v1.1 files.
+        fractions: Share of the questions to keep per file name (seeded sample); files not
+            named keep all their questions. This fits a time budget while keeping every
+            question of the files that matter most.
+        seed: Seed of that sample.
+
+    Raises:
+        FileNotFoundError: If the folder holds no JSON file.
+        ValueError: If a fraction names no file of the folder or is outside (0, 1].
+    """
+    files = sorted(Path(data_dir).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"No SQuAD *.json files in {data_dir}")
+    fractions = dict(fractions or {})
+    unknown = set(fractions) - {f.name for f in files}
+    if unknown:
+        raise ValueError(f"--fraction names files not in {data_dir}: {sorted(unknown)}")
+    if any(not 0 < v <= 1 for v in fractions.values()):
+        raise ValueError(f"fractions must lie in (0, 1]: {fractions}")
+    rng = np.random.default_rng(seed)
+    examples: list[Example] = []
+    for file in files:
+        keep = fractions.get(file.name, 1.0)
+        articles = json.loads(file.read_text(encoding="utf-8"))["data"]
+        for a, article in enumerate(articles):
+            for p, paragraph in enumerate(article["paragraphs"]):
+                context = paragraph["context"]
+                # A file that is one "article" of unrelated posts (reddit) groups by paragraph.
+                group = f"{file.name}/{a}" + (f"/{p}" if len(articles) == 1 else "")
+                for qa in paragraph["qas"]:
+                    if not qa.get("answers") or (keep < 1 and rng.random() >= keep):
+                        continue
+                    first = qa["answers"][0]
+                    start = int(first["answer_start"])
+                    examples.append(
+                        Example(
+                            qa["question"],
+                            context,
+                            (start, start + len(first["text"])),
+                            group,
+                            p,
+                            tuple(a["text"] for a in qa["answers"]),
+                            f"{file.name}/{qa.get('id', '')}",
+                        )
+                    )
+    return examples

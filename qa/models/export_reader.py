@@ -85,7 +85,7 @@ def export(target: Path, source: Path, precision: OnnxPrecision) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> None:
     """Build the ONNX reader into the cache (again) or into ``--out``, and say where."""
-    from qa.reading import onnx_reader
+    from qa.models import reader_onnx
 
     parser = argparse.ArgumentParser(
         prog="python -m qa.models.export_reader",
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, help="folder to write it into (default: the cache)")
     args = parser.parse_args(argv)
-    path = onnx_reader.reader_file(args.precision, rebuild=True, folder=args.out)
+    path = reader_onnx.reader_file(args.precision, rebuild=True, folder=args.out)
     print(f"written: {path}")
 
 

@@ -1,10 +1,10 @@
 """The packaged reader run by onnxruntime: reading a question imports no torch.
 
 The ONNX copy of the packaged reader (recipe: :mod:`qa.models.export_reader`) is built on first
-use into the user's cache (:mod:`qa.models.cache`), keyed by the reader's weights, the precision
-and the recipe, and checked against its digest on every load. Windows are cut by the reader's
-own Rust tokenizer (``tokenizers``), spans decoded by :mod:`qa.reading.spans`, exactly as the
-torch reader does, so the two differ only in the arithmetic of the forward pass.
+use into the user's cache (:mod:`qa.models.reader_onnx`), keyed by the reader's weights, the
+precision and the recipe, and checked against its digest on every load. Windows are cut by the
+reader's own Rust tokenizer (``tokenizers``), spans decoded by :mod:`qa.reading.spans`, exactly
+as the torch reader does, so the two differ only in the arithmetic of the forward pass.
 """
 
 from __future__ import annotations
@@ -16,58 +16,13 @@ import numpy as np
 
 from qa.models import READER_DIR, cache, checksums
 from qa.models.export_reader import OnnxPrecision
+from qa.models.reader_onnx import (  # noqa: F401 - re-exported: where the file comes from
+    DEFAULT_PRECISION,
+    ReaderBuildError,
+    reader_file,
+)
 from qa.reading.spans import ReaderModelError, SpanReader
 from qa.reading.windows import Windows
-
-FOLDER = "reader-onnx"
-MODEL_FILE = "model.onnx"
-#: The precision ``reader_runtime=auto`` reads with. fp32 gives the torch reader's spans
-#: exactly; int8 came within 0.2 qa-val F1 of it but was no faster per ask on 2 cores
-#: (benchmarks/RESULTS.md, "Reader runtimes"), so it is not worth its differences.
-DEFAULT_PRECISION: OnnxPrecision = "fp32"
-#: About how long a build takes on two cores, for the notice shown while it runs.
-BUILD_SECONDS = 20
-
-
-class ReaderBuildError(cache.BuildError):
-    """The ONNX reader could not be built (the export's tools are missing or failed)."""
-
-
-def _artefact(precision: OnnxPrecision) -> cache.Artefact:
-    def key() -> str:
-        from qa.models.export_reader import RECIPE_VERSION
-
-        weights = checksums.recorded()["reader/model.safetensors"]
-        return f"{weights[:16]}-{precision}-recipe{RECIPE_VERSION}"
-
-    def build(target: Path) -> dict[str, Any]:
-        from qa.models import export_reader
-
-        checksums.verify("reader", READER_DIR)
-        return export_reader.export(target, READER_DIR, precision)
-
-    return cache.Artefact(
-        what=f"the {precision} ONNX reader",
-        folder=FOLDER,
-        file=MODEL_FILE,
-        key=key,
-        build=build,
-        seconds=BUILD_SECONDS,
-        remedy="pip install onnx onnx-ir torch (see pyproject.toml for the versions)",
-        error=ReaderBuildError,
-    )
-
-
-def reader_file(
-    precision: OnnxPrecision = "int8", *, folder: Path | None = None, rebuild: bool = False
-) -> Path:
-    """The ONNX reader's file, built first where it is missing or differs from its digest.
-
-    Raises:
-        ReaderBuildError: It had to be built and could not be (the message says why).
-        qa.models.checksums.ModelFileError: The packaged reader is damaged.
-    """
-    return cache.built_file(_artefact(precision), folder=folder, rebuild=rebuild)
 
 
 class OnnxReader(SpanReader):

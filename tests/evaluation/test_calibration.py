@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from qa.evaluation.calibration import RIGHT_F1, best_operating_point, calibrate, held_out
-from qa.evaluation.datasets import EvalQuestion
+from qa.evaluation.datasets import EvalQuestion, load_examples
 from qa.evaluation.metrics import Observation
 from qa.reading.scoring import FEATURES, AnswerModel
-from qa.reading.train import load_examples
 from qa.reading.transformer import SpanCandidate
 from qa.settings import Settings
 

@@ -11,13 +11,13 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from qa.reading.train import (
+from qa.evaluation.datasets import load_examples
+from qa.training.reader import (
     _batches,
     _neighbour,
     _paragraphs_by_group,
     average_readers,
     build_features,
-    load_examples,
     parse_fractions,
     train_reader,
 )
