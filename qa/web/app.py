@@ -30,6 +30,7 @@ from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import IndexMissingError, IndexProblem
 from qa.text import counted
 from qa.types import Result
+from qa.web.memory import release_free_memory
 from qa.web.render import (
     ARTICLE_HINT,
     DocumentRow,
@@ -344,6 +345,9 @@ class WebApp:
         except (IndexProblem, OSError, ValueError) as exc:
             log.exception("index update failed")
             return render_notices([(False, f"The index could not be updated: {exc}")])
+        finally:
+            # The build's working memory is free now but held by this thread's malloc arena.
+            release_free_memory()
         return render_notices([(True, report.describe())])
 
     # The page

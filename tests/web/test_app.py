@@ -242,3 +242,17 @@ def test_page_builds_with_the_settings_defaults(web: WebApp) -> None:
     # Messages are our escaped HTML: no Markdown or LaTeX pass may reinterpret them.
     assert chat.render_markdown is False and chat.latex_delimiters == []
     assert "/ask" in {f"/{d.api_name}" for d in page.fns.values()}
+
+
+def test_an_index_update_gives_its_free_memory_back(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without it, each update leaves ~30 MiB free in a worker thread's malloc arena (the soak).
+    released: list[bool] = []
+    monkeypatch.setattr("qa.web.app.release_free_memory", lambda: released.append(True))
+    web.update_index()
+    assert released == [True]
+    monkeypatch.setattr(web.qa, "build", lambda **_: (_ for _ in ()).throw(OSError("disk full")))
+    assert "could not be updated" in text_of(web.update_index())
+    assert released == [True, True]  # a failed build is given back too
+
