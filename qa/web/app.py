@@ -55,6 +55,12 @@ EXAMPLES = (
 #: Questions answered at once. Answering is CPU-bound, so more than a few only queue inside
 #: the worker threads; a few keep a slow question from holding up the ones behind it.
 ASK_CONCURRENCY = 4
+#: Sessions whose state Gradio keeps (the oldest is dropped first). Every visitor's page and
+#: every ``gradio_client.Client`` is a session, held until this many newer ones exist, even
+#: after it closed; ~60 KiB each on this page (its copy of the components' settings), so
+#: Gradio's default of 10,000 would let them reach ~600 MiB. A session's state only carries a
+#: question from one step of a turn to the next (the chat history lives in the browser).
+SESSION_CAPACITY = 1_000
 
 INTRO = (
     "Ask a question about the news articles in the corpus. Every answer is an exact quote "
@@ -629,13 +635,14 @@ def create_app(qa: QA) -> gr.Blocks:
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """``Blocks.launch`` arguments: upload limit, look, and no run history or SSR server."""
+    """``Blocks.launch`` arguments: upload limit, look, sessions kept, no run history or SSR."""
     return {
         "max_file_size": settings.max_upload_mb * 2**20,
         "css": CSS,
         "theme": gr.themes.Soft(),
         "footer_links": ["api"],
         "run_history": False,
+        "state_session_capacity": SESSION_CAPACITY,
         "ssr_mode": False,
         "show_error": True,
     }

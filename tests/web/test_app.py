@@ -9,10 +9,11 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from bs4 import BeautifulSoup
+from gradio.state_holder import StateHolder
 
 from qa.pipeline import QA
 from qa.settings import Settings
-from qa.web.app import EXAMPLES, WebApp
+from qa.web.app import EXAMPLES, SESSION_CAPACITY, WebApp, launch_options
 from qa.web.render import span_check
 from tests.conftest import HashEmbedder
 
@@ -256,3 +257,16 @@ def test_an_index_update_gives_its_free_memory_back(
     assert "could not be updated" in text_of(web.update_index())
     assert released == [True, True]  # a failed build is given back too
 
+
+def test_the_server_keeps_a_bounded_number_of_sessions(web: WebApp) -> None:
+    # Every gradio_client.Client and every page is a session, kept until `capacity` newer ones.
+    capacity = launch_options(web.qa.settings)["state_session_capacity"]
+    assert capacity == SESSION_CAPACITY <= 1_000
+    page = web.blocks()
+    page.state_session_capacity = capacity
+    holder = StateHolder()
+    holder.set_blocks(page)
+    for n in range(capacity + 50):
+        _ = holder[f"session-{n}"]
+    assert len(holder.session_data) == capacity
+    assert "session-0" not in holder and f"session-{capacity + 49}" in holder
