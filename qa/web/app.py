@@ -30,7 +30,7 @@ from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import IndexMissingError, IndexProblem
 from qa.text import counted
 from qa.types import Result
-from qa.web.memory import release_free_memory
+from qa.web.memory import limit_malloc_arenas, release_free_memory
 from qa.web.render import (
     ARTICLE_HINT,
     DocumentRow,
@@ -652,6 +652,7 @@ def serve(
     settings: Settings | None = None, *, host: str = "127.0.0.1", port: int | None = None
 ) -> None:
     """Serve the page until interrupted (port ``None``: ``GRADIO_SERVER_PORT`` or 7860)."""
+    limit_malloc_arenas()  # before any model loads or worker thread starts
     qa = QA(settings or Settings.from_env())
     page = create_app(qa)
     page.launch(server_name=host, server_port=port, **launch_options(qa.settings))
