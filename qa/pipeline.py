@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, get_args
 
+from qa.conversation import PREFER_DEPTH, Turn, prefer_documents, understand
 from qa.embedding import Embedder
 from qa.retrieval import Retriever
 from qa.settings import (
@@ -240,6 +241,7 @@ class QA:
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
         exclude: frozenset[str] = frozenset(),
+        conversation: Sequence[Turn] = (),
     ) -> Result:
         """Answer ``question`` from the corpus: retrieve, read the best passages, rank.
 
@@ -257,6 +259,11 @@ class QA:
                 ``reader``).
             exclude: Document ids to leave out of retrieval, as if they were not indexed
                 (how evaluation asks a question without its own paragraph).
+            conversation: The earlier turns of the conversation, oldest first
+                (``Turn.of(question, result)`` of each). A follow-up ("And when?") is read
+                in their light (:func:`qa.conversation.understand`): retrieval and reading
+                see the rewritten question, ``Result.understood_as`` holds it, and the
+                answer is still a span of an article. Empty: the question stands alone.
 
         Returns:
             Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
@@ -270,19 +277,26 @@ class QA:
             IndexMissingError: If no index has been built.
         """
         check_request(question, n_answers=n_answers, threshold=threshold, mode=mode)
+        understood = understand(question, conversation)
         index = self.index
         k = max(self.settings.top_k, self.settings.read_passages)
+        if understood.prefer:
+            k = max(k, PREFER_DEPTH)  # deep enough to find the preferred article's passage
         passages = Retriever(index, self.embedder, self.settings).search(
-            question, k=k, mode=mode, timings=timings, exclude=exclude
+            understood.question, k=k, mode=mode, timings=timings, exclude=exclude
         )
+        to_read = prefer_documents(passages, understood.prefer, self.settings.read_passages)
         result = self._read(
             index,
-            question,
-            passages[: self.settings.read_passages],
+            understood.question,
+            to_read,
             n_answers=n_answers,
             threshold=threshold,
             timings=timings,
         )
+        result.question = question
+        if understood.used_context:
+            result.understood_as = understood.question
         result.passages = passages[: self.settings.top_k]
         return result
 

@@ -83,12 +83,39 @@ class Passage:
         }
 
 
+@dataclass(frozen=True)
+class Source:
+    """One article that gives an answer: where its span lies and how the reader scored it.
+
+    ``doc.text[start:end] == text`` for the document ``doc_id``; ``text`` is that article's own
+    wording of the answer (it may differ from the answer's text in case, punctuation or
+    spacing). ``context`` is the sentence holding it, located by ``context_start``.
+    """
+
+    doc_id: str
+    title: str
+    path: str
+    text: str
+    start: int
+    end: int
+    context: str
+    context_start: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Answer:
     """An extractive answer: a span of a source document, never generated text.
 
     ``start``/``end`` locate ``text`` in the document; ``context`` is the supporting sentence or
     passage, located by ``context_start``. ``score`` is comparable across passages and documents.
+
+    ``sources`` are the articles that give this answer (the same words once normalised), one
+    span each, distinct documents, best first; the first is the answer's own span (the fields
+    above). Left empty, it is filled with that one source.
     """
 
     text: str
@@ -100,6 +127,25 @@ class Answer:
     path: str
     context: str
     context_start: int
+    sources: list[Source] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = [self.own_source()]
+
+    def own_source(self) -> Source:
+        """The answer's own span as a :class:`Source`."""
+        return Source(
+            doc_id=self.doc_id,
+            title=self.title,
+            path=self.path,
+            text=self.text,
+            start=self.start,
+            end=self.end,
+            context=self.context,
+            context_start=self.context_start,
+            score=self.score,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,10 +160,14 @@ class Result:
     abstained: bool
     passages: list[Passage]
     mode: str
+    #: The question as it was read when the conversation before it changed it (a follow-up
+    #: such as "And when?" read as "when did Trump and Kim meet?"); None when it stood alone.
+    understood_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "understood_as": self.understood_as,
             "abstained": self.abstained,
             "mode": self.mode,
             "answers": [a.to_dict() for a in self.answers],
