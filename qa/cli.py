@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from qa.logs import setup_logging
 from qa.settings import Settings
+
+if TYPE_CHECKING:
+    from qa.types import Answer, Result, Source
 
 app = typer.Typer(
     help="Extractive question answering over a corpus of news articles.",
@@ -26,6 +29,10 @@ IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="Index folder (default: ./index or QA_INDEX_DIR).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ReaderOpt = Annotated[
+    str | None,
+    typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
+]
 
 
 def _settings(
@@ -170,10 +177,7 @@ def ask(
         float | None,
         typer.Option("--threshold", help="Abstain below this score (default: the mode's value)."),
     ] = None,
-    reader: Annotated[
-        str | None,
-        typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
-    ] = None,
+    reader: ReaderOpt = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     json_out: JsonOpt = False,
@@ -187,6 +191,13 @@ def ask(
     if json_out:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         return
+    _print_result(result)
+
+
+def _print_result(result: Result) -> None:
+    """``result`` as ``qa ask`` prints it for people."""
+    if result.understood_as:
+        typer.echo(f"(read as: {result.understood_as})\n")
     if result.abstained:
         typer.echo("The corpus does not hold an answer to this question.")
         if result.passages:
@@ -199,17 +210,65 @@ def ask(
         return
     best, *others = result.answers
     typer.echo(best.text)
-    if best.context != best.text:
-        cut = best.start - best.context_start
-        marked = f"{best.context[:cut]}»{best.text}«{best.context[cut + len(best.text) :]}"
-        typer.echo(f"\n  {marked}")
-    typer.echo(f"\n  {best.title}\n  {_where(best.doc_id, best.path, best.start, best.end)}")
-    typer.echo(f"  score {best.score:.3f} [{result.mode}]")
+    if len(best.sources) > 1:
+        typer.echo(f"\n  {len(best.sources)} articles say so:")
+        for rank, s in enumerate(best.sources, start=1):
+            typer.echo(f"\n  {rank}. {s.title}\n     {_where(s.doc_id, s.path, s.start, s.end)}")
+            typer.echo(f"     score {s.score:.3f}")
+            if s.context != s.text:
+                typer.echo(f"     {_marked(s)}")
+        typer.echo(f"\n  score {best.score:.3f} [{result.mode}]")
+    else:
+        if best.context != best.text:
+            typer.echo(f"\n  {_marked(best)}")
+        typer.echo(f"\n  {best.title}\n  {_where(best.doc_id, best.path, best.start, best.end)}")
+        typer.echo(f"  score {best.score:.3f} [{result.mode}]")
     if others:
         typer.echo("\nAlternatives:")
     for rank, a in enumerate(others, start=2):
-        typer.echo(f"{rank}. [{a.score:.3f}] {a.text}")
+        agreeing = f" ({len(a.sources)} articles)" if len(a.sources) > 1 else ""
+        typer.echo(f"{rank}. [{a.score:.3f}] {a.text}{agreeing}")
         typer.echo(f"   {a.title} ({_where(a.doc_id, a.path, a.start, a.end)})")
+
+
+@app.command()
+@_guard
+def chat(
+    reader: ReaderOpt = None,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """A conversation in the terminal: follow-up questions ("And when?") are read in the light
+    of the earlier turns. An empty line or /quit ends it; /new starts a new conversation."""
+    from qa.conversation import MAX_TURNS, Turn
+
+    qa = _qa(_settings(corpus, index, reader_model=reader))
+    turns: list[Turn] = []
+    typer.echo("Ask a question (/new: a new conversation, /quit or an empty line: stop).")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            break
+        if question in ("", "/quit", "/exit"):
+            break
+        if question == "/new":
+            turns = []
+            typer.echo("(a new conversation)")
+            continue
+        try:
+            result = qa.ask(question, conversation=turns)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        _print_result(result)
+        turns = [*turns, Turn.of(question, result)][-MAX_TURNS:]
+
+
+def _marked(span: Answer | Source) -> str:
+    """The sentence holding ``span`` with the span between » and «, at its offsets."""
+    cut = span.start - span.context_start
+    return f"{span.context[:cut]}»{span.text}«{span.context[cut + len(span.text) :]}"
 
 
 def _where(doc_id: str, path: str, start: int, end: int) -> str:
@@ -278,10 +337,17 @@ def eval_(
             "--distractors", help="With --squad: a corpus folder indexed beside the paragraphs."
         ),
     ] = None,
-    reader: Annotated[
-        str | None,
-        typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
+    corpora: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--corpus",
+            help="With --set (or the seed set): ask against a temporary index of the seed "
+            "articles and this corpus folder (repeatable; ids relative to it) instead of the "
+            "index. A folder that does not exist is left out, and a conversation set's "
+            "conversations over it are skipped, with a warning.",
+        ),
     ] = None,
+    reader: ReaderOpt = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Run folder (default: ./eval/runs/<set>-<timestamp>/)."),
@@ -302,6 +368,8 @@ def eval_(
         _fail("give --set or --squad, not both")
     if squad is None and (without_gold is not None or distractors is not None):
         _fail("--without-gold and --distractors go with --squad")
+    if squad is not None and corpora:
+        _fail("--corpus goes with --set; with --squad, --distractors indexes a folder beside it")
     if distractors is not None and not distractors.is_dir():
         _fail(f"distractor folder {distractors} does not exist")
     settings = _settings(None, index, reader_model=reader)
@@ -315,7 +383,7 @@ def eval_(
                 distractors=distractors,
             )
         else:
-            run = runner.run_jsonl(set_file or SEED_SET, settings, limit=limit)
+            run = runner.run_jsonl(set_file or SEED_SET, settings, limit=limit, corpora=corpora)
     except (ValueError, ReaderModelError) as exc:
         _fail(str(exc))
     given = {
@@ -329,6 +397,7 @@ def eval_(
         "--index": index,
     }
     command = ["qa", "eval", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
+    command += [x for folder in corpora or () for x in ("--corpus", str(folder))]
     command += ["--json"] * json_out
     files = report.write_run(run, out or runner.default_out_dir(run), shlex.join(command))
     if json_out:
@@ -336,6 +405,8 @@ def eval_(
         return
     for key, value in report.summary(run).items():
         typer.echo(f"{key:>18}  {'n/a' if value is None else round(value, 4)}")
+    for note in run.notes:
+        typer.echo(f"note: {note}")
     typer.echo(
         f"mode {run.mode}; threshold in use {run.threshold:.4f} (chosen by `qa calibrate` on the "
         f"validation set); best on this set {run.recommended.threshold:.4f} "

@@ -133,7 +133,311 @@ def understand(question: str, turns: Sequence[Turn] = ()) -> Understanding:
 
 
 def _understand(question: str, turns: list[Turn]) -> Understanding:
-    return Understanding(question)
+    if not turns or not question:
+        return Understanding(question)
+    last = turns[-1]
+    words = _words(question)
+    lowered = [w.lower() for w in words]
+    rewritten: str | None = None
+    swap = _SWAP_OPENER.match(question)
+    if swap and _content(_words(swap.group("rest"))) or (swap and _ordinal(swap.group("rest"))):
+        rewritten = _swap(last.understood, swap.group("rest").strip(" ?!.").strip())
+    elif not _content(words) and lowered and (lowered[0] in _WH or _opens(lowered)):
+        rewritten = _ellipsis(last, question)
+    elif any(w in _REFERENCES for w in lowered):
+        rewritten = _resolve_references(question, last)
+        if rewritten and _opens(lowered) and not _wh_phrase(words):
+            if not any(w in _AUXILIARIES for w in lowered):
+                # "And his salary?": a bare phrase asks what it is.
+                rewritten = "what is " + _OPENER.sub("", rewritten)
+    elif _opens(lowered) and not _wh_phrase(words) and len(_content(words)) <= 3:
+        # "And the officers?": the previous question, about them.
+        rest = _OPENER.sub("", question).strip(" ?!.")
+        rewritten = _swap(last.understood, rest) if rest else None
+    if rewritten is None or _same(rewritten, question):
+        return Understanding(question)
+    prefer = frozenset({last.doc_id}) if last.doc_id else frozenset()
+    return Understanding(_sentence_case(rewritten), used_context=True, prefer=prefer)
+
+
+# Words and their kinds.
+
+_WORD_RE = re.compile(r"\w(?:[\w'’.-]*\w)?")
+_WH = frozenset("what when where who whom whose why which how".split())
+#: Words that follow "how" in one question phrase ("how many", "how long").
+_HOW_WORDS = frozenset("many much long old far often big large soon high".split())
+_AUXILIARIES = frozenset(
+    "is are was were be been being am do does did done have has had having will would shall "
+    "should can could may might must".split()
+)
+_OPENERS = frozenset("and but also so ok okay".split())
+_FILLERS = frozenset(
+    "exactly else again then that this it so about precisely roughly really not too either "
+    "instead though please".split()
+)
+#: Referring words and what follows the antecedent put in their place ("his" -> "Kim's");
+#: "?" marks "her", possessive before a noun and an object otherwise.
+_PERSON = {"he": "", "she": "", "him": "", "his": "'s", "hers": "'s", "her": "?"}
+_PLURAL = {"they": "", "them": "", "their": "'s", "theirs": "'s"}
+_THING = {"it": "", "its": "'s"}
+_PLACE = {"there": ""}
+_TIME = {"then": ""}
+_REFERENCES = frozenset({*_PERSON, *_PLURAL, *_THING, *_PLACE, *_TIME})
+_STOP = frozenset(
+    {*_WH, *_AUXILIARIES, *_OPENERS, *_FILLERS, *_REFERENCES}
+    | set(
+        "a an the of in on at to for from by with as into over under after before during "
+        "between against than or nor no yes i you we me us my your our one ones these those "
+        "what's who's where's when's".split()
+    )
+)
+_ORDINALS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth last next previous "
+    "other latter former".split()
+)
+_NUMBER_WORDS = frozenset(
+    "two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+    "hundred thousand million billion".split()
+)
+_PREPOSITIONS = frozenset("in on at for from by with during after before since until".split())
+_SWAP_OPENER = re.compile(
+    r"^\s*(?:(?:and|but|so)\s+)?(?:what|how)\s+about\s+(?P<rest>.+)$", re.IGNORECASE
+)
+_OPENER = re.compile(r"^\s*(?:and|but|also|so|ok|okay)\b[\s,]*", re.IGNORECASE)
+_YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD_RE.findall(text)
+
+
+def _content(words: Sequence[str]) -> list[str]:
+    """The words that carry a question's subject (not question words, pronouns, fillers)."""
+    return [w for w in words if w.lower() not in _STOP]
+
+
+def _ordinal(text: str) -> bool:
+    return any(_kind(w) == "ordinal" for w in _words(text))
+
+
+def _opens(lowered: Sequence[str]) -> bool:
+    return bool(lowered) and lowered[0] in _OPENERS
+
+
+def _same(a: str, b: str) -> bool:
+    return [w.lower() for w in _words(a)] == [w.lower() for w in _words(b)]
+
+
+def _sentence_case(text: str) -> str:
+    text = " ".join(text.split()).rstrip(" ?.!") + "?"
+    return text[:1].upper() + text[1:]
+
+
+def _kind(word: str) -> str:
+    low = word.lower()
+    if _YEAR.match(word):
+        return "year"
+    if low in _ORDINALS or re.fullmatch(r"\d+(?:st|nd|rd|th)", low):
+        return "ordinal"
+    if low in _NUMBER_WORDS or re.fullmatch(r"\d[\d.,]*", word):
+        return "number"
+    if word[:1].isupper():
+        return "name"
+    return "word"
+
+
+# Ellipsis: "And when?", "Why?", "Where exactly?"
+
+
+def _wh_phrase(words: Sequence[str]) -> tuple[int, int] | None:
+    """Word range of the first question phrase ("when", "how many", "what year")."""
+    for i, word in enumerate(words):
+        low = word.lower()
+        if low not in _WH:
+            continue
+        end = i + 1
+        nxt = words[end].lower() if end < len(words) else ""
+        if low == "how" and nxt in _HOW_WORDS:
+            end += 1
+        elif low in ("what", "which", "whose") and nxt and nxt not in _STOP:
+            end += 1  # "what year", "which country"
+        return i, end
+    return None
+
+
+def _ellipsis(last: Turn, question: str) -> str | None:
+    """The previous question asked with this question's question word instead of its own."""
+    new_words = _words(question)
+    new_range = _wh_phrase(new_words)
+    if new_range is None:
+        return None
+    new_wh = " ".join(new_words[new_range[0] : new_range[1]])
+    previous = last.understood.strip().rstrip("?!. ")
+    old = _words(previous)
+    old_range = _wh_phrase(old)
+    if old_range is None:  # a yes/no question: "Did they meet?" -> "When did they meet?"
+        return f"{new_wh} {previous[:1].lower()}{previous[1:]}"
+    rest = old[old_range[1] :]
+    if rest and rest[0].lower() not in _AUXILIARIES and last.answer:
+        # The question word was the subject ("Who wrote the commentary?"): its answer becomes
+        # the subject of the new question ("when Mark Fitzpatrick wrote the commentary").
+        answer = last.answer.strip().rstrip(".")
+        if len(_words(answer)) <= 6:
+            rest = [answer, *rest]
+    return " ".join([*old[: old_range[0]], new_wh, *rest])
+
+
+# "What about X?": X takes the place of what it matches in the previous question.
+
+
+def _swap(previous: str, replacement: str) -> str | None:
+    previous = previous.strip().rstrip("?!. ")
+    core = _words(replacement)
+    if not core:
+        return None
+    if core[0].lower() in _PREPOSITIONS and len(core) > 1:
+        core = core[1:]
+    if core[0].lower() == "the" and len(core) > 1:
+        core = core[1:]
+    old = _words(previous)
+    span = _match(old, core)
+    if span is None:
+        # Nothing of its kind to replace: the previous question, about this too.
+        return f"{previous} {replacement}"
+    start, end = span
+    # "What about the second one?" after "...the first summit...": "the second summit".
+    new = [w for w in core if w.lower() not in ("one", "ones")] or core
+    return " ".join([*old[:start], *new, *old[end:]])
+
+
+def _match(old: Sequence[str], core: Sequence[str]) -> tuple[int, int] | None:
+    """The word range of ``old`` that ``core`` should replace, or None."""
+    kinds = [_kind(w) for w in core]
+    lowered_old = [w.lower() for w in old]
+    # A year for a year, an ordinal for an ordinal, a number for a number.
+    for wanted in ("year", "ordinal", "number"):
+        if wanted in kinds:
+            for i, word in enumerate(old):
+                if _kind(word) == wanted:
+                    return i, i + 1
+    names = _name_spans(old)
+    core_lower = {w.lower() for w in core}
+    # A name sharing a word ("North Korea" -> "South Korea"), then any shared content word.
+    for start, end in names:
+        if core_lower & set(lowered_old[start:end]):
+            return start, end
+    for i, word in enumerate(lowered_old):
+        if word in core_lower and word not in _STOP:
+            return i, i + 1
+    if "name" in kinds and names:
+        return names[0]
+    return None
+
+
+def _name_spans(words: Sequence[str]) -> list[tuple[int, int]]:
+    """Runs of capitalised words (names; "of" inside one), question words aside."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words):
+        if words[i][:1].isupper() and words[i].lower() not in _STOP:
+            start = i
+            i += 1
+            while i < len(words) and (
+                (words[i][:1].isupper() and words[i].lower() not in _STOP)
+                or (words[i] == "of" and i + 1 < len(words) and words[i + 1][:1].isupper())
+            ):
+                i += 1
+            spans.append((start, i))
+        else:
+            i += 1
+    return spans
+
+
+def _joined_names(words: Sequence[str], names: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Names joined by "and" ("Trump and Kim"), as one span."""
+    return [
+        (a_start, b_end)
+        for (a_start, a_end), (b_start, b_end) in zip(names, names[1:], strict=False)
+        if b_start == a_end + 1 and words[a_end].lower() == "and"
+    ]
+
+
+def _looks_like_name(text: str) -> bool:
+    words = _words(text)
+    particles = ("of", "de", "van", "von", "al", "bin", "la", "le", "du")
+    return (
+        0 < len(words) <= 4
+        and all(w[:1].isupper() or w.lower() in particles for w in words)
+        and not any(ch.isdigit() for ch in text)
+    )
+
+
+# References: "he", "they", "it", "there", "then".
+
+
+def _resolve_references(question: str, last: Turn) -> str | None:
+    """``question`` with its referring words replaced by what they refer to, or None."""
+    previous = last.understood.strip().rstrip("?!. ")
+    old = _words(previous)
+    names = _name_spans(old)
+    answer = (last.answer or "").strip().rstrip(".")
+    wh = _wh_phrase(old)
+    asked = old[wh[0]].lower() if wh else ""
+    with_preposition = (
+        answer if answer and answer.split()[0].lower() in _PREPOSITIONS else f"in {answer}"
+    )
+
+    def person() -> str | None:
+        if answer and _looks_like_name(answer):
+            return answer
+        return " ".join(old[names[0][0] : names[0][1]]) if names else None
+
+    def group() -> str | None:
+        joined = _joined_names(old, names)
+        if joined:
+            return " ".join(old[joined[0][0] : joined[0][1]])
+        if answer and " and " in answer and len(_words(answer)) <= 8:
+            return answer
+        return person()
+
+    def thing() -> str | None:
+        if answer and asked in ("what", "which") and len(_words(answer)) <= 6:
+            return answer
+        return None
+
+    def place() -> str | None:
+        return with_preposition if answer and asked == "where" else None
+
+    def time() -> str | None:
+        dated = answer and any(ch.isdigit() for ch in answer)
+        return with_preposition if dated and asked in ("when", "what") else None
+
+    finders = ((_PERSON, person), (_PLURAL, group), (_THING, thing), (_PLACE, place), (_TIME, time))
+    out: list[str] = []
+    changed = False
+    for match in re.finditer(r"\S+", question):
+        token = match.group(0)
+        core = token.strip("?!.,;:")
+        low = core.lower()
+        replacement = None
+        for table, finder in finders:
+            if low not in table or (low == "then" and not out):
+                continue
+            found = finder()
+            if found is not None:
+                suffix = table[low]
+                if suffix == "?":
+                    following = question[match.end() :].split()
+                    nxt = following[0].strip("?!.,").lower() if following else ""
+                    suffix = "'s" if nxt and nxt not in _STOP else ""
+                replacement = found + suffix
+            break
+        if replacement is None:
+            out.append(token)
+        else:
+            out.append(token.replace(core, replacement))
+            changed = True
+    return " ".join(out) if changed else None
 
 
 def prefer_documents(passages: Sequence[P], prefer: frozenset[str], n: int) -> list[P]:
@@ -150,6 +454,3 @@ def prefer_documents(passages: Sequence[P], prefer: frozenset[str], n: int) -> l
         if passage.chunk.doc_id in prefer:
             return chosen[: n - 1] + [passage] if n > 1 else [passage]
     return chosen
-
-
-_WORD = re.compile(r"\S+")

@@ -26,6 +26,7 @@ ANSWER_KEYS = {
     "path",
     "context",
     "context_start",
+    "sources",
 }
 
 
@@ -41,7 +42,8 @@ def ask(settings: Settings, *args: str) -> str:
 def test_json_prints_exactly_one_result_object(seed_index_settings: Settings) -> None:
     out = ask(seed_index_settings, LIAISON, "--json", "--reader", "none", "--k", "2")
     payload = json.loads(out)  # one object and nothing else on stdout
-    assert set(payload) == {"question", "abstained", "mode", "answers", "passages"}
+    assert set(payload) == {"question", "understood_as", "abstained", "mode", "answers", "passages"}
+    assert payload["understood_as"] is None  # a question asked alone is read as it is
     assert payload["question"] == LIAISON and payload["mode"] == "sentence"
     assert payload["abstained"] is False and 1 <= len(payload["answers"]) <= 2
     assert all(set(a) == ANSWER_KEYS for a in payload["answers"])
@@ -106,3 +108,20 @@ def test_missing_index_says_to_run_qa_index(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ask", LIAISON, "--index", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "qa index" in result.output and "Traceback" not in result.output
+
+
+def test_chat_reads_a_follow_up_in_the_light_of_the_conversation(
+    seed_index_settings: Settings,
+) -> None:
+    where = [
+        "--index",
+        str(seed_index_settings.index_dir),
+        "--corpus",
+        str(seed_index_settings.corpus_dir),
+    ]
+    lines = "Where was the failed February summit held?\nAnd when?\n/new\nAnd when?\n\n"
+    result = runner.invoke(app, ["chat", "--reader", "none", *where], input=lines)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.count("(read as: When was the failed February summit held?)") == 1
+    assert "27–28 February" in out and "(a new conversation)" in out

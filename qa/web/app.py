@@ -20,11 +20,13 @@ import json
 import logging
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import gradio as gr
 
+from qa.conversation import MAX_TURNS, Turn, turns_from_json
 from qa.pipeline import MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
 from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import IndexMissingError, IndexProblem
@@ -90,6 +92,7 @@ blockquote.qa-context { margin: 0.35em 0; padding: 0.2em 0.8em;
 .qa-reply mark, .qa-docs mark { background: #ffe58a; color: #1a1a1a; padding: 0 0.1em;
   border-radius: 2px; }
 .qa-source, .qa-mode { font-size: 0.82em; color: var(--body-text-color-subdued); }
+.qa-read-as { font-size: 0.86em; color: var(--body-text-color-subdued); }
 .qa-reply details { margin: 0.3em 0; }
 .qa-open-row { margin: 0.2em 0 0.4em; }
 button.qa-open { font-size: 0.82em; padding: 0.1em 0.7em; border-radius: 0.6em; cursor: pointer;
@@ -168,28 +171,55 @@ class WebApp:
         return threshold_in_use(self.qa.settings, self.qa.reading.mode)[0]
 
     def ask(
-        self, question: str, *, n_answers: int, threshold: float, mode: RetrievalMode
+        self,
+        question: str,
+        *,
+        n_answers: int,
+        threshold: float,
+        mode: RetrievalMode,
+        conversation: Sequence[Turn] = (),
     ) -> Result:
-        """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical).
+        """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical), read after
+        the earlier turns of its ``conversation`` (see :mod:`qa.conversation`).
 
         Raises:
             ValueError: If the question or an option is refused (``qa.pipeline.check_request``).
         """
-        return self.qa.ask(question, n_answers=n_answers, threshold=threshold, mode=mode)
+        return self.qa.ask(
+            question,
+            n_answers=n_answers,
+            threshold=threshold,
+            mode=mode,
+            conversation=conversation,
+        )
 
-    def reply(self, question: str, n_answers: float, threshold: float, mode: RetrievalMode) -> str:
-        """The chat reply (HTML) to ``question``, or a message saying why there is none."""
+    def reply(self, question: str, *options: Any) -> str:
+        """The chat reply (HTML) alone: :meth:`converse` without the turns."""
+        return self.converse(question, *options)[0]
+
+    def converse(
+        self,
+        question: str,
+        n_answers: float,
+        threshold: float,
+        mode: RetrievalMode,
+        turns: Sequence[Turn] = (),
+    ) -> tuple[str, list[Turn]]:
+        """The chat reply (HTML) to ``question`` after ``turns``, or a message saying why there
+        is none; and the conversation's turns with this one added (unchanged on a refusal)."""
         try:
             # A number that is not whole goes through as it is, for check_request to refuse.
             n = cast(int, _whole(n_answers))
-            result = self.ask(question, n_answers=n, threshold=threshold, mode=mode)
-        except IndexMissingError:
-            return render_error(
-                "There is no index yet: open the Documents tab and press Update index."
+            result = self.ask(
+                question, n_answers=n, threshold=threshold, mode=mode, conversation=turns
             )
+        except IndexMissingError:
+            message = "There is no index yet: open the Documents tab and press Update index."
+            return render_error(message), list(turns)
         except (IndexProblem, ValueError) as exc:
-            return render_error(f"This question cannot be answered: {exc}.")
-        return render_result(result, threshold=float(threshold))
+            return render_error(f"This question cannot be answered: {exc}."), list(turns)
+        kept = [*turns, Turn.of(question, result)][-MAX_TURNS:]
+        return render_result(result, threshold=float(threshold)), kept
 
     def article(self, doc_id: str, start: int, end: int, check: str) -> str:
         """The article panel's HTML for a "Show the article" button of a reply.
@@ -229,6 +259,7 @@ class WebApp:
         n_answers: int | None = None,
         threshold: float | None = None,
         mode: str | None = None,
+        conversation: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Answer a question; the answers (with sources and offsets) and passages as JSON.
 
@@ -243,6 +274,10 @@ class WebApp:
             threshold: Score from 0 to 1 below which the system abstains (empty: the
                 recommended value).
             mode: Retrieval mode: hybrid, dense or lexical (empty: the configured one).
+            conversation: The earlier turns, oldest first, for a follow-up question ("And
+                when?"): the ``turn`` object of each earlier reply (``question``,
+                ``understood``, ``answer``, ``doc_id``); empty: the question stands alone.
+                The reply's ``understood_as`` says how a follow-up was read.
 
         Raises:
             gradio.Error: Saying why the question or an option was refused, or that there
@@ -254,10 +289,13 @@ class WebApp:
                 n_answers=self.qa.settings.n_answers if n_answers is None else n_answers,
                 threshold=self.default_threshold() if threshold is None else threshold,
                 mode=mode or self.qa.settings.retrieval_mode,  # type: ignore[arg-type]
+                conversation=turns_from_json(conversation),
             )
         except (IndexProblem, ValueError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return api_payload(result)
+        payload = api_payload(result)
+        payload["turn"] = Turn.of(question, result).to_dict()
+        return payload
 
     # Documents
 
@@ -390,6 +428,9 @@ class WebApp:
                             autofocus=True,
                         )
                         ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                        new = gr.Button(
+                            "New conversation", scale=1, elem_id="qa-new", variant="secondary"
+                        )
                     with gr.Row(elem_id="qa-examples"):
                         gr.Markdown("Try:", elem_classes="qa-try")
                         examples = [
@@ -456,7 +497,7 @@ class WebApp:
                         rebuild = gr.Button("Rebuild from scratch", elem_id="qa-rebuild")
                     corpus_status = gr.HTML(elem_id="qa-corpus-status")
                     index_status = gr.HTML(elem_id="qa-index-status")
-            self._wire_chat(chatbot, question, ask, examples, n_answers, threshold, mode)
+            self._wire_chat(chatbot, question, ask, new, examples, n_answers, threshold, mode)
             self._wire_documents(
                 page,
                 docs_view,
@@ -481,12 +522,16 @@ class WebApp:
         chatbot: gr.Chatbot,
         question: gr.Textbox,
         ask: gr.Button,
+        new: gr.Button,
         examples: list[gr.Button],
         n_answers: gr.Slider,
         threshold: gr.Slider,
         mode: gr.Radio,
     ) -> None:
         pending = gr.State("")
+        # The conversation's last turns (question, how it was read, best answer, its
+        # document): a few short strings per session, what follow-up questions lean on.
+        turns = gr.State([])
 
         def add_question(text: str, history: list[dict[str, Any]]) -> tuple[str, list, str]:
             text = (text or "").strip()
@@ -497,11 +542,17 @@ class WebApp:
             return "", [*history, {"role": "user", "content": render_question(shown)}], text
 
         def add_reply(
-            text: str, history: list[dict[str, Any]], n: float, t: float, m: RetrievalMode
-        ) -> list[dict[str, Any]]:
+            text: str,
+            history: list[dict[str, Any]],
+            n: float,
+            t: float,
+            m: RetrievalMode,
+            earlier: list[Turn],
+        ) -> tuple[list[dict[str, Any]], list[Turn]]:
             if not text:
-                return history
-            return [*history, {"role": "assistant", "content": self.reply(text, n, t, m)}]
+                return history, earlier
+            html, kept = self.converse(text, n, t, m, earlier or [])
+            return [*history, {"role": "assistant", "content": html}], kept
 
         hidden: dict[str, Any] = {"api_visibility": "undocumented"}
         # An example button's value is its question, so it feeds the same two steps.
@@ -519,12 +570,18 @@ class WebApp:
                 **hidden,
             ).then(
                 add_reply,
-                [pending, chatbot, n_answers, threshold, mode],
-                chatbot,
+                [pending, chatbot, n_answers, threshold, mode, turns],
+                [chatbot, turns],
                 concurrency_limit=ASK_CONCURRENCY,
                 concurrency_id="ask",
                 **hidden,
             )
+
+        def start_over() -> tuple[list, list, str]:
+            return [], [], ""
+
+        # A new conversation: the chat empties and no earlier turn shapes the next question.
+        new.click(start_over, None, [chatbot, turns, question], queue=False, **hidden)
 
     def _wire_documents(
         self,
@@ -591,7 +648,8 @@ def api_payload(result: Result) -> dict[str, Any]:
     returns the JSON as it is.
     """
     payload = result.to_dict()
-    for item in [*payload["answers"], *payload["passages"]]:
+    sources = [s for a in payload["answers"] for s in a["sources"]]
+    for item in [*payload["answers"], *sources, *payload["passages"]]:
         item["file"] = item.pop("path")
     return payload
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.text import counted
-from qa.types import Answer, Document, Passage, Result
+from qa.types import Answer, Document, Passage, Result, Source
 
 #: Every character that HTML gives a meaning (``& < > " '``, as ``html.escape`` escapes them) or
 #: that opens Markdown (emphasis, links, images, code, headings, tables, escapes), LaTeX (``$``)
@@ -43,6 +43,8 @@ _ATTRIBUTE = {**_LITERAL, ord("\n"): "&#10;", ord("\r"): "&#13;"}
 LEAD_CHARS = 320
 #: Passages shown with an abstention: the closest, then the rest folded.
 LEADS = 3
+#: Agreeing articles shown under an answer; the rest are counted ("and 3 more").
+MAX_SOURCES = 5
 #: Shown in the article panel before any article is opened.
 ARTICLE_HINT = "Press “Show the article” under an answer to read the whole article here."
 
@@ -93,7 +95,7 @@ def render_result(result: Result, *, threshold: float) -> str:
     if result.abstained or not result.answers:
         return _render_abstention(result, threshold)
     best, *others = result.answers
-    parts = ['<div class="qa-reply">', _render_answer(best, primary=True)]
+    parts = ['<div class="qa-reply">', _read_as(result), _render_answer(best, primary=True)]
     if others:
         parts.append(
             _folded(
@@ -104,6 +106,17 @@ def render_result(result: Result, *, threshold: float) -> str:
         )
     parts.append(f'<p class="qa-mode">{literal(_mode_line(result))}</p></div>')
     return "".join(parts)
+
+
+def _read_as(result: Result) -> str:
+    """How a follow-up was understood ("Read as: when did ...?"), or nothing."""
+    if not result.understood_as:
+        return ""
+    return (
+        '<p class="qa-read-as">Read as: <em>'
+        f"{literal(result.understood_as)}</em> (from the conversation; press "
+        "<em>New conversation</em> to ask afresh)</p>"
+    )
 
 
 def _folded(details_class: str, summary: str, items: list[str], list_class: str = "") -> str:
@@ -136,19 +149,44 @@ def _render_answer(answer: Answer, *, primary: bool) -> str:
             f'<p class="qa-short"><span class="qa-label">{head}</span> '
             f"the best-matching sentence {_score(answer.score)}</p>"
         )
-    parts.append(f'<blockquote class="qa-context">{_context_html(answer)}</blockquote>')
-    parts.append(_source_line(answer.title, answer.path, answer.doc_id, answer.start, answer.end))
-    parts.append(_open_button(answer.doc_id, answer.start, answer.end, answer.text))
+    if len(answer.sources) > 1:
+        parts.append(_render_sources(answer.sources))
+    else:
+        parts.append(f'<blockquote class="qa-context">{_context_html(answer)}</blockquote>')
+        parts.append(
+            _source_line(answer.title, answer.path, answer.doc_id, answer.start, answer.end)
+        )
+        parts.append(_open_button(answer.doc_id, answer.start, answer.end, answer.text))
     parts.append("</div>")
     return "".join(parts)
+
+
+def _render_sources(sources: Sequence[Source]) -> str:
+    """The articles that give one answer: their count, then each one's sentence with its span
+    marked, its source line (with its own score) and its button; at most ``MAX_SOURCES``, the
+    rest counted."""
+    shown = sources[:MAX_SOURCES]
+    items = "".join(
+        f'<li class="qa-agreeing"><blockquote class="qa-context">{_context_html(s)}</blockquote>'
+        + _source_line(s.title, s.path, s.doc_id, s.start, s.end, score=s.score)
+        + _open_button(s.doc_id, s.start, s.end, s.text)
+        + "</li>"
+        for s in shown
+    )
+    more = len(sources) - len(shown)
+    rest = f'<p class="qa-more-sources">and {counted(more, "more article")}</p>' if more else ""
+    return (
+        f'<p class="qa-agree">{len(sources)} articles say so</p>'
+        f'<ol class="qa-sources">{items}</ol>{rest}'
+    )
 
 
 def _score(score: float) -> str:
     return f'<span class="qa-score" title="answer score, 0 to 1">score {score:.2f}</span>'
 
 
-def _context_html(answer: Answer) -> str:
-    """The supporting context with the answer marked at its offsets (unmarked if they disagree)."""
+def _context_html(answer: Answer | Source) -> str:
+    """The supporting context with the span marked at its offsets (unmarked if they disagree)."""
     start = answer.start - answer.context_start
     end = answer.end - answer.context_start
     if 0 <= start <= end <= len(answer.context) and answer.context[start:end] == answer.text:
@@ -156,11 +194,14 @@ def _context_html(answer: Answer) -> str:
     return literal(answer.context)
 
 
-def _source_line(title: str, path: str, doc_id: str, start: int, end: int) -> str:
+def _source_line(
+    title: str, path: str, doc_id: str, start: int, end: int, *, score: float | None = None
+) -> str:
     where = literal(path) if doc_id == path else f"{literal(path)} · id {literal(doc_id)}"
+    scored = "" if score is None else f" · {_score(score)}"
     return (
         f'<p class="qa-source">From <cite>{literal(title)}</cite> · {where} · '
-        f"characters {start}–{end}</p>"
+        f"characters {start}–{end}{scored}</p>"
     )
 
 
@@ -231,6 +272,7 @@ def render_article(doc: Document | None, start: int, end: int, check: str) -> st
 def _render_abstention(result: Result, threshold: float) -> str:
     parts = [
         '<div class="qa-reply qa-abstain">',
+        _read_as(result),
         "<p><strong>The corpus does not answer this question.</strong> "
         f"No passage held an answer scoring at least {threshold:.2f}.</p>",
     ]

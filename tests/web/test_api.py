@@ -89,3 +89,17 @@ def test_api_accepts_the_limits(server: str) -> None:
     assert len(lexical["answers"]) == 1
     many = client.predict("x" * 999 + "?", 20, 1.0, "dense", api_name="/ask")
     assert many["abstained"] and many["answers"] == []
+
+
+def test_a_follow_up_through_the_api_with_the_turn_it_returned(server: str) -> None:
+    client = connect(server)
+    first = client.predict("Where was the failed February summit held?", api_name="/ask")
+    assert first["understood_as"] is None
+    assert first["turn"]["question"] == "Where was the failed February summit held?"
+    second = client.predict("And when?", None, None, None, [first["turn"]], api_name="/ask")
+    assert second["question"] == "And when?"
+    assert second["understood_as"] == "When was the failed February summit held?"
+    assert not second["abstained"]
+    assert "27–28 February" in second["answers"][0]["context"]
+    with pytest.raises(Exception, match="a turn needs its question"):
+        client.predict("And when?", None, None, None, [{"answer": "x"}], api_name="/ask")

@@ -157,6 +157,22 @@ def test_example_click_and_abstention(page) -> None:  # noqa: ANN001
     shot(page, "03-abstention")
 
 
+def test_a_two_turn_conversation_and_a_new_one(page) -> None:  # noqa: ANN001
+    first = ask(page, "Where was the failed February summit held?")
+    assert "Hanoi" in first.locator(".qa-best mark").first.inner_text()
+    assert first.locator(".qa-read-as").count() == 0
+    second = ask(page, "And when?")
+    read_as = second.locator(".qa-read-as").inner_text()
+    assert "When was the failed February summit held?" in read_as
+    assert "27–28" in second.locator(".qa-best mark").first.inner_text()
+    shot(page, "03b-follow-up")
+    # A new conversation: the chat empties and "And when?" no longer leans on anything.
+    page.click("#qa-new")
+    page.wait_for_function("() => !document.querySelector('#qa-chat .qa-reply')")
+    alone = ask(page, "And when?")
+    assert alone.locator(".qa-read-as").count() == 0
+
+
 def test_documents_tab_lists_the_documents(page) -> None:  # noqa: ANN001
     open_documents(page)
     table = page.locator("#qa-documents table").inner_text()
