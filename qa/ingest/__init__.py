@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from stat import S_ISREG
 
+from qa.dates import iso_date, text_date
 from qa.ingest import html, jsonl, markdown, pdf, text
 from qa.ingest.base import Extracted, IngestError
 from qa.types import Document, FileSignature
@@ -133,10 +134,28 @@ def load_file(path: Path, root: Path) -> list[Document]:
             path=source,
             text=a.text,
             content_hash=a.record_hash or file_hash,
-            metadata={"format": fmt, **a.metadata},
+            metadata=_dated({"format": fmt, **a.metadata}, a.text),
         )
         for a in articles
     ]
+
+
+def _dated(metadata: dict[str, str], text: str) -> dict[str, str]:
+    """``metadata`` with ``date`` the ISO day (``YYYY-MM-DD``) the article was published.
+
+    The day comes from the source's own date (a JSON record's ``date``, an HTML page's meta
+    tags or ``<time>``, a PDF's creation date), else from a dateline or "Published" line at the
+    top of the text (:func:`qa.dates.text_date`). Where the source's date is written otherwise
+    (a time, a zone, another format) its words are kept as ``date_source``; where they name no
+    single day (``2020``, ``03/04/2019``) there is no ``date``: nothing is guessed.
+    """
+    written = metadata.pop("date", None)
+    day = iso_date(written) if written else text_date(text)
+    if written and written != day:
+        metadata["date_source"] = written
+    if day:
+        metadata["date"] = day
+    return metadata
 
 
 def _run_loader(

@@ -64,7 +64,8 @@ class HtmlContent:
         paragraphs: Cleaned paragraphs in reading order, headings included.
         first_heading: Text of the first heading of any level, ``""`` if none.
         description: ``og:description`` or meta description, ``""`` if none.
-        metadata: ``site``, ``url``, ``date``, ``author`` where the page declares them.
+        metadata: ``site``, ``url``, ``date`` (as the page writes it), ``author`` where the
+            page declares them.
     """
 
     title: str
@@ -177,6 +178,20 @@ def _meta(soup: BeautifulSoup, *keys: str) -> str:
     return ""
 
 
+#: Meta tags that give the day a page was published, in order of preference (``qa.ingest``
+#: reads the day from the first one present).
+_DATE_META = (
+    "article:published_time",
+    "og:published_time",
+    "datePublished",
+    "date",
+    "pubdate",
+    "publish-date",
+    "DC.date.issued",
+    "dc.date",
+)
+
+
 def _metadata(soup: BeautifulSoup) -> dict[str, str]:
     canonical = soup.find("link", rel="canonical")
     time_tag = soup.find("time", attrs={"datetime": True})
@@ -187,7 +202,7 @@ def _metadata(soup: BeautifulSoup) -> dict[str, str]:
             _meta(soup, "og:url"),
         ),
         "date": first_nonempty(
-            _meta(soup, "article:published_time"),
+            _meta(soup, *_DATE_META),
             str(time_tag.get("datetime") or "") if isinstance(time_tag, Tag) else "",
         ),
         "author": _meta(soup, "author"),
