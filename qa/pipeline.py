@@ -170,8 +170,11 @@ class QA:
 
             clock = StageClock(timings)
             live = self._live_index() if not rebuild else None
+            skipped: dict[str, str] = {}
             documents, files = scan_corpus(
-                self.settings.corpus_dir, known_files(live) if live is not None else None
+                self.settings.corpus_dir,
+                known_files(live) if live is not None else None,
+                skipped=skipped,
             )
             clock.lap("scan")
             report = build_index(
@@ -185,6 +188,7 @@ class QA:
                 files=files,
                 timings=timings,
             )
+            report.skipped = skipped
             self._index = report.index
             return report
 

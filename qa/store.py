@@ -26,7 +26,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +122,9 @@ class BuildReport:
     path: Path
     rebuilt: bool
     index: Index | None = None
+    #: Corpus files that could not be read, by path, with the reason (nothing of them is
+    #: indexed; the rest of the corpus is).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:
@@ -130,17 +133,29 @@ class BuildReport:
     def describe(self) -> str:
         """One sentence on what the build did (the CLI, the web page and ``qa serve`` say it)."""
         if self.unchanged:
-            return (
+            said = (
                 f"The index is up to date: {counted(self.documents, 'document')}, "
                 f"{counted(self.chunks, 'chunk')}."
             )
-        verb = "rebuilt" if self.rebuilt else "updated"
-        return (
-            f"Index {verb} in {self.seconds:.1f} s: {counted(self.documents, 'document')}, "
-            f"{counted(self.chunks, 'chunk')} ({len(self.added)} added, "
-            f"{len(self.changed)} changed, {len(self.removed)} removed; "
-            f"{counted(self.embedded_chunks, 'chunk')} embedded)."
-        )
+        else:
+            verb = "rebuilt" if self.rebuilt else "updated"
+            said = (
+                f"Index {verb} in {self.seconds:.1f} s: {counted(self.documents, 'document')}, "
+                f"{counted(self.chunks, 'chunk')} ({len(self.added)} added, "
+                f"{len(self.changed)} changed, {len(self.removed)} removed; "
+                f"{counted(self.embedded_chunks, 'chunk')} embedded)."
+            )
+        return said + self._describe_skipped()
+
+    def _describe_skipped(self, shown: int = 3) -> str:
+        """The files skipped, as " 2 files skipped: a.html (why); b.pdf (why).", or nothing."""
+        if not self.skipped:
+            return ""
+        items = [f"{path} ({why})" for path, why in sorted(self.skipped.items())[:shown]]
+        more = len(self.skipped) - shown
+        if more > 0:
+            items.append(f"and {more:,} more (see the log)")
+        return f" {counted(len(self.skipped), 'file')} skipped: " + "; ".join(items) + "."
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``qa index --json``), without the index itself."""
@@ -152,6 +167,7 @@ class BuildReport:
             "removed": self.removed,
             "embedded_chunks": self.embedded_chunks,
             "rebuilt": self.rebuilt,
+            "skipped": dict(self.skipped),
             "seconds": round(self.seconds, 3),
             "path": str(self.path),
         }

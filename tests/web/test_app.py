@@ -187,6 +187,20 @@ def test_remove_then_update_forgets_the_document(web: WebApp) -> None:
     assert not changed and "Choose the files to remove first." in text_of(status)
 
 
+def test_an_update_names_the_files_it_skipped_and_indexes_the_rest(
+    web: WebApp, tmp_path: Path
+) -> None:
+    corpus = web.qa.settings.corpus_dir
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a PDF at all")
+    (corpus / "zorblat.txt").write_text(ZORBLAT)
+    line = text_of(web.update_index())
+    assert "1 added" in line
+    assert "1 file skipped: broken.pdf (" in line
+    report = web.qa.build(show_progress=False)  # nothing changed; still not readable
+    assert list(report.skipped) == ["broken.pdf"] and report.to_dict()["skipped"]
+    assert "Quenton" in reply_text(web, ZORBLAT_QUESTION).select_one(".qa-best mark").get_text()
+
+
 def test_questions_are_answered_from_the_old_index_during_an_update(
     web: WebApp, tmp_path: Path
 ) -> None:
