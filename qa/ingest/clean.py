@@ -84,7 +84,8 @@ def decode_text(data: bytes, source: str) -> str:
 
     UTF-8 (with or without a byte-order mark) is tried first, then Windows-1252, then Latin-1,
     so a Latin-1 or Windows file is decoded rather than dropped. UTF-16 is recognised by its
-    byte-order mark.
+    byte-order mark, or without one by its zero bytes: in text of Latin letters every other
+    byte is zero (the high byte of each character), which no 8-bit text has.
 
     Args:
         data: The raw bytes.
@@ -102,7 +103,10 @@ def decode_text(data: bytes, source: str) -> str:
         except UnicodeDecodeError as exc:
             raise IngestError(source, f"undecodable UTF-16 text ({exc.reason})") from exc
     if b"\x00" in data:
-        raise IngestError(source, "binary content (NUL bytes)")
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise IngestError(source, "binary content (NUL bytes)")
+        return _refuse_control(text, source)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -110,6 +114,37 @@ def decode_text(data: bytes, source: str) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
+    return _refuse_control(text, source)
+
+
+#: Share of a UTF-16 sample's high (or low) bytes that must be zero, and the most of its other
+#: bytes that may be, for it to be read as UTF-16 without a byte-order mark.
+_UTF16_ZERO_SHARE = 0.7
+_UTF16_OTHER_ZERO_SHARE = 0.05
+
+
+def _utf16_without_bom(data: bytes, sample_bytes: int = 8192) -> str | None:
+    """``data`` decoded as UTF-16 LE or BE if its zero bytes say it is one, else None."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    sample = data[:sample_bytes]
+    pairs = len(sample) // 2
+    even_zero = sample[0::2].count(0) / pairs
+    odd_zero = sample[1::2].count(0) / pairs
+    if odd_zero >= _UTF16_ZERO_SHARE and even_zero <= _UTF16_OTHER_ZERO_SHARE:
+        encoding = "utf-16-le"
+    elif even_zero >= _UTF16_ZERO_SHARE and odd_zero <= _UTF16_OTHER_ZERO_SHARE:
+        encoding = "utf-16-be"
+    else:
+        return None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _refuse_control(text: str, source: str) -> str:
+    """``text``, unless it is mostly control characters (binary data that decoded)."""
     if text and len(_CONTROL.findall(text)) / len(text) > _MAX_CONTROL_SHARE:
         raise IngestError(source, "binary content (mostly control characters)")
     return text

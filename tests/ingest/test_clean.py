@@ -42,6 +42,17 @@ class TestDecode:
     def test_utf16_with_bom(self) -> None:
         assert decode_text("naïve text".encode("utf-16"), "a.txt") == "naïve text"
 
+    @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+    def test_utf16_without_bom_is_recognised_by_its_zero_bytes(self, encoding: str) -> None:
+        text = "Kim’s naïve “summit” in Hanoi, 27–28 February.\nSecond line."
+        assert decode_text(text.encode(encoding), "a.txt") == text
+
+    def test_binary_with_zero_bytes_in_both_halves_is_not_utf16(self) -> None:
+        with pytest.raises(IngestError, match="NUL bytes"):
+            decode_text(bytes(range(256)) * 4, "a.bin.txt")
+        with pytest.raises(IngestError, match="binary"):  # odd length: never UTF-16
+            decode_text("some text".encode("utf-16-le") + b"x", "a.txt")
+
     def test_nul_bytes_are_binary(self) -> None:
         with pytest.raises(IngestError, match="binary") as info:
             decode_text(b"PK\x03\x04\x00\x00text", "dir/archive.txt")
