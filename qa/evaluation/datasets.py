@@ -2,7 +2,11 @@
 
 The JSON Lines format (``eval/seed.jsonl``; described in ``eval/README.md``) has one question
 per line: ``id``, ``question``, ``answers`` (reference spans, verbatim from the cleaned text),
-``doc_id`` (the document holding them, null when unanswerable), ``type`` and ``answerable``.
+``doc_id`` (the document holding them, null when unanswerable), ``type`` and ``answerable``;
+optionally ``start``/``end``, the first reference's offsets in the document's text. Feedback
+marked in the web chat (``qa.feedback``) is written in the same format: its records with
+``answerable`` null (a mark saying only what was wrong) are skipped, and a record named by a
+later record's ``replaces`` gives way to it.
 
 A SQuAD file becomes an open corpus: every distinct paragraph is a ``Document`` whose id is the
 gold of retrieval for the paragraph's questions; ``is_impossible`` questions expect abstention.
@@ -62,8 +66,12 @@ class EvalQuestion:
         answers: Acceptable reference spans (empty when unanswerable).
         doc_id: The document (seed) or paragraph (SQuAD) holding the answer; None when
             unanswerable.
-        type: One of ``QUESTION_TYPES`` (or ``"other"`` for SQuAD questions).
+        type: One of ``QUESTION_TYPES``, or ``"other"`` (SQuAD questions, feedback whose
+            question word matches no type).
         answerable: Whether the corpus answers it.
+        start: Offset of the first reference in the document's text, when the set records it
+            (feedback does); None otherwise.
+        end: One past the first reference's last character, with ``start``.
     """
 
     id: str
@@ -72,21 +80,38 @@ class EvalQuestion:
     doc_id: str | None
     type: str
     answerable: bool
+    start: int | None = None
+    end: int | None = None
 
 
 def load_jsonl(path: Path) -> list[EvalQuestion]:
     """Read an evaluation set in the project's JSON Lines format.
 
+    Records with ``answerable`` null are skipped: feedback that says only which answer was
+    wrong (``qa.feedback``) has no reference to score against. A record whose id a later
+    record names in ``replaces`` is skipped too (a mark changed afterwards).
+
     Raises:
         ValueError: naming the line, when a record is malformed or inconsistent.
     """
-    questions = []
-    seen: set[str] = set()
+    records: list[tuple[int, dict]] = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a valid evaluation record ({exc})") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: not a valid evaluation record (not an object)")
+        records.append((number, record))
+    replaced = {str(r["replaces"]) for _, r in records if r.get("replaces") is not None}
+    questions = []
+    seen: set[str] = set()
+    for number, record in records:
+        if record.get("answerable", False) is None or str(record.get("id")) in replaced:
+            continue
+        try:
             question = EvalQuestion(
                 id=str(record["id"]),
                 question=str(record["question"]),
@@ -94,8 +119,10 @@ def load_jsonl(path: Path) -> list[EvalQuestion]:
                 doc_id=record["doc_id"],
                 type=str(record["type"]),
                 answerable=bool(record["answerable"]),
+                start=record.get("start"),
+                end=record.get("end"),
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a valid evaluation record ({exc})") from exc
         problem = _problem(question, seen)
         if problem:
@@ -108,14 +135,28 @@ def load_jsonl(path: Path) -> list[EvalQuestion]:
 def _problem(q: EvalQuestion, seen: set[str]) -> str | None:
     if q.id in seen:
         return f"duplicate id {q.id!r}"
-    if q.type not in QUESTION_TYPES:
-        return f"type {q.type!r} is not one of {QUESTION_TYPES}"
+    if q.type not in (*QUESTION_TYPES, OTHER_TYPE):
+        return f"type {q.type!r} is not one of {(*QUESTION_TYPES, OTHER_TYPE)}"
     if q.answerable != (q.type != "unanswerable"):
         return "type 'unanswerable' goes with answerable false, and only with it"
     if q.answerable and not (q.answers and q.doc_id):
         return "an answerable question needs answers and a doc_id"
     if not q.answerable and (q.answers or q.doc_id is not None):
         return "an unanswerable question has no answers and a null doc_id"
+    return _span_problem(q)
+
+
+def _span_problem(q: EvalQuestion) -> str | None:
+    """What is wrong with a record's optional ``start``/``end``, if anything."""
+    if q.start is None and q.end is None:
+        return None
+    if not q.answerable:
+        return "an unanswerable question has no start and end"
+    start, end = q.start, q.end
+    if not isinstance(start, int) or not isinstance(end, int) or bool in (type(start), type(end)):
+        return "start and end go together, as whole numbers"
+    if not 0 <= start < end or end - start != len(q.answers[0]):
+        return "start and end must span the first answer"
     return None
 
 
