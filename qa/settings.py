@@ -20,6 +20,7 @@ FaissKind = Literal["auto", "flat", "hnsw"]
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
 ReaderRuntime = Literal["auto", "onnx-int8", "onnx-fp32", "torch"]
+Agreement = Literal["off", "noisy-or"]
 #: The settings that take one of a fixed set of values, with the type that lists them.
 CHOICES: dict[str, Any] = {
     "retrieval_mode": RetrievalMode,
@@ -27,6 +28,7 @@ CHOICES: dict[str, Any] = {
     "reader_precision": ReaderPrecision,
     "reader_runtime": ReaderRuntime,
     "faiss_index": FaissKind,
+    "agreement": Agreement,
 }
 #: Most answers one question may ask for (settings, Python API, CLI and web page alike).
 MAX_ANSWERS = 20
@@ -117,6 +119,10 @@ class Settings:
             no torch; torch for any other reader, for ``reader_precision=bf16``, and where the
             ONNX copy cannot be built), ``onnx-int8``, ``onnx-fp32`` (packaged reader only) or
             ``torch``.
+        agreement: How an answer given by several articles is scored: ``off`` (the score of
+            its best source; the answer model already counts, as one of its signals, the other
+            readings of the same words) or ``noisy-or`` (``1 - prod(1 - score)`` over its
+            sources, one per article). Either way the reply lists every agreeing article.
     """
 
     corpus_dir: Path = DEFAULT_CORPUS_DIR
@@ -140,6 +146,7 @@ class Settings:
     max_upload_mb: int = 20
     reader_precision: ReaderPrecision = "auto"
     reader_runtime: ReaderRuntime = "auto"
+    agreement: Agreement = "off"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))

@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -40,7 +40,7 @@ from qa.types import Answer, Document, Passage, Result
 if TYPE_CHECKING:
     from qa.protocols import Encoder, Reader
     from qa.sentence_vectors import SentenceVectors
-    from qa.settings import Settings
+    from qa.settings import Agreement, Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,34 +79,70 @@ def threshold_in_use(settings: Settings, mode: str) -> tuple[float, str]:
 
 
 def dedupe(answers: Sequence[Answer]) -> list[Answer]:
-    """Keep the best-scored of each group of answers that say the same thing.
+    """Group the answers that say the same thing; each group is its best-scored answer, with
+    every article that gives it among its ``sources``.
 
-    Two answers are the same when they overlap in the same document (the same span read
-    through overlapping chunks, or "the Agreed Framework" inside "Agreed Framework ...") or
-    when their normalised texts are equal (the same name found in two places).
+    Two answers are the same when their normalised texts are equal (the same name found in two
+    places) or when they overlap in the same document (the same span read through overlapping
+    chunks, or "the Agreed Framework" inside "Agreed Framework ..."). An answer overlapping a
+    span already kept, in any group, is dropped; one with the text of a kept answer joins that
+    answer's sources when it comes from a document not among them yet (two spans of one
+    article are one source, not two that agree).
 
     Returns:
-        The kept answers, best score first (ties keep their input order).
+        The kept answers, best score first (ties keep their input order), each with its sources
+        best first, the answer's own span first.
     """
     kept: list[Answer] = []
-    seen_texts: set[str] = set()
+    by_key: dict[str, Answer] = {}
+    spans: dict[str, list[tuple[int, int]]] = {}  # doc_id -> every kept span in it
     for answer in sorted(answers, key=lambda a: -a.score):
-        key = normalize_answer(answer.text, typographic_punctuation=True) or answer.text
-        if key in seen_texts:
+        if any(a < answer.end and answer.start < b for a, b in spans.get(answer.doc_id, ())):
             continue
-        if any(
-            k.doc_id == answer.doc_id and k.start < answer.end and answer.start < k.end
-            for k in kept
-        ):
+        key = answer_key(answer.text)
+        group = by_key.get(key)
+        if group is None:
+            group = replace(answer, sources=[answer.own_source()])
+            by_key[key] = group
+            kept.append(group)
+        elif any(s.doc_id == answer.doc_id for s in group.sources):
             continue
-        kept.append(answer)
-        seen_texts.add(key)
+        else:
+            group.sources.append(answer.own_source())
+        spans.setdefault(answer.doc_id, []).append((answer.start, answer.end))
     return kept
 
 
-def select(answers: Sequence[Answer], n: int, threshold: float) -> list[Answer]:
-    """Deduplicate, drop answers scored below ``threshold``, keep the ``n`` best."""
-    return [a for a in dedupe(answers) if a.score >= threshold][:n]
+def answer_key(text: str) -> str:
+    """What two answers share when they say the same thing: the normalised text."""
+    return normalize_answer(text, typographic_punctuation=True) or text
+
+
+def agreement_score(scores: Sequence[float]) -> float:
+    """The noisy-or of the agreeing sources' scores: the probability that at least one is
+    right, were they independent (``1 - prod(1 - s)``)."""
+    miss = 1.0
+    for s in scores:
+        miss *= 1.0 - min(max(s, 0.0), 1.0)
+    return 1.0 - miss
+
+
+def select(
+    answers: Sequence[Answer], n: int, threshold: float, agreement: Agreement = "off"
+) -> list[Answer]:
+    """Deduplicate, drop answers scored below ``threshold``, keep the ``n`` best.
+
+    With ``agreement`` ``noisy-or``, an answer given by several articles is scored by
+    :func:`agreement_score` of its sources' scores (and the answers ranked again) before the
+    threshold applies; ``off`` keeps the best source's score.
+    """
+    kept = dedupe(answers)
+    if agreement == "noisy-or":
+        kept = sorted(
+            (replace(a, score=agreement_score([s.score for s in a.sources])) for a in kept),
+            key=lambda a: -a.score,
+        )
+    return [a for a in kept if a.score >= threshold][:n]
 
 
 @dataclass(frozen=True)
@@ -463,7 +499,13 @@ class AnswerFinder:
         )
         if threshold is None:
             threshold, _ = threshold_in_use(self.settings, kind)
-        answers = select([c.answer for c in candidates], n, threshold)
+        answers = select(
+            [c.answer for c in candidates],
+            n,
+            threshold,
+            # Sentence scores are no probabilities: only reader answers combine theirs.
+            agreement=self.settings.agreement if kind == "reader" else "off",
+        )
         return Result(
             question=question,
             answers=answers,
@@ -541,7 +583,7 @@ class AnswerFinder:
             located.append((c, t, start, end, home))
         support_of = support(
             [c.score for c, *_ in located],
-            [normalize_answer(c.text, typographic_punctuation=True) or c.text for c, *_ in located],
+            [answer_key(c.text) for c, *_ in located],
         )
         signals = [
             Signals(
