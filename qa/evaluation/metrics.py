@@ -106,6 +106,8 @@ class Observation:
         latency_ms: Wall time of the ask call.
         gold_passage_text: The reader's best span when given only the gold passage(s), never
             abstaining; None for unanswerable questions or when it found nothing.
+        understood_as: The question as the system read it when it rewrote a follow-up in the
+            light of its conversation (``Result.understood_as``); None when it stood alone.
     """
 
     question: EvalQuestion
@@ -116,6 +118,7 @@ class Observation:
     ranked_doc_ids: tuple[str, ...]
     latency_ms: float
     gold_passage_text: str | None = None
+    understood_as: str | None = None
 
     @property
     def rank(self) -> int | None:

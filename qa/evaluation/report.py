@@ -45,9 +45,12 @@ ANSWER_CHARS = 160
 
 
 def summary(run: EvalRun) -> dict[str, float | None]:
-    """The headline metrics at the threshold in use, as ``qa eval --json`` prints them."""
+    """The headline metrics at the threshold in use, as ``qa eval --json`` prints them; for a
+    conversation set also first-turn, follow-up and full-question EM/F1 and the F1 gap."""
     metrics = asdict(run.metrics())
-    return {key: None if metrics[key] is None else float(metrics[key]) for key in SUMMARY_KEYS}
+    head = {key: None if metrics[key] is None else float(metrics[key]) for key in SUMMARY_KEYS}
+    apart = run.conversation_metrics()
+    return head if apart is None else head | apart.summary()
 
 
 def write_run(run: EvalRun, out_dir: Path, command: str) -> dict[str, Path]:
@@ -69,7 +72,7 @@ def write_run(run: EvalRun, out_dir: Path, command: str) -> dict[str, Path]:
     scored = [score(o, run.threshold) for o in run.observations]
     by_type = metrics_by_type(run.observations, run.threshold)
     with files["predictions.jsonl"].open("w", encoding="utf-8") as fh:
-        for row in prediction_rows(scored):
+        for row in prediction_rows(scored, run):
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     details = _details(run, command, by_type)
     files["summary.json"].write_text(
@@ -80,11 +83,19 @@ def write_run(run: EvalRun, out_dir: Path, command: str) -> dict[str, Path]:
     return files
 
 
-def prediction_rows(scored: Sequence[Scored]) -> list[dict[str, Any]]:
-    """One record per question at the threshold the outcomes were scored with."""
+def prediction_rows(scored: Sequence[Scored], run: EvalRun | None = None) -> list[dict[str, Any]]:
+    """One record per question at the threshold the outcomes were scored with.
+
+    With the ``run`` of a conversation set, each follow-up's record also holds its
+    ``full_question`` and what that got asked alone (``full_answer``, ``full_em``,
+    ``full_f1``), scored at the run's threshold.
+    """
     rows = []
     for s in scored:
         o, q = s.observation, s.observation.question
+        info = run.turns.get(q.id) if run is not None else None
+        full = run.full_observations.get(q.id) if run is not None else None
+        full_scored = score(full, run.threshold) if run is not None and full else None
         rows.append(
             {
                 "id": q.id,
@@ -105,6 +116,15 @@ def prediction_rows(scored: Sequence[Scored]) -> list[dict[str, Any]]:
                 "gold_rank": o.rank,
                 "gold_passage_answer": o.gold_passage_text,
                 "latency_ms": round(o.latency_ms, 2),
+                "understood_as": o.understood_as,
+                "conversation": info.conversation if info else None,
+                "turn": info.turn if info else None,
+                "full_question": info.full_question if info else None,
+                "full_answer": None
+                if full_scored is None or full_scored.abstained
+                else full_scored.observation.text,
+                "full_em": full_scored.em if full_scored else None,
+                "full_f1": full_scored.f1 if full_scored else None,
             }
         )
     return rows
@@ -112,6 +132,7 @@ def prediction_rows(scored: Sequence[Scored]) -> list[dict[str, Any]]:
 
 def _details(run: EvalRun, command: str, by_type: dict[str, Metrics]) -> dict[str, Any]:
     s = run.settings
+    apart = run.conversation_metrics()
     return {
         "set": str(run.source),
         "kind": run.kind,
@@ -150,6 +171,17 @@ def _details(run: EvalRun, command: str, by_type: dict[str, Metrics]) -> dict[st
         "metrics_at_recommended": asdict(run.metrics(run.recommended.threshold)),
         "by_type": {kind: asdict(m) for kind, m in by_type.items()},
         "sweep": [asdict(p) for p in run.sweep],
+        "conversations": None
+        if apart is None
+        else {
+            "first_turns": asdict(apart.first_turns),
+            "follow_ups": asdict(apart.follow_ups),
+            "full_questions": asdict(apart.full_questions),
+            "f1_gap": apart.f1_gap,
+            "em_gap": apart.em_gap,
+            "conversations": len({t.conversation for t in run.turns.values()}),
+        },
+        "notes": run.notes,
     }
 
 
@@ -214,6 +246,7 @@ def render_markdown(
         "",
         f"`{details['command']}`, {details['date']}, commit {details['git'] or 'unknown'}, "
         f"{run.seconds:.1f} s in all.",
+        *(f"\n**Note:** {note}." for note in run.notes),
         "",
         "## Settings",
         "",
@@ -257,6 +290,7 @@ def render_markdown(
         " answerable ones score 0 when it abstains. Retrieval counts the gold document's first"
         f" passage among the top {RETRIEVAL_DEPTH}. The gap between the last two F1 rows is what"
         " retrieval costs; the gap from the gold-passage F1 to 1 is what reading costs.",
+        *_conversation_section(run),
         "",
         f"## By question type (threshold {t:.4f})",
         "",
@@ -347,6 +381,33 @@ def render_markdown(
         "",
     ]
     return "\n".join(parts)
+
+
+def _conversation_section(run: EvalRun) -> list[str]:
+    """The report's lines on first turns, follow-ups and full questions (conversation sets)."""
+    apart = run.conversation_metrics()
+    if apart is None:
+        return []
+    rows = [
+        ("first turns", apart.first_turns),
+        ("follow-ups, asked in their conversation", apart.follow_ups),
+        ("the same follow-ups written out in full, asked alone", apart.full_questions),
+    ]
+    return [
+        "",
+        f"## Conversations (threshold {run.threshold:.4f})",
+        "",
+        markdown_table(
+            ["turns", "n", "EM", "F1", "abstained", "recall@5"],
+            [(label, m.n, m.em, m.f1, m.abstain_rate, m.recall_at_5) for label, m in rows]
+            + [("full minus follow-up", "", apart.em_gap, apart.f1_gap, "", "")],
+        ),
+        "",
+        "Every turn after the first is asked with the earlier turns of its conversation and is"
+        " scored as any question; it is also asked once more as its `full_question`, alone."
+        " The gap is what reading a follow-up in its conversation costs (the target: under 0.1"
+        " F1). Each follow-up's rewritten question is `understood_as` in `predictions.jsonl`.",
+    ]
 
 
 def _recommendation_note(run: EvalRun) -> str:

@@ -67,6 +67,7 @@ class FakeQA:
         *,
         threshold: float | None = None,
         exclude: frozenset[str] = frozenset(),
+        conversation: tuple = (),
     ) -> Result:
         self.asked.append((question, threshold))
         self.excluded.append(exclude)
