@@ -167,15 +167,26 @@ class LexicalIndex:
     def vocabulary(self) -> dict[str, int]:
         return dict(getattr(self._retriever, "vocab_dict", {}) or {})
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Return up to ``k`` ``(chunk_position, bm25_score)`` pairs with a positive score."""
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Return up to ``k`` ``(chunk_position, bm25_score)`` pairs with a positive score.
+
+        Args:
+            query: The question or keywords.
+            k: How many at most.
+            allowed: If given, a boolean per chunk: only those marked are returned, the best
+                ``k`` of them (bm25s's ``weight_mask`` zeroes the others' scores before the
+                top ``k`` is taken).
+        """
         if self.size == 0 or not getattr(self._retriever, "vocab_dict", None):
             return []
         tokens = tokenize([query])
         if not tokens[0]:
             return []
+        mask = None if allowed is None else allowed.astype(np.float32)
         ids, scores = self._retriever.retrieve(
-            tokens, k=min(k, self.size), show_progress=False, n_threads=1
+            tokens, k=min(k, self.size), show_progress=False, n_threads=1, weight_mask=mask
         )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, get_args
 
 from qa.conversation import PREFER_DEPTH, Turn, prefer_documents, understand
 from qa.embedding import Embedder
+from qa.filters import Filter, check_filter
 from qa.retrieval import Retriever
 from qa.settings import (
     RetrievalMode,
@@ -206,9 +207,14 @@ class QA:
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
         exclude: frozenset[str] = frozenset(),
+        filter: Filter | None = None,
     ) -> list[Passage]:
-        """Ranked passages for ``query`` (see ``Retriever.search``)."""
-        return self.retriever.search(query, k=k, mode=mode, timings=timings, exclude=exclude)
+        """Ranked passages for ``query`` (see ``Retriever.search``); with ``filter``, the best
+        of the documents that pass it (``qa.filters.Filter``; anything else is refused with a
+        ``ValueError``)."""
+        return self.retriever.search(
+            query, k=k, mode=mode, timings=timings, exclude=exclude, filter=check_filter(filter)
+        )
 
     def document(self, doc_id: str) -> Document:
         """The cleaned document ``doc_id``; ``KeyError`` with the known ids' count if absent."""
@@ -246,6 +252,7 @@ class QA:
         timings: dict[str, float] | None = None,
         exclude: frozenset[str] = frozenset(),
         conversation: Sequence[Turn] = (),
+        filter: Filter | None = None,
     ) -> Result:
         """Answer ``question`` from the corpus: retrieve, read the best passages, rank.
 
@@ -268,6 +275,8 @@ class QA:
                 in their light (:func:`qa.conversation.understand`): retrieval and reading
                 see the rewritten question, ``Result.understood_as`` holds it, and the
                 answer is still a span of an article. Empty: the question stands alone.
+            filter: Only documents that pass it are searched and read (``qa.filters.Filter``,
+                e.g. ``Filter.parse(where=["folder=business"], since="2005-01-01")``).
 
         Returns:
             Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
@@ -276,18 +285,20 @@ class QA:
             even when a build swaps the live index meanwhile.
 
         Raises:
-            ValueError: If the question is empty or longer than ``MAX_QUESTION_CHARS``, or an
-                option is out of range (see :func:`check_request`).
+            ValueError: If the question is empty or longer than ``MAX_QUESTION_CHARS``, an
+                option is out of range (see :func:`check_request`), or ``filter`` is not a
+                ``Filter``.
             IndexMissingError: If no index has been built.
         """
         check_request(question, n_answers=n_answers, threshold=threshold, mode=mode)
+        filter = check_filter(filter)
         understood = understand(question, conversation)
         index = self.index
         k = max(self.settings.top_k, self.settings.read_passages)
         if understood.prefer:
             k = max(k, PREFER_DEPTH)  # deep enough to find the preferred article's passage
         passages = Retriever(index, self.embedder, self.settings).search(
-            understood.question, k=k, mode=mode, timings=timings, exclude=exclude
+            understood.question, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
         )
         to_read = prefer_documents(passages, understood.prefer, self.settings.read_passages)
         result = self._read(

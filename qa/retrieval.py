@@ -3,18 +3,27 @@
 Reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009) adds ``1 / (rrf_k + rank)`` over
 the rankings a chunk appears in. It needs no score calibration between cosine similarities and
 BM25 scores, which live on unrelated scales, and is robust to either retriever failing alone.
+
+A search may be restricted to some documents (a metadata ``Filter``, and the ``exclude`` that
+evaluation uses). Both become one mask of allowed chunk rows, applied inside each retriever:
+FAISS searches through an ``IDSelectorBitmap`` of the mask and BM25 multiplies its scores by
+it (bm25s's ``weight_mask``), so each returns the best rows among the allowed ones, exactly
+where the index is exact. BM25 keeps the whole index's statistics (idf, mean length): a
+filtered search ranks the allowed chunks as the whole index scores them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
+from qa.filters import Filter
 from qa.settings import RetrievalMode, Settings
 from qa.timing import StageClock
 from qa.types import Passage
@@ -45,6 +54,7 @@ class Retriever:
         mode: RetrievalMode | None = None,
         timings: dict[str, float] | None = None,
         exclude: frozenset[str] = frozenset(),
+        filter: Filter | None = None,
     ) -> list[Passage]:
         """Return the ``k`` best passages for ``query``, best first.
 
@@ -60,30 +70,35 @@ class Retriever:
                 (each retriever's list is filtered before fusion). Evaluation uses it to ask a
                 question without its own paragraph, the way a corpus that lacks the answer
                 would be asked.
+            filter: If given, only documents that pass it are searched (``qa.filters``); the
+                passages returned are the best ``k`` of theirs, as in an index of them alone
+                (BM25 scores keep the whole index's statistics). Combines with ``exclude``.
         """
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
         n = len(self.index.chunks)
         if n == 0 or not query.strip():
             return []
+        allowed = allowed_rows(self.index, filter, exclude)
+        if allowed is not None:
+            n = int(allowed.sum())
+            if n == 0:
+                return []
         depth = min(n, max(self.settings.candidates, k))
-        if exclude:
-            depth = min(n, depth + sum(c.doc_id in exclude for c in self.index.chunks))
         clock = StageClock(timings)
 
         # In hybrid mode BM25 runs on a second thread while the question is embedded: the
         # encoder (onnxruntime or torch) releases the GIL, and the two are the largest stages.
         pending: Future[tuple[list[tuple[int, float]], float]] | None = None
         if mode == "hybrid":
-            pending = _POOL.submit(_timed_lexical, self.index, query, depth)
+            pending = _POOL.submit(_timed_lexical, self.index, query, depth, allowed)
         dense: list[tuple[int, float]] = []
         query_vector: np.ndarray | None = None
         if mode in ("hybrid", "dense"):
             query_vector = self.embedder.encode_query(query)
             clock.lap("embed")
             one_search_thread()
-            scores, ids = self.index.dense.search(query_vector[None, :], depth)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            dense = dense_search(self.index.dense, query_vector, depth, allowed)
             clock.lap("dense")
         lexical: list[tuple[int, float]] = []
         if pending is not None:
@@ -91,12 +106,9 @@ class Retriever:
             clock.add("lexical", seconds)
             clock.lap("lexical_wait")
         elif mode == "lexical":
-            lexical = self.index.lexical.search(query, depth)
+            lexical = self.index.lexical.search(query, depth, allowed)
             clock.lap("lexical")
 
-        if exclude:
-            dense = [(i, x) for i, x in dense if self.index.chunks[i].doc_id not in exclude]
-            lexical = [(i, x) for i, x in lexical if self.index.chunks[i].doc_id not in exclude]
         dense_scores = dict(dense)
         lexical_scores = dict(lexical)
         if mode == "dense":
@@ -128,6 +140,94 @@ class Retriever:
                 )
             )
         return passages
+
+
+def allowed_rows(
+    index: Index, filter: Filter | None = None, exclude: frozenset[str] = frozenset()
+) -> np.ndarray | None:
+    """Per chunk row of ``index``, whether a search may return it; ``None`` when all may.
+
+    A row is allowed when its document passes ``filter`` and is not in ``exclude``.
+    """
+    if not filter and not exclude:
+        return None
+    docs = index.documents
+    keep = (
+        np.fromiter(map(filter.matches, docs.values()), bool, len(docs))
+        if filter
+        else np.ones(len(docs), dtype=bool)
+    )
+    if exclude:
+        keep &= np.fromiter((d not in exclude for d in docs), bool, len(docs))
+    return keep[_chunk_documents(index)]
+
+
+#: Per live ``Index`` (by ``id``, dropped when it is freed): each chunk row's document position.
+_CHUNK_DOCUMENTS: dict[int, np.ndarray] = {}
+
+
+def _chunk_documents(index: Index) -> np.ndarray:
+    """Per chunk row, the position of its document in ``index.documents`` (computed once)."""
+    found = _CHUNK_DOCUMENTS.get(id(index))
+    if found is None or len(found) != len(index.chunks):
+        position = {doc_id: n for n, doc_id in enumerate(index.documents)}
+        found = np.fromiter((position[c.doc_id] for c in index.chunks), np.int64, len(index.chunks))
+        if id(index) not in _CHUNK_DOCUMENTS:
+            weakref.finalize(index, _CHUNK_DOCUMENTS.pop, id(index), None)
+        _CHUNK_DOCUMENTS[id(index)] = found
+    return found
+
+
+#: Below this many allowed rows, a filtered search of an HNSW index is exact: it scans the
+#: allowed vectors of the graph's flat storage (some milliseconds), where the graph, walking
+#: mostly through rows the filter refuses, could miss some of the best allowed ones.
+HNSW_EXACT_ROWS = 50_000
+
+
+def dense_search(
+    dense: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> list[tuple[int, float]]:
+    """The ``k`` best ``(row, cosine)`` of ``dense`` for ``query``, among ``allowed`` rows.
+
+    The allowed rows go to FAISS as an ``IDSelectorBitmap`` in the search parameters, which
+    flat and HNSW indexes (those ``qa.store`` builds) honour. An HNSW search with few allowed
+    rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one with more walks
+    the graph with the selector, at the index's ``efSearch`` as an unfiltered search does. An
+    index that takes no selector is searched ever deeper until ``k`` allowed rows are found or
+    none is left.
+    """
+    if allowed is None:
+        scores, ids = dense.search(query[None, :], k)
+    else:
+        # The selector points into the bitmap, which this frame keeps alive during the search.
+        bitmap = np.packbits(allowed, bitorder="little")
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        if isinstance(dense, faiss.IndexHNSW) and int(allowed.sum()) <= HNSW_EXACT_ROWS:
+            dense = faiss.downcast_index(dense.storage)
+        try:
+            scores, ids = dense.search(query[None, :], k, params=params)
+        except RuntimeError:  # this index type takes no selector
+            return _deepening_search(dense, query, k, allowed)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+def _deepening_search(
+    dense: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray
+) -> list[tuple[int, float]]:
+    """The best ``k`` allowed rows, searching twice as deep each time until found (exact: the
+    last search, if need be, ranks every row)."""
+    depth = k
+    while True:
+        depth = min(dense.ntotal, 2 * depth)
+        scores, ids = dense.search(query[None, :], depth)
+        found = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and allowed[i]
+        ]
+        if len(found) >= k or depth >= dense.ntotal:
+            return found[:k]
 
 
 def reciprocal_rank_fusion(
@@ -168,7 +268,9 @@ def one_search_thread() -> None:
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qa-lexical")
 
 
-def _timed_lexical(index: Index, query: str, depth: int) -> tuple[list[tuple[int, float]], float]:
+def _timed_lexical(
+    index: Index, query: str, depth: int, allowed: np.ndarray | None
+) -> tuple[list[tuple[int, float]], float]:
     started = time.perf_counter()
-    found = index.lexical.search(query, depth)
+    found = index.lexical.search(query, depth, allowed)
     return found, time.perf_counter() - started
