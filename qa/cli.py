@@ -12,6 +12,7 @@ from qa.logs import setup_logging
 from qa.settings import Settings
 
 if TYPE_CHECKING:
+    from qa.filters import Filter
     from qa.types import Answer, Result, Source
 
 app = typer.Typer(
@@ -33,6 +34,34 @@ ReaderOpt = Annotated[
     str | None,
     typer.Option("--reader", help="none (sentence extractor), default, or a checkpoint."),
 ]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="KEY=VALUE",
+        help="Search only documents whose KEY (folder, path, title, date or a metadata key) "
+        "is VALUE; repeat for more conditions. folder=business also takes its sub-folders.",
+    ),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", metavar="YYYY-MM-DD", help="Only documents dated this day or later."),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option("--until", metavar="YYYY-MM-DD", help="Only documents dated this day or earlier."),
+]
+
+
+def _filter(where: list[str] | None, since: str | None, until: str | None) -> Filter | None:
+    """The filter the options name, ``None`` without any; a refused one fails with the reason."""
+    from qa.filters import Filter
+
+    try:
+        found = Filter.parse(where=where, since=since, until=until)
+    except ValueError as exc:
+        _fail(str(exc))
+    return found or None
 
 
 def _settings(
@@ -134,13 +163,17 @@ def search(
     mode: Annotated[
         str | None, typer.Option("--mode", help="hybrid (default), dense or lexical.")
     ] = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rank the chunks that best match QUERY."""
     settings = _settings(corpus, index, top_k=k, retrieval_mode=mode)
-    passages = _qa(settings).search(query)
+    only = _filter(where, since, until)
+    passages = _qa(settings).search(query, filter=only)
     if json_out:
         results = [
             {
@@ -154,8 +187,13 @@ def search(
             }
             for p in passages
         ]
-        typer.echo(json.dumps({"query": query, "results": results}, ensure_ascii=False))
+        payload: dict[str, object] = {"query": query, "results": results}
+        if only:
+            payload["filter"] = only.to_dict()
+        typer.echo(json.dumps(payload, ensure_ascii=False))
         return
+    if only:
+        typer.echo(f"(searched only: {only.describe()})\n")
     if not passages:
         typer.echo("no matching chunks")
     for rank, p in enumerate(passages, start=1):
@@ -178,19 +216,28 @@ def ask(
         typer.Option("--threshold", help="Abstain below this score (default: the mode's value)."),
     ] = None,
     reader: ReaderOpt = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with the exact words of an article, or say the corpus does not."""
     settings = _settings(corpus, index, n_answers=k, threshold=threshold, reader_model=reader)
+    only = _filter(where, since, until)
     try:
-        result = _qa(settings).ask(question)
+        result = _qa(settings).ask(question, filter=only)
     except ValueError as exc:
         _fail(str(exc))
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        payload = result.to_dict()
+        if only:
+            payload["filter"] = only.to_dict()
+        typer.echo(json.dumps(payload, ensure_ascii=False))
         return
+    if only:
+        typer.echo(f"(searched only: {only.describe()})\n")
     _print_result(result)
 
 
