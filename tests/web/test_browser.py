@@ -255,3 +255,47 @@ def test_remove_a_document(page, tmp_path: Path) -> None:  # noqa: ANN001
     page.locator("#qa-documents td", has_text="Gleebworth").wait_for(state="detached")
     assert "ferry.txt" not in page.locator("#qa-documents table").inner_text()
     shot(page, "10-removed")
+
+
+LIGHTHOUSE = {
+    "vorlund.txt": (
+        "The Vorlund lighthouse\n\n"
+        "The Vorlund lighthouse was built by Tamsin Quarrie in 1881. "
+        "Its lamp can be seen from forty kilometres away.\n"
+    ),
+    "coast-walks.txt": (
+        "Coastal walks\n\n"
+        "Walkers on the coast path pass the Vorlund lighthouse, which was built by Tamsin "
+        "Quarrie. A cafe stands beside it.\n"
+    ),
+}
+
+
+def test_an_answer_two_articles_give_shows_both(page, tmp_path: Path) -> None:  # noqa: ANN001
+    paths = []
+    for name, text in LIGHTHOUSE.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(text)
+    open_documents(page)
+    page.set_input_files("#qa-upload input[type=file]", [str(p) for p in paths])
+    for title in ("The Vorlund lighthouse", "Coastal walks"):
+        page.locator("#qa-documents td", has_text=title).first.wait_for()
+    page.get_by_role("tab", name="Ask").click()
+    reply = ask(page, "Who built the Vorlund lighthouse?")
+    best = reply.locator(".qa-best")
+    assert "Tamsin Quarrie" in best.locator(".qa-short strong").inner_text()
+    assert best.locator(".qa-agree").inner_text() == "2 articles say so"
+    sources = best.locator(".qa-sources li")
+    assert sources.count() == 2
+    assert best.locator("button.qa-open").count() == 2
+    names = sorted(sources.nth(i).locator(".qa-source").inner_text() for i in range(2))
+    assert "coast-walks.txt" in names[0] and "vorlund.txt" in names[1]
+    for i in range(2):
+        assert "Tamsin Quarrie" in sources.nth(i).locator("blockquote.qa-context mark").inner_text()
+    shot(page, "11-two-articles-agree")
+    # Each source's button opens its own article with its own span marked.
+    sources.nth(1).locator("button.qa-open").click()
+    article = page.locator("#qa-article")
+    title = sources.nth(1).locator(".qa-source cite").inner_text()
+    article.locator(".qa-article-title", has_text=title).wait_for()
+    assert "Tamsin Quarrie" in article.locator(".qa-doctext mark").inner_text()
