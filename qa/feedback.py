@@ -304,13 +304,17 @@ class FeedbackLog:
             if created:
                 _fsync_folder(self.path.parent)
 
-    def lines(self) -> list[dict[str, Any]]:
-        """Every mark in the file, in order (none if there is no file yet)."""
+    def read_bytes(self) -> bytes:
+        """The file as it is between two appends (empty if there is no file yet)."""
         if not self.path.exists():
-            return []
+            return b""
         with _lock_for(self.path), self.path.open("rb") as fh:
             fcntl.flock(fh, fcntl.LOCK_SH)  # no line half-written by another process
-            text = fh.read().decode("utf-8")
+            return fh.read()
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every mark in the file, in order (none if there is no file yet)."""
+        text = self.read_bytes().decode("utf-8")
         lines = []
         for number, line in enumerate(text.splitlines(), 1):
             try:

@@ -32,6 +32,7 @@ from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import IndexMissingError, IndexProblem
 from qa.text import counted
 from qa.types import Result
+from qa.web.feedback import ChatFeedback, request_span
 from qa.web.memory import limit_malloc_arenas, release_free_memory
 from qa.web.render import (
     ARTICLE_HINT,
@@ -79,6 +80,13 @@ DOCUMENTS_HELP = (
     "The articles the chat answers from. Files you add are saved into the corpus folder and "
     "indexed at once; questions asked meanwhile are answered from the current index until the "
     "new one is ready."
+)
+
+FEEDBACK_HELP = (
+    "Answers marked in the chat (thumbs up: right; thumbs down: wrong, with the right answer "
+    "if you choose it) are kept beside the index as an evaluation set: run it with "
+    "`qa eval --set index/feedback.jsonl`. Only the question, the answers and the time are "
+    "kept, nothing about who marked them."
 )
 
 CSS = """
@@ -161,6 +169,7 @@ class WebApp:
     def __init__(self, qa: QA) -> None:
         self.qa = qa
         self.max_upload_bytes = qa.settings.max_upload_mb * 2**20
+        self.feedback = ChatFeedback(qa)
 
     # Asking
 
@@ -413,7 +422,7 @@ class WebApp:
                         latex_delimiters=[],
                         allow_tags=False,
                         buttons=[],
-                        feedback_options=None,
+                        feedback_options=("Like", "Dislike"),
                         placeholder=PLACEHOLDER,
                         autoscroll=True,
                     )
@@ -437,6 +446,7 @@ class WebApp:
                             gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example")
                             for q in EXAMPLES
                         ]
+                    correction = self._correction_row()
                     gr.HTML(
                         f'<p class="qa-article-note">{literal(ARTICLE_HINT)}</p>',
                         elem_id="qa-article",
@@ -497,7 +507,9 @@ class WebApp:
                         rebuild = gr.Button("Rebuild from scratch", elem_id="qa-rebuild")
                     corpus_status = gr.HTML(elem_id="qa-corpus-status")
                     index_status = gr.HTML(elem_id="qa-index-status")
+                feedback_tab = self._feedback_tab()
             self._wire_chat(chatbot, question, ask, new, examples, n_answers, threshold, mode)
+            self._wire_feedback(chatbot, correction, feedback_tab)
             self._wire_documents(
                 page,
                 docs_view,
@@ -638,6 +650,108 @@ class WebApp:
         rebuild.click(run_rebuild, None, index_status, **corpus).then(
             refresh, None, [docs_view, to_remove], **corpus
         )
+
+    # Feedback
+
+    def api_feedback(
+        self,
+        question: str,
+        answer: str,
+        doc_id: str,
+        start: int,
+        end: int,
+        verdict: str,
+    ) -> dict[str, Any]:
+        """Mark an answer right, wrong or "no answer" (kept as evaluation data beside the index).
+
+        Args:
+            question: The question as asked (1 to 1,000 characters).
+            answer: The answer's text, exactly the document's text from ``start`` to ``end``
+                (as ``/ask`` returns it); empty with ``right`` (the abstention was right) or
+                ``no-answer``.
+            doc_id: The answer's document id (``doc_id`` of ``/ask``).
+            start: The answer's first character in the document.
+            end: One past its last character.
+            verdict: right, wrong or no-answer.
+
+        Returns:
+            ``{"recorded": the line written, "counts": {"right", "wrong", "no_answer",
+            "total"}}``.
+
+        Raises:
+            gradio.Error: Saying why the mark was refused (an answer that is not at those
+                offsets of the live index, an unknown verdict, a value too long...).
+        """
+        try:
+            span = request_span(answer, doc_id, start, end, verdict)
+            return self.feedback.api(question, verdict, span)
+        except (IndexProblem, ValueError, OSError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def _correction_row(self) -> tuple[gr.Dropdown, gr.Button, gr.HTML]:
+        """Under the chat: the right answer for the last reply, if it was wrong, and a status."""
+        with gr.Row(equal_height=True, elem_id="qa-correction"):
+            choice = gr.Dropdown(
+                choices=[],
+                value=None,
+                label="Wrong answer? The right one is",
+                info="Press the thumbs under a reply to mark it right or wrong; for the last "
+                "reply, choose the right answer here.",
+                elem_id="qa-correction-choice",
+                scale=5,
+            )
+            save = gr.Button("Save correction", scale=1, elem_id="qa-correct")
+        status = gr.HTML(elem_id="qa-feedback-status")
+        return choice, save, status
+
+    def _feedback_tab(self) -> tuple[gr.Tab, gr.HTML, gr.DownloadButton]:
+        """The feedback tab: how many answers were marked, and the file to download."""
+        with gr.Tab("Feedback", id="feedback") as tab:
+            gr.Markdown(FEEDBACK_HELP)
+            count = gr.HTML(self.feedback.counts_html, elem_id="qa-feedback-count")
+            download = gr.DownloadButton(
+                "Download feedback.jsonl",
+                value=self.feedback.download,
+                elem_id="qa-feedback-download",
+            )
+        return tab, count, download
+
+    def _wire_feedback(
+        self,
+        chatbot: gr.Chatbot,
+        correction: tuple[gr.Dropdown, gr.Button, gr.HTML],
+        tab: tuple[gr.Tab, gr.HTML, gr.DownloadButton],
+    ) -> None:
+        choice, save, status = correction
+        feedback_tab, count, download = tab
+        # Which reply each of this session's marks was about: a later mark replaces it.
+        marks = gr.State({})
+        hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+        shown = [status, marks, count, download]
+
+        def like(
+            history: list[dict[str, Any]], kept: dict[int, str], data: gr.LikeData
+        ) -> tuple[str, dict[int, str], str, str | None]:
+            line, kept = self.feedback.like(history, data.index, data.liked, kept)
+            return line, kept, self.feedback.counts_html(), self.feedback.download()
+
+        def correct(
+            history: list[dict[str, Any]], chosen: str | None, kept: dict[int, str]
+        ) -> tuple[str, dict[int, str], str, str | None]:
+            line, kept = self.feedback.correct(history, chosen, kept)
+            return line, kept, self.feedback.counts_html(), self.feedback.download()
+
+        def offer(history: list[dict[str, Any]]) -> Any:
+            return gr.Dropdown(choices=self.feedback.choices(history), value=None)
+
+        def refresh() -> tuple[str, str | None]:
+            return self.feedback.counts_html(), self.feedback.download()
+
+        chatbot.like(like, [chatbot, marks], shown, **hidden)
+        save.click(correct, [chatbot, choice, marks], shown, **hidden)
+        chatbot.change(offer, chatbot, choice, queue=False, **hidden)
+        feedback_tab.select(refresh, None, [count, download], queue=False, **hidden)
+        gr.api(self.api_feedback, api_name="feedback")
 
 
 def api_payload(result: Result) -> dict[str, Any]:

@@ -28,10 +28,16 @@ def reader_model() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(
+def server(served: tuple[str, QA]) -> str:
+    """The URL of the app over a copy of the seed corpus, reading with ``reader_model``."""
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def served(
     tmp_path_factory: pytest.TempPathFactory, embedder: object, reader_model: str
-) -> Iterator[str]:
-    """The URL of the app over a copy of the seed corpus, reading with ``reader_model``.
+) -> Iterator[tuple[str, QA]]:
+    """The URL of the app over a copy of the seed corpus, and the ``QA`` it answers with.
 
     The index is built by the app's own start-up path (there is none yet), with the session's
     loaded embedding model.
@@ -52,6 +58,6 @@ def server(
         **launch_options(qa.settings),
     )
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", qa
     finally:
         page.close()

@@ -1,0 +1,50 @@
+"""Feedback in a real browser: a like and a dislike in the chat become two lines of the
+feedback file beside the index, which `qa eval --set` then runs. Sentence reading (the
+``reader_model`` default of the web tests): the marks, not the answers, are under test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.pipeline import QA
+from qa.web.app import EXAMPLES
+from tests.web.test_browser import ask, browser, page, pytestmark, shot  # noqa: F401
+
+
+def test_like_and_dislike_become_an_evaluation_set(
+    page,  # noqa: ANN001, F811
+    served: tuple[str, QA],
+    tmp_path: Path,
+) -> None:
+    qa = served[1]
+    status = page.locator("#qa-feedback-status")
+    ask(page, EXAMPLES[0])
+    page.locator("#qa-chat").get_by_role("button", name="Like", exact=True).last.click()
+    status.get_by_text("Saved: marked right.").wait_for()
+    ask(page, EXAMPLES[1])
+    page.locator("#qa-chat").get_by_role("button", name="Dislike", exact=True).last.click()
+    status.get_by_text("Saved: marked wrong.").wait_for()
+    shot(page, "11-feedback-marked")
+    page.get_by_role("tab", name="Feedback").click()
+    count = page.locator("#qa-feedback-count")
+    count.get_by_text("2 marked: 1 right, 1 wrong").wait_for()
+    assert page.locator("#qa-feedback-download").is_visible()
+
+    path = qa.settings.index_dir / "feedback.jsonl"
+    liked, disliked = (json.loads(line) for line in path.read_text().splitlines())
+    assert (liked["question"], liked["verdict"]) == (EXAMPLES[0], "right")
+    assert liked["answerable"] is True
+    assert "seven" in liked["answers"][0] and disliked["question"] == EXAMPLES[1]
+    assert disliked["verdict"] == "wrong" and disliked["wrong"] and disliked["answerable"] is None
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--set", str(path), "--index", str(qa.settings.index_dir), "--reader", "none"]
+        + ["--out", str(tmp_path / "run"), "--json"],
+        env={"QA_THRESHOLD": "0"},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 1  # the dislike says only what was wrong
