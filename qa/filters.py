@@ -139,6 +139,7 @@ class Filter:
             if key.lower() != "date":
                 raise ValueError(f"{item.strip()!r}: only date can be compared with {op}")
             bound = "since" if op == ">=" else "until"
+            value = _check_day(value, f"date{op}")
             if days[bound] is not None and days[bound] != value:
                 raise ValueError(f"{bound} is given twice ({days[bound]} and {value})")
             days[bound] = value

@@ -51,6 +51,7 @@ def test_parse_where_items_and_string() -> None:
         ({"where": ["date>2005-01-01"]}, "use >= or <="),
         ({"where": ["title>=a"]}, "only date can be compared"),
         ({"where": ["date=yesterday"]}, "date must be a date YYYY-MM-DD"),
+        ({"where": ["date<=2005-1-1"]}, "date<= must be a date YYYY-MM-DD, got '2005-1-1'"),
         ({"where": "date>=2005-01-01", "since": "2004-01-01"}, "since is given twice"),
         ({"where": 3}, "where must be text or a list"),
         ({"since": "2005-13-01"}, "since must be a date YYYY-MM-DD, got '2005-13-01'"),
