@@ -27,6 +27,7 @@ from typing import Any, cast
 import gradio as gr
 
 from qa.conversation import MAX_TURNS, Turn, turns_from_json
+from qa.filters import Filter, folders
 from qa.pipeline import MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
 from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
 from qa.store import IndexMissingError, IndexProblem
@@ -41,6 +42,7 @@ from qa.web.render import (
     render_article,
     render_documents,
     render_error,
+    render_filter_note,
     render_notices,
     render_question,
     render_result,
@@ -55,6 +57,8 @@ EXAMPLES = (
     "Where did Kim Jong-un and Trump agree to resume working-level talks?",
     "What is the capital of France?",
 )
+#: The folder choice of the filter row that searches every folder.
+ALL_FOLDERS = "All folders"
 #: Questions answered at once. Answering is CPU-bound, so more than a few only queue inside
 #: the worker threads; a few keep a slow question from holding up the ones behind it.
 ASK_CONCURRENCY = 4
@@ -187,9 +191,11 @@ class WebApp:
         threshold: float,
         mode: RetrievalMode,
         conversation: Sequence[Turn] = (),
+        filter: Filter | None = None,
     ) -> Result:
         """Answer ``question`` retrieving with ``mode`` (hybrid, dense or lexical), read after
-        the earlier turns of its ``conversation`` (see :mod:`qa.conversation`).
+        the earlier turns of its ``conversation`` (see :mod:`qa.conversation`), from the
+        documents that pass ``filter`` (all without one).
 
         Raises:
             ValueError: If the question or an option is refused (``qa.pipeline.check_request``).
@@ -200,6 +206,7 @@ class WebApp:
             threshold=threshold,
             mode=mode,
             conversation=conversation,
+            filter=filter,
         )
 
     def reply(self, question: str, *options: Any) -> str:
@@ -213,14 +220,24 @@ class WebApp:
         threshold: float,
         mode: RetrievalMode,
         turns: Sequence[Turn] = (),
+        folder: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> tuple[str, list[Turn]]:
         """The chat reply (HTML) to ``question`` after ``turns``, or a message saying why there
-        is none; and the conversation's turns with this one added (unchanged on a refusal)."""
+        is none; and the conversation's turns with this one added (unchanged on a refusal).
+        ``folder``, ``since`` and ``until`` are the filter row's fields (:meth:`filter_of`)."""
         try:
+            only = self.filter_of(folder, since, until)
             # A number that is not whole goes through as it is, for check_request to refuse.
             n = cast(int, _whole(n_answers))
             result = self.ask(
-                question, n_answers=n, threshold=threshold, mode=mode, conversation=turns
+                question,
+                n_answers=n,
+                threshold=threshold,
+                mode=mode,
+                conversation=turns,
+                filter=only,
             )
         except IndexMissingError:
             message = "There is no index yet: open the Documents tab and press Update index."
@@ -228,7 +245,27 @@ class WebApp:
         except (IndexProblem, ValueError) as exc:
             return render_error(f"This question cannot be answered: {exc}."), list(turns)
         kept = [*turns, Turn.of(question, result)][-MAX_TURNS:]
-        return render_result(result, threshold=float(threshold)), kept
+        html = render_result(result, threshold=float(threshold))
+        return (render_filter_note(only.describe()) + html if only else html), kept
+
+    def filter_of(
+        self, folder: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Filter | None:
+        """The filter row's fields as a filter (``None`` when they restrict nothing).
+
+        Raises:
+            ValueError: For a day that is not ``YYYY-MM-DD`` or a range that is empty.
+        """
+        where = {} if folder in (None, "", ALL_FOLDERS) else {"folder": str(folder)}
+        found = Filter.parse(since=since, until=until)
+        return Filter(where, found.since, found.until) or None
+
+    def folder_choices(self) -> list[str]:
+        """The filter row's folder choices: all folders, then each folder of the index."""
+        try:
+            return [ALL_FOLDERS, *folders(self.qa.index.documents.values())]
+        except IndexProblem:
+            return [ALL_FOLDERS]
 
     def article(self, doc_id: str, start: int, end: int, check: str) -> str:
         """The article panel's HTML for a "Show the article" button of a reply.
@@ -269,6 +306,9 @@ class WebApp:
         threshold: float | None = None,
         mode: str | None = None,
         conversation: list[dict[str, Any]] | None = None,
+        where: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> dict[str, Any]:
         """Answer a question; the answers (with sources and offsets) and passages as JSON.
 
@@ -287,23 +327,33 @@ class WebApp:
                 when?"): the ``turn`` object of each earlier reply (``question``,
                 ``understood``, ``answer``, ``doc_id``); empty: the question stands alone.
                 The reply's ``understood_as`` says how a follow-up was read.
+            where: Search only documents matching these conditions, ``KEY=VALUE`` separated
+                by ``;`` (``folder=business; author=Ann Smith``; ``date>=YYYY-MM-DD`` and
+                ``date<=YYYY-MM-DD`` work too; see :mod:`qa.filters`). The reply's
+                ``filter`` says what was applied.
+            since: Only documents dated this day or later, ``YYYY-MM-DD``.
+            until: Only documents dated this day or earlier, ``YYYY-MM-DD``.
 
         Raises:
             gradio.Error: Saying why the question or an option was refused, or that there
                 is no index yet.
         """
         try:
+            only = Filter.parse(where=where, since=since, until=until) or None
             result = self.ask(
                 question,
                 n_answers=self.qa.settings.n_answers if n_answers is None else n_answers,
                 threshold=self.default_threshold() if threshold is None else threshold,
                 mode=mode or self.qa.settings.retrieval_mode,  # type: ignore[arg-type]
                 conversation=turns_from_json(conversation),
+                filter=only,
             )
         except (IndexProblem, ValueError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         payload = api_payload(result)
         payload["turn"] = Turn.of(question, result).to_dict()
+        if only:
+            payload["filter"] = only.to_dict()
         return payload
 
     # Documents
@@ -446,6 +496,7 @@ class WebApp:
                             gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example")
                             for q in EXAMPLES
                         ]
+                    filters = self._filter_row()
                     correction = self._correction_row()
                     gr.HTML(
                         f'<p class="qa-article-note">{literal(ARTICLE_HINT)}</p>',
@@ -508,7 +559,17 @@ class WebApp:
                     corpus_status = gr.HTML(elem_id="qa-corpus-status")
                     index_status = gr.HTML(elem_id="qa-index-status")
                 feedback_tab = self._feedback_tab()
-            self._wire_chat(chatbot, question, ask, new, examples, n_answers, threshold, mode)
+            self._wire_chat(
+                chatbot, question, ask, new, examples, n_answers, threshold, mode, filters
+            )
+            # The folder list follows the index: filled whenever the documents table is.
+            docs_view.change(
+                lambda: gr.Dropdown(choices=self.folder_choices()),
+                None,
+                filters[0],
+                queue=False,
+                api_visibility="undocumented",
+            )
             self._wire_feedback(chatbot, correction, feedback_tab)
             self._wire_documents(
                 page,
@@ -539,6 +600,7 @@ class WebApp:
         n_answers: gr.Slider,
         threshold: gr.Slider,
         mode: gr.Radio,
+        filters: tuple[gr.Dropdown, gr.Textbox, gr.Textbox],
     ) -> None:
         pending = gr.State("")
         # The conversation's last turns (question, how it was read, best answer, its
@@ -560,10 +622,11 @@ class WebApp:
             t: float,
             m: RetrievalMode,
             earlier: list[Turn],
+            *only: str | None,
         ) -> tuple[list[dict[str, Any]], list[Turn]]:
             if not text:
                 return history, earlier
-            html, kept = self.converse(text, n, t, m, earlier or [])
+            html, kept = self.converse(text, n, t, m, earlier or [], *only)
             return [*history, {"role": "assistant", "content": html}], kept
 
         hidden: dict[str, Any] = {"api_visibility": "undocumented"}
@@ -582,7 +645,7 @@ class WebApp:
                 **hidden,
             ).then(
                 add_reply,
-                [pending, chatbot, n_answers, threshold, mode, turns],
+                [pending, chatbot, n_answers, threshold, mode, turns, *filters],
                 [chatbot, turns],
                 concurrency_limit=ASK_CONCURRENCY,
                 concurrency_id="ask",
@@ -594,6 +657,30 @@ class WebApp:
 
         # A new conversation: the chat empties and no earlier turn shapes the next question.
         new.click(start_over, None, [chatbot, turns, question], queue=False, **hidden)
+
+    def _filter_row(self) -> tuple[gr.Dropdown, gr.Textbox, gr.Textbox]:
+        """Under the question: search only a folder, or a range of days."""
+        with gr.Row(equal_height=True, elem_id="qa-filters"):
+            folder = gr.Dropdown(
+                choices=self.folder_choices(),
+                value=ALL_FOLDERS,
+                label="Search only",
+                elem_id="qa-filter-folder",
+                scale=2,
+                min_width=160,
+            )
+            since, until = (
+                gr.Textbox(
+                    label=label,
+                    placeholder="YYYY-MM-DD",
+                    elem_id=f"qa-filter-{name}",
+                    max_lines=1,
+                    scale=1,
+                    min_width=120,
+                )
+                for name, label in (("since", "Dated from"), ("until", "Dated until"))
+            )
+        return folder, since, until
 
     def _wire_documents(
         self,

@@ -307,6 +307,15 @@ def _render_lead(passage: Passage) -> str:
     )
 
 
+def render_filter_note(description: str) -> str:
+    """The line above a reply that was searched in some documents only: ``Searched only:
+    folder business, since 2005-01-01`` (``Filter.describe()``; folder names shown literally)."""
+    return (
+        '<div class="qa-reply qa-filtered"><p class="qa-filter-note">'
+        f'<span class="qa-label">Searched only:</span>{literal(description)}</p></div>'
+    )
+
+
 @dataclass(frozen=True)
 class DocumentRow:
     """One line of the documents table."""
