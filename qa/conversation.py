@@ -138,26 +138,58 @@ def _understand(question: str, turns: list[Turn]) -> Understanding:
     last = turns[-1]
     words = _words(question)
     lowered = [w.lower() for w in words]
+    wh = _wh_phrase(words)
     rewritten: str | None = None
     swap = _SWAP_OPENER.match(question)
-    if swap and _content(_words(swap.group("rest"))) or (swap and _ordinal(swap.group("rest"))):
+    if swap and (_content(_words(swap.group("rest"))) or _ordinal(swap.group("rest"))):
         rewritten = _swap(last.understood, swap.group("rest").strip(" ?!.").strip())
-    elif not _content(words) and lowered and (lowered[0] in _WH or _opens(lowered)):
+    elif wh is not None and not _content(words[: _phrase_start(words, wh)] + words[wh[1] :]):
+        # Only a question phrase ("And when?", "In which speech?", "Which year was that?").
         rewritten = _ellipsis(last, question)
+    elif wh is None and _opens(lowered) and not any(w in _AUXILIARIES for w in lowered):
+        # A bare phrase: "And the officers?" asks the previous question about them, "And his
+        # salary?" what it is.
+        rest = _OPENER.sub("", question).strip(" ?!.")
+        if any(w in _REFERENCES for w in lowered):
+            resolved = _resolve_references(rest, last)
+            rewritten = f"what is {resolved}" if resolved else None
+        elif rest:
+            rewritten = _swap(last.understood, rest)
     elif any(w in _REFERENCES for w in lowered):
         rewritten = _resolve_references(question, last)
-        if rewritten and _opens(lowered) and not _wh_phrase(words):
-            if not any(w in _AUXILIARIES for w in lowered):
-                # "And his salary?": a bare phrase asks what it is.
-                rewritten = "what is " + _OPENER.sub("", rewritten)
-    elif _opens(lowered) and not _wh_phrase(words) and len(_content(words)) <= 3:
-        # "And the officers?": the previous question, about them.
-        rest = _OPENER.sub("", question).strip(" ?!.")
-        rewritten = _swap(last.understood, rest) if rest else None
+    if rewritten is None and _leans_back(words, lowered):
+        rewritten = _carry_topic(question, last)
     if rewritten is None or _same(rewritten, question):
         return Understanding(question)
     prefer = frozenset({last.doc_id}) if last.doc_id else frozenset()
     return Understanding(_sentence_case(rewritten), used_context=True, prefer=prefer)
+
+
+def _leans_back(words: Sequence[str], lowered: Sequence[str]) -> bool:
+    """Whether a question no rule rewrote still needs the conversation: it refers back ("that",
+    "those", "also"...), or it is short and names nothing ("What was the score?")."""
+    content = len(_content(words))
+    # A leading "then" joins the question to the talk ("Then what happened to the plan?").
+    referring = lowered[1:] if lowered[:1] == ["then"] else lowered
+    if any(w in _REFERENCES or w in _LEANING for w in referring):
+        return True
+    if content <= 3 and any(w in _DEMONSTRATIVES for w in lowered):
+        return True
+    names = [w for w in words[1:] if w[:1].isupper()]
+    return not names and content <= 2
+
+
+def _carry_topic(question: str, last: Turn) -> str | None:
+    """``question`` with what the previous question asked about: "What was the score?" after
+    "Who did Tottenham beat in the cup?" -> "What was the score (Tottenham beat in the cup)?"."""
+    old = _words(last.understood)
+    wh = _wh_phrase(old)
+    rest = old[wh[1] :] if wh else old
+    if rest and rest[0].lower() in _AUXILIARIES:
+        rest = rest[1:]
+    if not _content(rest):
+        return None
+    return f"{question.strip().rstrip('?!. ')} ({' '.join(rest)})"
 
 
 # Words and their kinds.
@@ -183,6 +215,10 @@ _THING = {"it": "", "its": "'s"}
 _PLACE = {"there": ""}
 _TIME = {"then": ""}
 _REFERENCES = frozenset({*_PERSON, *_PLURAL, *_THING, *_PLACE, *_TIME})
+_BE = frozenset("is are was were".split())
+#: Words that say a question continues the conversation ("Who else...", "...as well?").
+_LEANING = frozenset("also too instead else either".split())
+_DEMONSTRATIVES = frozenset("that this those these".split())
 _STOP = frozenset(
     {*_WH, *_AUXILIARIES, *_OPENERS, *_FILLERS, *_REFERENCES}
     | set(
@@ -259,10 +295,25 @@ def _wh_phrase(words: Sequence[str]) -> tuple[int, int] | None:
         nxt = words[end].lower() if end < len(words) else ""
         if low == "how" and nxt in _HOW_WORDS:
             end += 1
-        elif low in ("what", "which", "whose") and nxt and nxt not in _STOP:
+        elif low in ("what", "which", "whose") and _noun_after(words, end):
             end += 1  # "what year", "which country"
         return i, end
     return None
+
+
+def _noun_after(words: Sequence[str], i: int) -> bool:
+    """Whether ``words[i]`` is the noun of a question phrase ("what year did...", "which
+    speech?"), not a verb ("what happened then?"): a word, not a function word, that ends the
+    question or stands before an auxiliary."""
+    if i >= len(words) or words[i].lower() in _STOP or words[i].lower().endswith("ed"):
+        return False
+    return i + 1 == len(words) or words[i + 1].lower() in _AUXILIARIES
+
+
+def _phrase_start(words: Sequence[str], phrase: tuple[int, int]) -> int:
+    """Where a question phrase starts, with the preposition before it ("in which speech")."""
+    start = phrase[0]
+    return start - 1 if start > 0 and words[start - 1].lower() in _PREPOSITIONS else start
 
 
 def _ellipsis(last: Turn, question: str) -> str | None:
@@ -271,12 +322,13 @@ def _ellipsis(last: Turn, question: str) -> str | None:
     new_range = _wh_phrase(new_words)
     if new_range is None:
         return None
-    new_wh = " ".join(new_words[new_range[0] : new_range[1]])
+    new_wh = " ".join(new_words[_phrase_start(new_words, new_range) : new_range[1]])
     previous = last.understood.strip().rstrip("?!. ")
     old = _words(previous)
     old_range = _wh_phrase(old)
     if old_range is None:  # a yes/no question: "Did they meet?" -> "When did they meet?"
         return f"{new_wh} {previous[:1].lower()}{previous[1:]}"
+    before = old[: _phrase_start(old, old_range)]
     rest = old[old_range[1] :]
     if rest and rest[0].lower() not in _AUXILIARIES and last.answer:
         # The question word was the subject ("Who wrote the commentary?"): its answer becomes
@@ -284,7 +336,7 @@ def _ellipsis(last: Turn, question: str) -> str | None:
         answer = last.answer.strip().rstrip(".")
         if len(_words(answer)) <= 6:
             rest = [answer, *rest]
-    return " ".join([*old[: old_range[0]], new_wh, *rest])
+    return " ".join([*before, new_wh, *rest])
 
 
 # "What about X?": X takes the place of what it matches in the previous question.
@@ -297,7 +349,8 @@ def _swap(previous: str, replacement: str) -> str | None:
         return None
     if core[0].lower() in _PREPOSITIONS and len(core) > 1:
         core = core[1:]
-    if core[0].lower() == "the" and len(core) > 1:
+    article = core[0].lower() == "the" and len(core) > 1
+    if article:
         core = core[1:]
     old = _words(previous)
     span = _match(old, core)
@@ -307,6 +360,12 @@ def _swap(previous: str, replacement: str) -> str | None:
     start, end = span
     # "What about the second one?" after "...the first summit...": "the second summit".
     new = [w for w in core if w.lower() not in ("one", "ones")] or core
+    after_the = start > 0 and old[start - 1].lower() == "the"
+    if after_the and old[start].isupper() and not new[0].isupper():
+        start -= 1  # "the US" -> "North Korea"
+        after_the = False
+    if article and not after_the and _kind(new[0]) != "ordinal":
+        new = ["the", *new]  # "Dan Coats" -> "the top US commander"
     return " ".join([*old[:start], *new, *old[end:]])
 
 
@@ -339,11 +398,11 @@ def _name_spans(words: Sequence[str]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(words):
-        if words[i][:1].isupper() and words[i].lower() not in _STOP:
+        if _is_name_word(words[i]):
             start = i
             i += 1
             while i < len(words) and (
-                (words[i][:1].isupper() and words[i].lower() not in _STOP)
+                _is_name_word(words[i])
                 or (words[i] == "of" and i + 1 < len(words) and words[i + 1][:1].isupper())
             ):
                 i += 1
@@ -351,6 +410,13 @@ def _name_spans(words: Sequence[str]) -> list[tuple[int, int]]:
         else:
             i += 1
     return spans
+
+
+def _is_name_word(word: str) -> bool:
+    """A capitalised word that is not a question or function word, or an acronym ("US")."""
+    if not word[:1].isupper():
+        return False
+    return word.lower() not in _STOP or (len(word) > 1 and word.isupper())
 
 
 def _joined_names(words: Sequence[str], names: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -387,30 +453,40 @@ def _resolve_references(question: str, last: Turn) -> str | None:
         answer if answer and answer.split()[0].lower() in _PREPOSITIONS else f"in {answer}"
     )
 
+    short_answer = answer if answer and len(_words(answer)) <= 8 else ""
+    used: set[str] = set()
+
+    def spans() -> list[str]:
+        return [" ".join(old[a:b]) for a, b in names]
+
     def person() -> str | None:
-        if answer and _looks_like_name(answer):
-            return answer
-        return " ".join(old[names[0][0] : names[0][1]]) if names else None
+        # The answer to "who ...?" (a name or "a senior official"), else a name asked about.
+        if short_answer and (asked in ("who", "whom") or _looks_like_name(short_answer)):
+            return short_answer
+        return next(iter(spans()), None)
 
     def group() -> str | None:
-        joined = _joined_names(old, names)
-        if joined:
-            return " ".join(old[joined[0][0] : joined[0][1]])
-        if answer and " and " in answer and len(_words(answer)) <= 8:
-            return answer
-        return person()
+        candidates = [" ".join(old[a:b]) for a, b in _joined_names(old, names)]
+        if short_answer and (asked in ("what", "which", "who") or " and " in short_answer):
+            candidates.append(short_answer)
+        return next((c for c in [*candidates, *spans()] if c not in used), None)
 
     def thing() -> str | None:
-        if answer and asked in ("what", "which") and len(_words(answer)) <= 6:
-            return answer
-        return None
+        if short_answer and asked in ("what", "which"):
+            return short_answer
+        # "When was the failed summit in Hanoi?": "it" is what the question was about.
+        if wh and len(old) > wh[1] + 1 and old[wh[1]].lower() in _BE:
+            subject = old[wh[1] + 1 :]
+            if len(subject) <= 8 and _content(subject):
+                return " ".join(subject)
+        return next((name for name in spans() if name not in used), None)
 
     def place() -> str | None:
         return with_preposition if answer and asked == "where" else None
 
     def time() -> str | None:
         dated = answer and any(ch.isdigit() for ch in answer)
-        return with_preposition if dated and asked in ("when", "what") else None
+        return with_preposition if answer and (asked == "when" or dated) else None
 
     finders = ((_PERSON, person), (_PLURAL, group), (_THING, thing), (_PLACE, place), (_TIME, time))
     out: list[str] = []
@@ -424,7 +500,8 @@ def _resolve_references(question: str, last: Turn) -> str | None:
             if low not in table or (low == "then" and not out):
                 continue
             found = finder()
-            if found is not None:
+            if found is not None and found not in used:  # "he told them": two different ones
+                used.add(found)
                 suffix = table[low]
                 if suffix == "?":
                     following = question[match.end() :].split()

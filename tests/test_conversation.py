@@ -89,6 +89,53 @@ def after(previous: str, answer: str | None, question: str, doc: str | None = "d
             "What is Steven Theede's salary?",
         ),
         ("Who won the match?", "Arsenal", "Who scored for them?", "Who scored for Arsenal?"),
+        # A question phrase with its preposition, or with "that": the previous question asked
+        # with it.
+        (
+            "What did Kim call lifting sanctions?",
+            "trivial",
+            "In which speech?",
+            "In which speech did Kim call lifting sanctions?",
+        ),
+        (
+            "What did Trump and Kim sign in Singapore?",
+            "a joint statement",
+            "Which year was that?",
+            "Which year did Trump and Kim sign in Singapore?",
+        ),
+        # "he" is the answer to "who", named or not; "he ... them" are two different ones.
+        (
+            "Who would lead the US liaison office?",
+            "a senior foreign service officer",
+            "What language does he speak?",
+            "What language does a senior foreign service officer speak?",
+        ),
+        (
+            "Who told the Senate that Pyongyang would keep its weapons?",
+            "Dan Coats",
+            "When did he tell them?",
+            "When did Dan Coats tell Senate?",
+        ),
+        # "it" after "when was X?" is X; an acronym is a name ("US" -> "North Korea").
+        (
+            "When was the failed summit in Hanoi?",
+            "February",
+            "What did Trump say before it?",
+            "What did Trump say before the failed summit in Hanoi?",
+        ),
+        (
+            "Where did the US sign a lease in 1994?",
+            "the German mission",
+            "What about North Korea?",
+            "Where did North Korea sign a lease in 1994?",
+        ),
+        (
+            "When did Dan Coats tell the Senate about the weapons?",
+            "late last month",
+            "And the top US commander on the Korean Peninsula?",
+            "When did the top US commander on the Korean Peninsula tell the Senate about the "
+            "weapons?",
+        ),
     ],
 )
 def test_a_follow_up_is_rewritten_from_words_of_the_conversation(
@@ -115,9 +162,20 @@ def test_a_question_that_stands_alone_is_not_dragged_back(previous: str, questio
 def test_the_first_question_and_an_unresolvable_reference_stay_as_asked() -> None:
     assert understand("And when?") == understand("And when?", [])
     assert not understand("And when?").used_context
-    # "it" after a who-question has nothing of the right kind to refer to.
-    turn = Turn("Who won?", "Who won?", "Arsenal", "d1")
+    # Nothing earlier to refer to: the question stays as it is.
+    turn = Turn("Why?", "Why?", None, None)
     assert not understand("When did it start?", [turn]).used_context
+
+
+def test_a_question_leaning_back_that_no_rule_rewrites_carries_the_previous_topic() -> None:
+    assert (
+        after("Who did Tottenham beat in the FA Cup fifth round?", "Forest", "What was the score?")
+        == "What was the score (Tottenham beat in the FA Cup fifth round)?"
+    )
+    assert (
+        after("How much did Indonesia spend on subsidies?", "$6bn", "When did the cuts begin?")
+        == "When did the cuts begin (Indonesia spend on subsidies)?"
+    )
 
 
 def test_follow_ups_chain_through_the_rewritten_questions() -> None:
