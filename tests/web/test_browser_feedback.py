@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from qa.cli import app
@@ -48,3 +49,16 @@ def test_like_and_dislike_become_an_evaluation_set(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n"] == 1  # the dislike says only what was wrong
+
+
+def test_the_feedback_api_checks_the_span(served: tuple[str, QA]) -> None:
+    from gradio_client import Client
+
+    url, qa = served
+    client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+    answer = client.predict(EXAMPLES[1], api_name="/ask")["answers"][0]
+    where = (answer["doc_id"], answer["start"], answer["end"])
+    out = client.predict(EXAMPLES[1], answer["text"], *where, "right", api_name="/feedback")
+    assert out["recorded"]["answers"] == [answer["text"]] and out["counts"]["right"] >= 1
+    with pytest.raises(Exception, match="do not hold the answer"):
+        client.predict(EXAMPLES[1], "Panmunjom", *where, "right", api_name="/feedback")
