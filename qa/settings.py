@@ -122,8 +122,9 @@ class Settings:
         agreement: How an answer given by several articles is scored: ``off`` (the score of
             its best source; the answer model already counts, as one of its signals, the other
             readings of the same words) or ``noisy-or`` (``1 - prod(1 - score)`` over its
-            sources, one per article). Off: on qa-val noisy-or changed no answer and no
-            abstention (eval/RESULTS.md). Either way the reply lists every agreeing article.
+            sources, one per article). Off: on qa-val noisy-or changed no best answer and
+            no F1; the one answer it moved across the threshold was wrong (eval/RESULTS.md).
+            Either way the reply lists every agreeing article.
     """
 
     corpus_dir: Path = DEFAULT_CORPUS_DIR
