@@ -113,15 +113,29 @@ class Understanding:
     """How a question is read in its conversation.
 
     Attributes:
-        question: The question to read and retrieve with: the rewritten one for a follow-up,
-            else the question as asked.
-        used_context: Whether the conversation changed it.
+        question: The question to read with: the rewritten one for a follow-up, else the
+            question as asked.
+        used_context: Whether the conversation changed how it is read or searched for.
         prefer: Documents to prefer in retrieval (the previous answer's), when used_context.
+        topic: Words of the previous question that retrieval searches with beside the
+            question, when no rule could rewrite a question that leans back ("When is the
+            hearing?"): the reader reads the question as asked, in the articles they find.
     """
 
     question: str
     used_context: bool = False
     prefer: frozenset[str] = field(default_factory=frozenset)
+    topic: str = ""
+
+    @property
+    def search(self) -> str:
+        """What retrieval searches with: the question, and the topic carried over if any."""
+        return f"{self.question} {self.topic}" if self.topic else self.question
+
+    @property
+    def shown(self) -> str:
+        """How the reply says the question was understood."""
+        return f"{self.question} (about: {self.topic})" if self.topic else self.question
 
 
 def understand(question: str, turns: Sequence[Turn] = ()) -> Understanding:
@@ -143,7 +157,11 @@ def _understand(question: str, turns: list[Turn]) -> Understanding:
     swap = _SWAP_OPENER.match(question)
     if swap and (_content(_words(swap.group("rest"))) or _ordinal(swap.group("rest"))):
         rewritten = _swap(last.understood, swap.group("rest").strip(" ?!.").strip())
-    elif wh is not None and not _content(words[: _phrase_start(words, wh)] + words[wh[1] :]):
+    elif (
+        wh is not None
+        and not _content(words[: _phrase_start(words, wh)] + words[wh[1] :])
+        and not any(w in _PERSON or w in _PLURAL or w in _THING for w in lowered[wh[1] :])
+    ):
         # Only a question phrase ("And when?", "In which speech?", "Which year was that?").
         rewritten = _ellipsis(last, question)
     elif wh is None and _opens(lowered) and not any(w in _AUXILIARIES for w in lowered):
@@ -157,11 +175,13 @@ def _understand(question: str, turns: list[Turn]) -> Understanding:
             rewritten = _swap(last.understood, rest)
     elif any(w in _REFERENCES for w in lowered):
         rewritten = _resolve_references(question, last)
+    prefer = frozenset({last.doc_id}) if last.doc_id else frozenset()
     if rewritten is None and _leans_back(words, lowered):
-        rewritten = _carry_topic(question, last)
+        topic = _topic(last)
+        if topic:
+            return Understanding(question, used_context=True, prefer=prefer, topic=topic)
     if rewritten is None or _same(rewritten, question):
         return Understanding(question)
-    prefer = frozenset({last.doc_id}) if last.doc_id else frozenset()
     return Understanding(_sentence_case(rewritten), used_context=True, prefer=prefer)
 
 
@@ -179,17 +199,16 @@ def _leans_back(words: Sequence[str], lowered: Sequence[str]) -> bool:
     return not names and content <= 2
 
 
-def _carry_topic(question: str, last: Turn) -> str | None:
-    """``question`` with what the previous question asked about: "What was the score?" after
-    "Who did Tottenham beat in the cup?" -> "What was the score (Tottenham beat in the cup)?"."""
+def _topic(last: Turn) -> str:
+    """What the previous question asked about, for retrieval: "Who did Tottenham beat in the
+    cup?" -> "Tottenham beat in the cup" (the question it was read as, without its question
+    phrase and auxiliary)."""
     old = _words(last.understood)
     wh = _wh_phrase(old)
     rest = old[wh[1] :] if wh else old
     if rest and rest[0].lower() in _AUXILIARIES:
         rest = rest[1:]
-    if not _content(rest):
-        return None
-    return f"{question.strip().rstrip('?!. ')} ({' '.join(rest)})"
+    return " ".join(rest) if _content(rest) else ""
 
 
 # Words and their kinds.

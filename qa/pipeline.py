@@ -298,7 +298,7 @@ class QA:
         if understood.prefer:
             k = max(k, PREFER_DEPTH)  # deep enough to find the preferred article's passage
         passages = Retriever(index, self.embedder, self.settings).search(
-            understood.question, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
+            understood.search, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
         )
         to_read = prefer_documents(passages, understood.prefer, self.settings.read_passages)
         result = self._read(
@@ -311,7 +311,7 @@ class QA:
         )
         result.question = question
         if understood.used_context:
-            result.understood_as = understood.question
+            result.understood_as = understood.shown
         result.passages = passages[: self.settings.top_k]
         return result
 
