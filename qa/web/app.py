@@ -657,6 +657,8 @@ class WebApp:
 
         # A new conversation: the chat empties and no earlier turn shapes the next question.
         new.click(start_over, None, [chatbot, turns, question], queue=False, **hidden)
+        # The chat's own clear button empties the chat: the conversation ends with it.
+        chatbot.clear(lambda: [], None, turns, queue=False, **hidden)
 
     def _filter_row(self) -> tuple[gr.Dropdown, gr.Textbox, gr.Textbox]:
         """Under the question: search only a folder, or a range of days."""

@@ -171,6 +171,11 @@ def test_a_two_turn_conversation_and_a_new_one(page) -> None:  # noqa: ANN001
     page.wait_for_function("() => !document.querySelector('#qa-chat .qa-reply')")
     alone = ask(page, "And when?")
     assert alone.locator(".qa-read-as").count() == 0
+    # The chat's own clear button ends the conversation too.
+    ask(page, "Where was the failed February summit held?")
+    page.locator("#qa-chat button[aria-label='Clear']").click()
+    page.wait_for_function("() => !document.querySelector('#qa-chat .qa-reply')")
+    assert ask(page, "And when?").locator(".qa-read-as").count() == 0
 
 
 def test_documents_tab_lists_the_documents(page) -> None:  # noqa: ANN001
