@@ -53,8 +53,9 @@ def category_index(full, category: str):  # noqa: ANN001, ANN201 - qa.store.Inde
     vectors (nothing embedded again) with its own BM25."""
     import numpy as np
 
+    from qa.indexing.dense import make_dense_index
     from qa.lexical import LexicalIndex
-    from qa.store import Index, make_dense_index
+    from qa.store import Index
 
     rows = [i for i, c in enumerate(full.chunks) if c.doc_id.startswith(category + "/")]
     chunks = [full.chunks[i] for i in rows]

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from qa.evaluation.datasets import EvalQuestion, load_squad, sample
+from qa.indexing.build import build_index
+from qa.indexing.persist import load_index
 from qa.settings import RetrievalMode, Settings
-from qa.store import Index, build_index, load_index
+from qa.store import Index
 from qa.types import Document
 
 K = 5

@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 
 from benchmarks.common import load, summarize
-from qa.store import hnsw_ef_search, make_dense_index
+from qa.indexing.dense import hnsw_ef_search, make_dense_index
 
 #: Noise added to a data point to make a query, relative to a unit vector's length.
 QUERY_NOISE = 0.5

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, get_args
 from qa.conversation import PREFER_DEPTH, Turn, prefer_documents, understand
 from qa.embedding import Embedder
 from qa.filters import Filter, check_filter
+from qa.indexing.build import build_index
+from qa.indexing.persist import load_index
+from qa.indexing.plan import known_files
 from qa.retrieval import Retriever
 from qa.settings import (
     RetrievalMode,
@@ -22,9 +25,6 @@ from qa.store import (
     IndexMissingError,
     IndexProblem,
     ProgressCallback,
-    build_index,
-    known_files,
-    load_index,
 )
 from qa.timing import StageClock
 from qa.types import Document, Passage, Result

@@ -190,10 +190,10 @@ def dense_search(
     """The ``k`` best ``(row, cosine)`` of ``dense`` for ``query``, among ``allowed`` rows.
 
     The allowed rows go to FAISS as an ``IDSelectorBitmap`` in the search parameters, which
-    flat and HNSW indexes (those ``qa.store`` builds) honour. An HNSW search with few allowed
-    rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one with more walks
-    the graph with the selector, at the index's ``efSearch`` as an unfiltered search does. An
-    index that takes no selector is searched ever deeper until ``k`` allowed rows are found or
+    flat and HNSW indexes (those ``qa.indexing.dense`` builds) honour. An HNSW search with few
+    allowed rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one with more
+    walks the graph with the selector, at the index's ``efSearch`` as an unfiltered search does.
+    An index that takes no selector is searched ever deeper until ``k`` allowed rows are found or
     none is left.
     """
     if allowed is None:
@@ -257,7 +257,7 @@ def one_search_thread() -> None:
     OpenMP keeps the thread count per thread, and a new thread starts from the default (every
     core, or ``OMP_NUM_THREADS``), so setting it once at import held for the main thread only,
     not for the worker threads of a web server; each thread sets it on its first search.
-    Building an HNSW graph takes every core again (``qa.store.make_dense_index``).
+    Building an HNSW graph takes every core again (``qa.indexing.dense.make_dense_index``).
     """
     if not getattr(_THREAD, "one_faiss_thread", False):
         faiss.omp_set_num_threads(1)

@@ -93,7 +93,8 @@ class Settings:
             every vector, about 1.2 ms per 10,000 for one query on 2 cores (benchmarks/), so at
             50,000 it takes some 6 ms, a third of the 15 ms search budget; HNSW answers in
             about 2 ms at 10^5 vectors and 9.5 ms at 10^6 (its efSearch grows with the index,
-            ``qa.store.hnsw_ef_search``), but its graph costs time to build on every update.
+            ``qa.indexing.dense.hnsw_ef_search``), but its graph costs time to build on every
+            update.
         batch_size: Embedding batch size.
         query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model,
             built into the user's cache on first use and run by onnxruntime, when the default

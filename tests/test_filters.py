@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from qa.filters import Filter, check_filter, document_folder, folders
+from qa.indexing.build import build_index
+from qa.indexing.dense import make_dense_index
+from qa.indexing.persist import load_index
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
 from qa.settings import Settings
-from qa.store import Index, build_index, load_index, make_dense_index
+from qa.store import Index
 from qa.types import Document
 
 from .conftest import HashEmbedder

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import faiss
 
+from qa.indexing.build import build_index
+from qa.indexing.persist import load_index
 from qa.retrieval import Retriever, reciprocal_rank_fusion
 from qa.settings import Settings
-from qa.store import build_index, load_index
 from qa.types import Document
 
 from .conftest import HashEmbedder

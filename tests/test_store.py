@@ -10,15 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.indexing.build import build_index
+from qa.indexing.persist import current_path, load_index
 from qa.retrieval import Retriever
 from qa.settings import Settings
-from qa.store import (
-    IndexMismatchError,
-    IndexMissingError,
-    build_index,
-    current_path,
-    load_index,
-)
+from qa.store import IndexMismatchError, IndexMissingError
 from qa.types import Document
 
 from .conftest import HashEmbedder
@@ -202,12 +198,12 @@ def test_killed_while_writing_leaves_previous_index(
 ) -> None:
     settings = settings_for(tmp_path)
     build_index(settings, [doc("a.txt", TOPICS["a.txt"])], hash_embedder, show_progress=False)
-    import qa.store
+    import qa.lexical
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(qa.store.LexicalIndex, "save", crash)
+    monkeypatch.setattr(qa.lexical.LexicalIndex, "save", crash)
     with pytest.raises(OSError):
         build_index(
             settings, [doc(k, v) for k, v in TOPICS.items()], hash_embedder, show_progress=False

@@ -8,15 +8,10 @@ import faiss
 import numpy as np
 import pytest
 
+from qa.indexing.build import build_index
+from qa.indexing.dense import HNSW_EF_SEARCH, faiss_kind, hnsw_ef_search, make_dense_index
+from qa.indexing.persist import load_index
 from qa.settings import Settings
-from qa.store import (
-    HNSW_EF_SEARCH,
-    _faiss_kind,
-    build_index,
-    hnsw_ef_search,
-    load_index,
-    make_dense_index,
-)
 from qa.types import Document
 
 from .conftest import HashEmbedder
@@ -24,10 +19,10 @@ from .conftest import HashEmbedder
 
 def test_auto_is_exact_up_to_the_threshold_and_hnsw_above() -> None:
     settings = Settings(hnsw_threshold=1000)
-    assert _faiss_kind(settings, 1000) == "flat"
-    assert _faiss_kind(settings, 1001) == "hnsw"
-    assert _faiss_kind(settings.replace(faiss_index="flat"), 10**7) == "flat"
-    assert _faiss_kind(settings.replace(faiss_index="hnsw"), 10) == "hnsw"
+    assert faiss_kind(settings, 1000) == "flat"
+    assert faiss_kind(settings, 1001) == "hnsw"
+    assert faiss_kind(settings.replace(faiss_index="flat"), 10**7) == "flat"
+    assert faiss_kind(settings.replace(faiss_index="hnsw"), 10) == "hnsw"
 
 
 def test_hnsw_searches_deeper_than_retrieval_asks() -> None:

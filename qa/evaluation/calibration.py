@@ -41,11 +41,11 @@ from qa.evaluation.metrics import (
     sweep,
 )
 from qa.evaluation.runner import as_unanswerable, measuring, without_gold
+from qa.indexing.build import build_index
 from qa.pipeline import QA
 from qa.reading.answers import THRESHOLDS_PATH, AnswerFinder
 from qa.reading.scoring import DEFAULT_ANSWER_MODEL, FEATURES, AnswerModel, fit_answer_model
 from qa.settings import Settings
-from qa.store import build_index
 from qa.types import Document
 
 if TYPE_CHECKING:

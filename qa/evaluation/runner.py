@@ -44,10 +44,10 @@ from qa.evaluation.metrics import (
     compute_metrics,
     sweep,
 )
+from qa.indexing.build import build_index
 from qa.pipeline import QA
 from qa.reading.answers import threshold_in_use
 from qa.settings import Settings
-from qa.store import build_index
 from qa.types import Chunk, Document, Passage, Result
 
 logger = logging.getLogger(__name__)

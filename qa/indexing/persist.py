@@ -1,0 +1,244 @@
+"""The persist stage: a build folder written, swapped in atomically, old ones pruned; loading.
+
+Layout under ``Settings.index_dir``::
+
+    current -> builds/<id>      a symlink, swapped atomically when a build completes
+    builds/<id>/manifest.json   what the index was built from and with
+    builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset)
+    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 id i
+    builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
+    builds/<id>/bm25/           bm25s index
+    builds/<id>/sentence_*.npy  sentence offsets and vectors (``qa.sentence_vectors``)
+
+A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
+half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
+document on load, so a chunk and its document can never disagree.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+
+from qa.indexing.dense import hnsw_ef_search
+from qa.lexical import LexicalIndex
+from qa.sentence_vectors import SentenceVectors
+from qa.settings import Settings
+from qa.store import Index, IndexMismatchError, IndexMissingError
+from qa.types import Chunk, Document, FileSignature
+
+#: 2: sentence vectors made at index time.
+FORMAT_VERSION = 2
+
+
+def chunking_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "unit": "tokens of the embedding model",
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+    }
+
+
+def make_manifest(
+    settings: Settings,
+    *,
+    embedding_model: str,
+    dimension: int,
+    faiss_index: str,
+    documents: dict[str, str],
+    files: dict[str, FileSignature] | None,
+    chunks: int,
+) -> dict[str, object]:
+    """What an index is built from and with, as ``manifest.json`` records it.
+
+    Args:
+        settings: The chunking settings.
+        embedding_model: The resolved name of the model that embedded the chunks.
+        dimension: Its vector size.
+        faiss_index: ``flat`` or ``hnsw``.
+        documents: Content hash per document id.
+        files: Signature per corpus file (``scan_corpus``).
+        chunks: How many chunks.
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedding_model": embedding_model,
+        "dimension": dimension,
+        "chunking": chunking_settings(settings),
+        "faiss_index": faiss_index,
+        "documents": documents,
+        "files": files or {},
+        "chunks": chunks,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def load_index(settings: Settings, *, embedding_name: str | None = None) -> Index:
+    """Load the live index and check it was built with these settings.
+
+    Args:
+        settings: The settings asking will use.
+        embedding_name: The resolved embedding model name to check against (defaults to
+            resolving ``settings.embedding_model``).
+
+    Raises:
+        IndexMissingError: no index has been built yet.
+        IndexMismatchError: the index was built with another model or chunking.
+    """
+    path = current_path(settings.index_dir)
+    if not (path / "manifest.json").exists():
+        raise IndexMissingError(f"no index at {settings.index_dir}: build it with `qa index`")
+    path = path.resolve()
+    manifest = json.loads((path / "manifest.json").read_text())
+    _check_manifest(manifest, settings, embedding_name)
+    documents = {d.doc_id: d for d in _read_documents(path / "documents.jsonl")}
+    chunks = _read_chunks(path / "chunks.jsonl", documents)
+    dense = faiss.read_index(str(path / "dense.faiss"))
+    if isinstance(dense, faiss.IndexHNSW):
+        dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
+    if dense.ntotal != len(chunks) or manifest["chunks"] != len(chunks):
+        raise IndexMismatchError(
+            f"index at {path} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks): "
+            "rebuild it with `qa index --rebuild`"
+        )
+    lexical = LexicalIndex.load(path / "bm25", len(chunks))
+    sentences = SentenceVectors.load(path, list(documents))
+    return Index(manifest, documents, chunks, dense, lexical, path, sentences)
+
+
+def _check_manifest(
+    manifest: dict[str, Any], settings: Settings, embedding_name: str | None
+) -> None:
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            "the index was written by another version of qa: rebuild it with `qa index --rebuild`"
+        )
+    if embedding_name is None:
+        from qa.embedding import resolve_model
+
+        embedding_name = resolve_model(settings.embedding_model)[1]
+    problems = []
+    if manifest["embedding_model"] != embedding_name:
+        problems.append(
+            f"embedding model {manifest['embedding_model']!r} (settings: {embedding_name!r})"
+        )
+    if manifest["chunking"] != chunking_settings(settings):
+        problems.append(
+            f"chunking {manifest['chunking']} (settings: {chunking_settings(settings)})"
+        )
+    if problems:
+        raise IndexMismatchError(
+            "the index was built with "
+            + "; ".join(problems)
+            + ": rebuild it with `qa index --rebuild`, or use the settings it was built with"
+        )
+
+
+def publish(index_dir: Path, index: Index) -> Path:
+    """Write ``index`` as a new build, make it the live one, prune old builds; its folder.
+
+    Under the build lock, so two processes building the same index take turns.
+    """
+    with _build_lock(index_dir):
+        path = _write_build(index_dir, index)
+        _swap(index_dir, path)
+        _prune(index_dir)
+    return path
+
+
+def current_path(index_dir: Path) -> Path:
+    return index_dir / "current"
+
+
+def _write_build(index_dir: Path, index: Index) -> Path:
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    tmp = builds / f".tmp-{stamp}-{os.getpid()}"
+    tmp.mkdir()
+    with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
+        for doc in index.documents.values():
+            fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
+    with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+        for c in index.chunks:
+            row = {
+                "chunk_id": c.chunk_id,
+                "doc_id": c.doc_id,
+                "index": c.index,
+                "start": c.start,
+                "end": c.end,
+            }
+            fh.write(json.dumps(row) + "\n")
+    faiss.write_index(index.dense, str(tmp / "dense.faiss"))
+    index.lexical.save(tmp / "bm25")
+    index.sentences.save(tmp)
+    # The manifest goes last: a directory without one is never mistaken for a complete build.
+    (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))
+    _fsync_tree(tmp)
+    final = builds / stamp
+    os.replace(tmp, final)
+    return final
+
+
+def _swap(index_dir: Path, build: Path) -> None:
+    link = current_path(index_dir)
+    tmp_link = index_dir / f".current-{os.getpid()}"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(build.relative_to(index_dir))
+    os.replace(tmp_link, link)
+
+
+def _prune(index_dir: Path) -> None:
+    """Remove abandoned temporary builds and all complete builds but the live and previous one.
+
+    The previous build stays so a process that resolved ``current`` just before the swap can
+    still finish loading it.
+    """
+    builds = index_dir / "builds"
+    live = current_path(index_dir).resolve()
+    complete = sorted(p for p in builds.iterdir() if not p.name.startswith(".") and p != live)
+    for stale in [p for p in builds.iterdir() if p.name.startswith(".tmp-")] + complete[:-1]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _read_documents(path: Path) -> list[Document]:
+    with path.open(encoding="utf-8") as fh:
+        return [Document(**json.loads(line)) for line in fh]
+
+
+def _read_chunks(path: Path, documents: dict[str, Document]) -> list[Chunk]:
+    chunks = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            text = documents[row["doc_id"]].text[row["start"] : row["end"]]
+            chunks.append(Chunk(text=text, **row))
+    return chunks
