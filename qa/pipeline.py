@@ -30,7 +30,8 @@ from qa.timing import StageClock
 from qa.types import Document, Passage, Result
 
 if TYPE_CHECKING:
-    from qa.protocols import Encoder
+    from qa.protocols import Encoder, RetrieverFactory
+    from qa.protocols import Retriever as RetrieverRole
     from qa.reading.answers import AnswerFinder
 
 #: Longest question accepted, in characters. The reader keeps the first 64 word pieces of a
@@ -92,6 +93,9 @@ class QA:
         reading: The answer finder (default: a :class:`qa.reading.answers.AnswerFinder` of
             ``settings`` over ``embedder``).
         index: A loaded index to answer from until the next build (default: the one on disk).
+        retriever: Makes the retriever of an index snapshot, called with ``(index, embedder,
+            settings)`` once per question (default: :class:`qa.retrieval.Retriever`, dense +
+            BM25 fused); any :class:`qa.protocols.Retriever` can stand in.
     """
 
     def __init__(
@@ -101,8 +105,10 @@ class QA:
         embedder: Encoder | None = None,
         reading: AnswerFinder | None = None,
         index: Index | None = None,
+        retriever: RetrieverFactory | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
+        self._make_retriever: RetrieverFactory = retriever or Retriever
         self._embedder: Encoder | None = embedder
         self._reading = reading
         self._index: Index | None = index
@@ -139,9 +145,9 @@ class QA:
         return index
 
     @property
-    def retriever(self) -> Retriever:
+    def retriever(self) -> RetrieverRole:
         """A retriever over the live index as it is now."""
-        return Retriever(self.index, self.embedder, self.settings)
+        return self._make_retriever(self.index, self.embedder, self.settings)
 
     def build(
         self,
@@ -297,7 +303,7 @@ class QA:
         k = max(self.settings.top_k, self.settings.read_passages)
         if understood.prefer:
             k = max(k, PREFER_DEPTH)  # deep enough to find the preferred article's passage
-        passages = Retriever(index, self.embedder, self.settings).search(
+        passages = self._make_retriever(index, self.embedder, self.settings).search(
             understood.search, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
         )
         to_read = prefer_documents(passages, understood.prefer, self.settings.read_passages)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from qa.types import SpanCandidate
+from qa.types import Passage, SpanCandidate
+
+if TYPE_CHECKING:
+    from qa.filters import Filter
+    from qa.settings import RetrievalMode, Settings
+    from qa.store import Index
 
 
 class Encoder(Protocol):
@@ -68,3 +73,25 @@ class Reader(Protocol):
     def read(
         self, question: str, contexts: Sequence[str], top_n: int = 5
     ) -> list[SpanCandidate]: ...
+
+
+class Retriever(Protocol):
+    """Ranks an index's passages for a query; ``qa.retrieval.Retriever`` (dense + BM25)."""
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: RetrievalMode | None = None,
+        timings: dict[str, float] | None = None,
+        exclude: frozenset[str] = frozenset(),
+        filter: Filter | None = None,
+    ) -> list[Passage]:
+        """The ``k`` best passages, best first, of the documents not excluded that pass
+        ``filter``."""
+        ...
+
+
+#: Makes the retriever of one index snapshot: ``QA`` calls it once per question with the
+#: live index, its encoder and its settings (``qa.retrieval.Retriever`` itself by default).
+RetrieverFactory = Callable[["Index", Encoder, "Settings"], Retriever]
