@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qa.web.app import EXAMPLES
-from tests.conftest import REPO
+from tests.conftest import REPO, needs_shared
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -304,3 +304,24 @@ def test_an_answer_two_articles_give_shows_both(page, tmp_path: Path) -> None:  
     title = sources.nth(1).locator(".qa-source cite").inner_text()
     article.locator(".qa-article-title", has_text=title).wait_for()
     assert "Tamsin Quarrie" in article.locator(".qa-doctext mark").inner_text()
+
+
+def test_two_bbc_articles_agreeing_are_shown_as_two_sources(page, tmp_path: Path) -> None:  # noqa: ANN001
+    # The BBC set holds the same Golden Joystick story twice, under two file names.
+    bbc = needs_shared("data", "bbc-news", "tech")
+    paths = []
+    for name in ("126.txt", "171.txt"):
+        paths.append(tmp_path / f"bbc-tech-{name}")
+        paths[-1].write_bytes((bbc / name).read_bytes())
+    open_documents(page)
+    page.set_input_files("#qa-upload input[type=file]", [str(p) for p in paths])
+    for path in paths:
+        page.locator("#qa-documents td", has_text=path.name).first.wait_for()
+    page.get_by_role("tab", name="Ask").click()
+    reply = ask(page, "Which game won Ultimate Game of the year at the Golden Joystick awards?")
+    best = reply.locator(".qa-best")
+    assert "Doom 3" in best.locator(".qa-short strong").inner_text()
+    assert best.locator(".qa-agree").inner_text() == "2 articles say so"
+    names = " ".join(best.locator(".qa-sources .qa-source").all_inner_texts())
+    assert "bbc-tech-126.txt" in names and "bbc-tech-171.txt" in names
+    shot(page, "13-two-bbc-articles-agree")
