@@ -72,7 +72,7 @@ def measure(
         ``documents``, ``chunks``, ``skipped`` (reason by file), ``load_seconds`` and
         ``chunk_seconds`` (by file), ``build_seconds``, ``qa`` (the ``QA`` that built it).
     """
-    from qa.chunking import Chunker, token_length_function
+    from qa.indexing.chunking import Chunker, token_length_function
     from qa.ingest import scan_corpus
     from qa.pipeline import QA
     from qa.settings import Settings

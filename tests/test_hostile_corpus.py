@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.hostile import measure, seed_question_answered
 from benchmarks.hostile_corpus import KINDS, write_corpus
-from qa.chunking import token_length_function
+from qa.indexing.chunking import token_length_function
 from tests.conftest import SEED_CORPUS
 
 

@@ -3,7 +3,7 @@
 ``build.build_index`` runs the stages in order:
 
 - ``plan``: what changed since the live index (added, changed, removed, reused documents);
-- chunking (``qa.chunking``), then ``embed``: chunk and sentence vectors in one encoding pass
+- ``chunking``, then ``embed``: chunk and sentence vectors in one encoding pass
   (the model: ``qa.embedding``; the pooling: ``qa.sentence_vectors``);
 - ``dense``: the FAISS index, exact or HNSW;
 - lexical: BM25 over the chunks (``qa.lexical``, whose tokeniser asking uses too);

@@ -71,7 +71,7 @@ def build_index(
     clock.lap("previous")
 
     # Imported here: langchain is slow to import and only building needs it, not asking.
-    from qa.chunking import Chunker, token_length_function
+    from qa.indexing.chunking import Chunker, token_length_function
 
     # Counting tokens switches truncation and padding off in the tokenizer's shared state,
     # which questions embedded meanwhile (on other threads) rely on: count on a private copy.

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from qa.chunking import SEPARATORS, Chunker, token_length_function
+from qa.indexing.chunking import SEPARATORS, Chunker, token_length_function
 from qa.types import Document
 
 
