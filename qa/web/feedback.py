@@ -20,9 +20,10 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+from bs4 import BeautifulSoup, Tag
 
 from qa.feedback import FEEDBACK_FILE, MAX_DOC_ID_CHARS, VERDICTS, FeedbackCounts, FeedbackLog, Span
 from qa.pipeline import QA
@@ -36,8 +37,6 @@ KEPT_MARKS = 50
 NO_ANSWER = "no-answer"
 #: Longest label of a correction choice, in characters of the span.
 CHOICE_CHARS = 90
-#: HTML elements without an end tag (never on the parser's stack).
-_VOID = {"br", "hr", "img", "input", "wbr", "meta", "link", "source", "col", "area", "base"}
 
 
 @dataclass(frozen=True)
@@ -90,68 +89,6 @@ class ReplySpans:
         return self.leads if self.abstained else self.answers[1:]
 
 
-class _ReplyParser(HTMLParser):
-    """Collects the first open button of each answer and lead of a reply (see render.py)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.spans = ReplySpans()
-        self.is_reply = False
-        self._stack: list[tuple[str, set[str], list[bool]]] = []  # tag, classes, has a button
-        self._read_as: list[str] | None = None  # the "Read as" question while it is read
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = set((dict(attrs).get("class") or "").split())
-        if "qa-reply" in classes and not self._stack:
-            self.is_reply = True
-            self.spans.abstained = "qa-abstain" in classes
-        if tag == "button" and "qa-open" in classes:
-            self._button(dict(attrs).get("value"))
-        in_read_as = any("qa-read-as" in c for _, c, _ in self._stack)
-        if tag == "em" and in_read_as and self.spans.read_as is None and self._read_as is None:
-            self._read_as = []
-        if tag not in _VOID:
-            self._stack.append((tag, classes, [False]))
-
-    def handle_data(self, data: str) -> None:
-        if self._read_as is not None:
-            self._read_as.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "em" and self._read_as is not None:
-            self.spans.read_as = "".join(self._read_as).strip() or None
-            self._read_as = None
-        for depth in range(len(self._stack) - 1, -1, -1):
-            if self._stack[depth][0] == tag:
-                del self._stack[depth:]
-                return
-
-    def _button(self, value: str | None) -> None:
-        for _, classes, taken in reversed(self._stack):
-            kind = "answer" if "qa-answer" in classes else "lead" if "qa-lead" in classes else ""
-            if kind:
-                ref = SpanRef.parse(value)
-                if ref is not None and not taken[0]:
-                    taken[0] = True
-                    (self.spans.answers if kind == "answer" else self.spans.leads).append(ref)
-                return
-
-
-class _TextParser(HTMLParser):
-    """The text a literal HTML message displays (``<br>`` as a newline)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def message_html(message: object) -> str:
     """A chat message's HTML, whatever shape Gradio hands it in (a string, text parts)."""
     content = message.get("content") if isinstance(message, Mapping) else message
@@ -165,21 +102,42 @@ def message_html(message: object) -> str:
 
 
 def parse_reply(html: str) -> ReplySpans | None:
-    """The spans a reply's HTML names, or None if it is no answer or abstention (an error)."""
-    parser = _ReplyParser()
-    parser.feed(html)
-    parser.close()
-    if not parser.is_reply or (not parser.spans.answers and not parser.spans.abstained):
+    """The spans a reply's HTML names, or None if it is no answer or abstention (an error).
+
+    Each answer and lead gives the first "Show the article" button inside it (an answer that
+    several articles give has one per article; its own comes first).
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    replies = [t for t in soup.find_all(recursive=False) if "qa-reply" in _classes(t)]
+    if not replies:
         return None
-    return parser.spans
+    spans = ReplySpans(abstained="qa-abstain" in _classes(replies[-1]))
+    taken: set[int] = set()
+    for button in soup.select("button.qa-open"):
+        holder = button.find_parent(class_=["qa-answer", "qa-lead"])
+        ref = SpanRef.parse(button.get("value"))
+        if holder is None or ref is None or id(holder) in taken:
+            continue
+        taken.add(id(holder))
+        is_answer = "qa-answer" in _classes(holder)
+        (spans.answers if is_answer else spans.leads).append(ref)
+    read_as = soup.select_one(".qa-read-as em")
+    spans.read_as = (read_as.get_text().strip() or None) if read_as else None
+    if not spans.answers and not spans.abstained:
+        return None
+    return spans
+
+
+def _classes(tag: Tag) -> list[str]:
+    return [str(c) for c in tag.get_attribute_list("class") if c]
 
 
 def question_text(html: str) -> str:
-    """The question a user message shows (its literal HTML read back)."""
-    parser = _TextParser()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.parts).strip()
+    """The question a user message shows (its literal HTML read back, ``<br>`` a newline)."""
+    soup = BeautifulSoup(html, "html.parser")
+    for line_break in soup.find_all("br"):
+        line_break.replace_with("\n")
+    return soup.get_text().strip()
 
 
 def _role(message: object) -> str:
