@@ -287,7 +287,7 @@ def chat(
 ) -> None:
     """A conversation in the terminal: follow-up questions ("And when?") are read in the light
     of the earlier turns. An empty line or /quit ends it; /new starts a new conversation."""
-    from qa.conversation import MAX_TURNS, Turn
+    from qa.conversation import Turn, add_turn
 
     qa = _qa(_settings(corpus, index, reader_model=reader))
     turns: list[Turn] = []
@@ -309,7 +309,7 @@ def chat(
             typer.echo(f"error: {exc}", err=True)
             continue
         _print_result(result)
-        turns = [*turns, Turn.of(question, result)][-MAX_TURNS:]
+        turns = add_turn(turns, question, result)
 
 
 def _marked(span: Answer | Source) -> str:

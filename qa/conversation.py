@@ -95,6 +95,11 @@ class Turn:
         return cls(question, understood, answer, doc_id)
 
 
+def add_turn(turns: Sequence[Turn], question: str, result: Result) -> list[Turn]:
+    """The conversation once ``question`` got ``result``: its last ``MAX_TURNS`` turns."""
+    return [*turns, Turn.of(question, result)][-MAX_TURNS:]
+
+
 def turns_from_json(data: object, *, limit: int = MAX_TURNS) -> list[Turn]:
     """The last ``limit`` turns of a JSON list of turn objects (the web API's ``history``).
 
@@ -160,10 +165,10 @@ def _understand(question: str, turns: list[Turn]) -> Understanding:
     elif (
         wh is not None
         and not _content(words[: _phrase_start(words, wh)] + words[wh[1] :])
-        and not any(w in _PERSON or w in _PLURAL or w in _THING for w in lowered[wh[1] :])
+        and not any(w in _ENTITIES for w in lowered[wh[1] :])
     ):
         # Only a question phrase ("And when?", "In which speech?", "Which year was that?").
-        rewritten = _ellipsis(last, question)
+        rewritten = _ellipsis(last, " ".join(words[_phrase_start(words, wh) : wh[1]]))
     elif wh is None and _opens(lowered) and not any(w in _AUXILIARIES for w in lowered):
         # A bare phrase: "And the officers?" asks the previous question about them, "And his
         # salary?" what it is.
@@ -233,7 +238,9 @@ _PLURAL = {"they": "", "them": "", "their": "'s", "theirs": "'s"}
 _THING = {"it": "", "its": "'s"}
 _PLACE = {"there": ""}
 _TIME = {"then": ""}
-_REFERENCES = frozenset({*_PERSON, *_PLURAL, *_THING, *_PLACE, *_TIME})
+#: Words standing for a person or thing ("he", "they", "it"); "there" and "then" aside.
+_ENTITIES = frozenset({*_PERSON, *_PLURAL, *_THING})
+_REFERENCES = frozenset({*_ENTITIES, *_PLACE, *_TIME})
 _BE = frozenset("is are was were".split())
 #: Words that say a question continues the conversation ("Who else...", "...as well?").
 _LEANING = frozenset("also too instead else either".split())
@@ -335,13 +342,9 @@ def _phrase_start(words: Sequence[str], phrase: tuple[int, int]) -> int:
     return start - 1 if start > 0 and words[start - 1].lower() in _PREPOSITIONS else start
 
 
-def _ellipsis(last: Turn, question: str) -> str | None:
-    """The previous question asked with this question's question word instead of its own."""
-    new_words = _words(question)
-    new_range = _wh_phrase(new_words)
-    if new_range is None:
-        return None
-    new_wh = " ".join(new_words[_phrase_start(new_words, new_range) : new_range[1]])
+def _ellipsis(last: Turn, new_wh: str) -> str:
+    """The previous question asked with ``new_wh`` ("when", "in which speech") instead of its
+    own question phrase."""
     previous = last.understood.strip().rstrip("?!. ")
     old = _words(previous)
     old_range = _wh_phrase(old)

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import gradio as gr
 
-from qa.conversation import MAX_TURNS, Turn, turns_from_json
+from qa.conversation import Turn, add_turn, turns_from_json
 from qa.filters import Filter, folders
 from qa.pipeline import MAX_QUESTION_CHARS, QA, RETRIEVAL_MODES
 from qa.settings import MAX_ANSWERS, RetrievalMode, Settings
@@ -244,7 +244,7 @@ class WebApp:
             return render_error(message), list(turns)
         except (IndexProblem, ValueError) as exc:
             return render_error(f"This question cannot be answered: {exc}."), list(turns)
-        kept = [*turns, Turn.of(question, result)][-MAX_TURNS:]
+        kept = add_turn(turns, question, result)
         html = render_result(result, threshold=float(threshold))
         return (render_filter_note(only.describe()) + html if only else html), kept
 
