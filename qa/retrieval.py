@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -159,23 +158,7 @@ def allowed_rows(
     )
     if exclude:
         keep &= np.fromiter((d not in exclude for d in docs), bool, len(docs))
-    return keep[_chunk_documents(index)]
-
-
-#: Per live ``Index`` (by ``id``, dropped when it is freed): each chunk row's document position.
-_CHUNK_DOCUMENTS: dict[int, np.ndarray] = {}
-
-
-def _chunk_documents(index: Index) -> np.ndarray:
-    """Per chunk row, the position of its document in ``index.documents`` (computed once)."""
-    found = _CHUNK_DOCUMENTS.get(id(index))
-    if found is None or len(found) != len(index.chunks):
-        position = {doc_id: n for n, doc_id in enumerate(index.documents)}
-        found = np.fromiter((position[c.doc_id] for c in index.chunks), np.int64, len(index.chunks))
-        if id(index) not in _CHUNK_DOCUMENTS:
-            weakref.finalize(index, _CHUNK_DOCUMENTS.pop, id(index), None)
-        _CHUNK_DOCUMENTS[id(index)] = found
-    return found
+    return keep[index.chunk_documents]
 
 
 #: Below this many allowed rows, a filtered search of an HNSW index is exact: it scans the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ class Index:
     lexical: LexicalIndex
     path: Path
     sentences: SentenceVectors
+
+    @cached_property
+    def chunk_documents(self) -> np.ndarray:
+        """Per chunk row, the position of its document in ``documents`` (computed once per
+        index: a build makes a new one)."""
+        position = {doc_id: n for n, doc_id in enumerate(self.documents)}
+        return np.fromiter((position[c.doc_id] for c in self.chunks), np.int64, len(self.chunks))
 
     def vectors(self) -> np.ndarray:
         """The chunk vectors, row i for chunk i (reconstructed from FAISS)."""
