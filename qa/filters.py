@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 from qa.dates import iso_date
 
 if TYPE_CHECKING:
-    from qa.store import Index
     from qa.types import Document
 
 #: Fields every document has (derived from it), beside its metadata keys.
@@ -176,10 +175,6 @@ class Filter:
             if (self.since and day < self.since) or (self.until and day > self.until):
                 return False
         return True
-
-    def doc_ids(self, index: Index) -> frozenset[str]:
-        """The ids of the documents of ``index`` that pass."""
-        return frozenset(doc_id for doc_id, d in index.documents.items() if self.matches(d))
 
     def describe(self) -> str:
         """The filter in words, as the faces say it: ``folder business, since 2005-01-01``."""
