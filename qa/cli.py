@@ -595,6 +595,20 @@ def train_reader_cmd(
         Path | None, typer.Option(help="Start from this QA checkpoint instead of MiniLM.")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="auto (a CUDA device where torch sees one, else the CPU), cpu or cuda."),
+    ] = "auto",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes that build the training windows.")
+    ] = 1,
+    fit_budget: Annotated[
+        bool,
+        typer.Option(
+            "--fit-budget",
+            help="With --max-minutes: end the learning-rate schedule where the budget ends.",
+        ),
+    ] = False,
 ) -> None:
     """Train the answer reader on SQuAD-format data (see qa/models/reader/MODEL_CARD.md)."""
     from qa.training.reader import parse_fractions, train_reader
@@ -622,6 +636,9 @@ def train_reader_cmd(
             max_features=max_features,
             base_model=base_model,
             fractions=fractions,
+            device=device,
+            workers=workers,
+            fit_budget=fit_budget,
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -30,6 +30,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ from transformers import (
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    get_linear_schedule_with_warmup,
 )
 
 from qa.evaluation.datasets import Example, load_examples
@@ -70,6 +70,12 @@ WEIGHT_DECAY = 0.01
 TOKENIZE_CHUNK = 256
 #: Batches sorted by length together, so a batch pads to similar lengths (dynamic padding).
 LENGTH_GROUP_BATCHES = 64
+#: With ``fit_budget``: steps left untimed (warm-up of kernels and caches, measured on a GPU at
+#: a quarter of the steady speed), then the steps timed before the schedule is fitted.
+FIT_SKIP_STEPS = 100
+FIT_AFTER_STEPS = 200
+#: Share of the remaining budget a fitted schedule plans to use (validation runs need time too).
+FIT_MARGIN = 0.95
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def build_features(
     stride: int,
     seed: int,
     max_features: int | None = None,
+    workers: int = 1,
 ) -> Features:
     """Turn examples into labelled training windows.
 
@@ -174,10 +181,23 @@ def build_features(
         stride: Overlap of consecutive windows in tokens.
         seed: Seed of every random choice, so a resumed run rebuilds the same features.
         max_features: Upper bound on the number of features; questions are subsampled to fit.
+        workers: Processes that build the features. With more than one, the articles are dealt
+            into that many shards (whole articles, so neighbouring paragraphs stay together),
+            each built with its own seed; the result is fixed for a given ``workers``.
 
     Returns:
         Features in a fixed (seeded) order, padded to ``max_length``.
     """
+    if workers > 1:
+        return _build_in_parallel(
+            tokenizer,
+            examples,
+            max_length=max_length,
+            stride=stride,
+            seed=seed,
+            max_features=max_features,
+            workers=workers,
+        )
     rng = np.random.default_rng(seed)
     order = np.arange(len(examples))
     if max_features is not None:
@@ -233,6 +253,67 @@ def build_features(
     if max_features is not None and len(features) > max_features:
         features = features.select(np.sort(rng.choice(len(features), max_features, replace=False)))
     return features
+
+
+def _build_in_parallel(
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    *,
+    max_length: int,
+    stride: int,
+    seed: int,
+    max_features: int | None,
+    workers: int,
+) -> Features:
+    groups = sorted({e.group for e in examples})
+    shard_of = {g: i % workers for i, g in enumerate(groups)}
+    shards: list[list[Example]] = [[] for _ in range(workers)]
+    for e in examples:
+        shards[shard_of[e.group]].append(e)
+    shards = [s for s in shards if s]
+    with ProcessPoolExecutor(max_workers=len(shards)) as pool:
+        jobs = [
+            pool.submit(
+                build_features,
+                tokenizer,
+                shard,
+                max_length=max_length,
+                stride=stride,
+                seed=seed + 1000 * (k + 1),
+            )
+            for k, shard in enumerate(shards)
+        ]
+        features = _concat([j.result() for j in jobs], max_length)
+    if max_features is not None and len(features) > max_features:
+        rng = np.random.default_rng(seed)
+        features = features.select(np.sort(rng.choice(len(features), max_features, replace=False)))
+    return features
+
+
+def _linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, plan: dict[str, int]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over ``warmup`` steps, then linear decay to zero at ``plan["total"]``.
+
+    ``plan`` is read at every step, so a run that learns it cannot finish in its time budget
+    can move the end nearer and still decay to zero (``fit_budget``).
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _pick_device(device: str | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here")
+    return chosen
 
 
 def evaluate_closed(reader: SpanReader, eval_file: Path) -> dict[str, float]:
@@ -358,6 +439,9 @@ def train_reader(
     max_features: int | None = None,
     base_model: Path | None = None,
     fractions: dict[str, float] | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    fit_budget: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a span reader and save it (fp16 safetensors + tokenizer + metrics.json).
 
@@ -388,15 +472,25 @@ def train_reader(
         base_model: Encoder (or QA model) folder to start from; ``None`` is the packaged
             all-MiniLM-L6-v2.
         fractions: Share of questions kept per training file name (see :func:`load_examples`).
+        device: Torch device to train on; ``None`` or ``"auto"`` takes a CUDA device where
+            torch sees one, else the CPU. On CUDA the steps run under bfloat16 autocast where
+            the device supports it; on the CPU only where it computes bfloat16 natively.
+        workers: Processes that build the training windows (see :func:`build_features`).
+        fit_budget: With ``max_minutes``, time ``FIT_AFTER_STEPS`` steps after the first
+            ``FIT_SKIP_STEPS`` and, if the planned steps cannot finish in the budget, end the
+            schedule (learning rate decayed to zero) at the last step that fits, instead of
+            stopping mid-schedule.
 
     Returns:
         The metrics written to ``out_dir/metrics.json``.
 
     Raises:
         FileNotFoundError: If ``resume`` is set and there is no checkpoint.
-        ValueError: If the checkpoint was made with different data or settings.
+        ValueError: If the checkpoint was made with different data or settings, or a CUDA
+            device is asked for where there is none.
     """
     began = time.perf_counter()
+    dev = _pick_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     random.seed(seed)
@@ -417,6 +511,7 @@ def train_reader(
         stride=stride,
         seed=seed,
         max_features=max_features,
+        workers=workers,
     )
     n = len(features)
     answerable = int((features.start_positions > 0).sum())
@@ -439,16 +534,17 @@ def train_reader(
         "max_features": max_features,
         "fractions": dict(sorted((fractions or {}).items())),
         **({"sample_seed": sample_seed} if sample_seed != seed else {}),
+        **({"feature_workers": workers} if workers != 1 else {}),
         "total_steps": total_steps,
     }
 
     model = AutoModelForQuestionAnswering.from_pretrained(
         base, local_files_only=True, dtype=torch.float32
-    )
+    ).to(dev)
     # The encoder's word vectors are already trained; freezing them (half the parameters)
     # saves their gradient and optimiser work, which dominates a CPU step, at little cost.
     model.get_input_embeddings().weight.requires_grad_(False)
-    autocast = native_bf16()
+    autocast = torch.cuda.is_bf16_supported() if dev.type == "cuda" else native_bf16()
     no_decay = ("bias", "LayerNorm.weight", "layernorm.weight", "norm.weight")
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = [
@@ -459,9 +555,8 @@ def train_reader(
         {"params": [p for name, p in trainable if name.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(WARMUP_SHARE * total_steps), total_steps
-    )
+    plan = {"total": total_steps}
+    scheduler = _linear_schedule(optimizer, int(WARMUP_SHARE * total_steps), plan)
     step = 0
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
@@ -469,7 +564,7 @@ def train_reader(
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=False, map_location=dev)
         if state["config"] != run_config:
             raise ValueError(
                 f"Checkpoint {ckpt_path} was made with other settings: {state['config']}"
@@ -478,6 +573,7 @@ def train_reader(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
+        plan["total"] = int(state.get("scheduled_steps", total_steps))
         history = state["history"]
         best = state.get("best")
         prior_seconds = float(state["train_seconds"])
@@ -494,6 +590,7 @@ def train_reader(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "step": step,
+                "scheduled_steps": plan["total"],
                 "rng": _rng_state(),
                 "config": run_config,
                 "history": history,
@@ -520,7 +617,9 @@ def train_reader(
         eval_seconds += time.perf_counter() - eval_began
 
     def reader() -> TransformerReader:
-        return TransformerReader.from_loaded(tokenizer, model)
+        return TransformerReader.from_loaded(
+            tokenizer, model, device=str(dev), batch_size=128 if dev.type == "cuda" else 16
+        )
 
     model.train()
     train_began = time.perf_counter()
@@ -529,19 +628,21 @@ def train_reader(
     w = features.windows
     lengths = w.attention_mask.sum(axis=1)
     batches = _batches(lengths, batch_size, seed, step)
-    bar = tqdm(total=total_steps, initial=step, desc="train", mininterval=30)
+    bar = tqdm(total=plan["total"], initial=step, desc="train", mininterval=30)
     window_began, window_steps, window_features = time.perf_counter(), 0, 0
-    while step < total_steps:
+    first_step = step
+    timed_from = 0.0
+    while step < plan["total"]:
         rows = next(batches)
         width = int(lengths[rows].max())
         inputs = {
-            "input_ids": torch.from_numpy(w.input_ids[rows, :width]),
-            "attention_mask": torch.from_numpy(w.attention_mask[rows, :width]),
-            "token_type_ids": torch.from_numpy(w.token_type_ids[rows, :width]),
+            "input_ids": torch.from_numpy(w.input_ids[rows, :width]).to(dev),
+            "attention_mask": torch.from_numpy(w.attention_mask[rows, :width]).to(dev),
+            "token_type_ids": torch.from_numpy(w.token_type_ids[rows, :width]).to(dev),
         }
-        starts = torch.from_numpy(features.start_positions[rows])
-        ends = torch.from_numpy(features.end_positions[rows])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        starts = torch.from_numpy(features.start_positions[rows]).to(dev)
+        ends = torch.from_numpy(features.end_positions[rows]).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
             out = model(**inputs)
         loss = (
             torch.nn.functional.cross_entropy(out.start_logits.float(), starts)
@@ -559,23 +660,41 @@ def train_reader(
         loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
         bar.update(1)
         bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if step % 50 == 0 or step == total_steps:
+        if fit_budget and max_minutes is not None and step == first_step + FIT_SKIP_STEPS:
+            timed_from = time.perf_counter() - eval_seconds
+        if (
+            fit_budget
+            and max_minutes is not None
+            and step == first_step + FIT_SKIP_STEPS + FIT_AFTER_STEPS
+        ):
+            rate = FIT_AFTER_STEPS / max(time.perf_counter() - eval_seconds - timed_from, 1e-9)
+            spent = time.perf_counter() - train_began - eval_seconds
+            fits = step + int(FIT_MARGIN * max(0.0, 60 * max_minutes - spent) * rate)
+            if fits < plan["total"]:
+                print(
+                    f"{plan['total']} steps do not fit in {max_minutes} minutes at "
+                    f"{rate:.2f} steps/s: the schedule now ends at step {fits}",
+                    flush=True,
+                )
+                plan["total"] = max(fits, step)
+                bar.total = plan["total"]
+        if step % 50 == 0 or step == plan["total"]:
             elapsed = time.perf_counter() - window_began
             print(
-                f"step {step}/{total_steps} loss {loss_ema:.4f} lr "
+                f"step {step}/{plan['total']} loss {loss_ema:.4f} lr "
                 f"{scheduler.get_last_lr()[0]:.2e} {window_steps / elapsed:.3f} steps/s "
                 f"{window_features / elapsed:.1f} features/s",
                 flush=True,
             )
             window_began, window_steps, window_features = time.perf_counter(), 0, 0
-        if step % eval_every == 0 and step < total_steps:
+        if step % eval_every == 0 and step < plan["total"]:
             validate()
             window_began, window_steps, window_features = time.perf_counter(), 0, 0
-        if step % CHECKPOINT_EVERY == 0 and step < total_steps:
+        if step % CHECKPOINT_EVERY == 0 and step < plan["total"]:
             checkpoint()
         spent = time.perf_counter() - train_began - eval_seconds
         if max_minutes is not None and spent > 60 * max_minutes:
-            stopped_early = step < total_steps
+            stopped_early = step < plan["total"]
             break
     bar.close()
     train_seconds = prior_seconds + time.perf_counter() - train_began - eval_seconds
@@ -599,6 +718,7 @@ def train_reader(
             "questions": len(examples),
             "answerable_features": answerable,
             "steps_done": step,
+            "scheduled_steps": plan["total"],
             "completed": not stopped_early,
             "final_loss": loss_ema,
             "train_seconds": round(train_seconds, 1),
@@ -608,7 +728,9 @@ def train_reader(
             ),
             "autocast": "bfloat16" if autocast else "none (float32)",
             "frozen": "word embeddings",
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(),
+            "feature_workers": workers,
         },
         "validation": {
             "file": Path(val_file).name if val_file is not None else None,

@@ -12,10 +12,13 @@ from safetensors import safe_open
 from transformers import AutoTokenizer
 
 from qa.evaluation.datasets import load_examples
+from qa.training import reader as training
 from qa.training.reader import (
     _batches,
+    _linear_schedule,
     _neighbour,
     _paragraphs_by_group,
+    _pick_device,
     average_readers,
     build_features,
     parse_fractions,
@@ -94,6 +97,52 @@ def test_features_hold_exact_answers_and_no_answer_windows(tokenizer, data_dir: 
     assert (features.end_positions[features.start_positions == 0] == 0).all()
     again = build_features(tokenizer, examples, max_length=48, stride=8, seed=1)
     assert np.array_equal(again.windows.input_ids, w.input_ids), "seeded features are stable"
+
+
+def test_features_built_in_parallel_hold_every_question_and_are_stable(
+    tokenizer, data_dir: Path
+) -> None:
+    examples = load_examples(data_dir)
+    features = build_features(tokenizer, examples, max_length=48, stride=8, seed=1, workers=2)
+    answered = np.flatnonzero(features.start_positions > 0)
+    assert len(answered) == len(examples), "each question keeps one window with its answer"
+    w = features.windows
+    texts = set()
+    for row in answered:
+        s, e = features.start_positions[row], features.end_positions[row]
+        texts |= {ex.context[w.offsets[row, s, 0] : w.offsets[row, e, 1]] for ex in examples}
+    assert {e.context[e.answer[0] : e.answer[1]] for e in examples} <= texts
+    again = build_features(tokenizer, examples, max_length=48, stride=8, seed=1, workers=2)
+    assert np.array_equal(again.windows.input_ids, w.input_ids), "stable for a given workers"
+    capped = build_features(
+        tokenizer, examples, max_length=48, stride=8, seed=1, workers=2, max_features=10
+    )
+    assert len(capped) == 10
+
+
+def test_the_schedule_warms_up_then_decays_to_zero_at_a_movable_end() -> None:
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    plan = {"total": 100}
+    schedule = _linear_schedule(optimizer, 10, plan)
+    rates = []
+    for step in range(60):
+        rates.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+        if step == 29:
+            plan["total"] = 60  # the budget cannot hold 100 steps: end at 60 instead
+    assert rates[0] == 0.0 and rates[5] == pytest.approx(0.5) and rates[10] == pytest.approx(1.0)
+    assert rates[20] == pytest.approx(80 / 90)
+    assert rates[40] == pytest.approx(20 / 50), "after the move it decays towards step 60"
+    assert schedule.get_last_lr()[0] == 0.0
+
+
+def test_a_cuda_device_where_there_is_none_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _pick_device(None).type == "cpu" and _pick_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        _pick_device("cuda")
 
 
 def test_max_features_bounds_the_feature_count(tokenizer, data_dir: Path) -> None:
@@ -190,6 +239,36 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
     assert dtypes == {torch.float16}
     assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_budget_too_short_for_the_plan_ends_the_schedule_early_and_completes(
+    data_dir: Path, tiny_reader_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(training, "FIT_SKIP_STEPS", 1)
+    monkeypatch.setattr(training, "FIT_AFTER_STEPS", 2)
+    out = tmp_path / "reader"
+    metrics = train_reader(
+        data_dir,
+        out,
+        epochs=2000.0,
+        max_length=48,
+        stride=8,
+        batch_size=4,
+        lr=1e-3,
+        seed=3,
+        threads=1,
+        base_model=tiny_reader_dir,
+        max_minutes=0.1,  # far too little for 2,000 epochs
+        fit_budget=True,
+        device="cpu",
+    )
+    done = metrics["training"]
+    assert done["scheduled_steps"] < done["total_steps"], "the schedule was shortened"
+    assert done["steps_done"] == done["scheduled_steps"] >= 3
+    assert done["completed"] is True, "it ran its (shortened) schedule to the end"
+    assert done["device"] == "cpu"
+    assert not (out / "checkpoints").exists()
 
 
 @pytest.mark.slow

@@ -1,0 +1,32 @@
+"""The package's top-level names load on first use, so reader training needs no index stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import qa
+
+
+def test_top_level_names_load_on_first_use() -> None:
+    from qa.pipeline import QA
+    from qa.settings import Settings
+
+    assert qa.QA is QA and qa.Settings is Settings
+    assert set(qa.__all__) <= set(dir(qa))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = qa.Nope  # type: ignore[attr-defined]
+
+
+def test_importing_the_trainer_loads_no_index_or_web_library() -> None:
+    # Reader training runs where only torch and transformers are installed (a GPU machine).
+    code = (
+        "import sys, qa.training.reader, qa.cli\n"
+        "print(sorted(m for m in ('faiss', 'bm25s', 'gradio', 'Stemmer') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
