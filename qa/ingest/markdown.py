@@ -4,6 +4,10 @@ Markdown is rendered to HTML by markdown-it-py (CommonMark, plus GitHub tables a
 strikethrough) and read by the HTML extractor, so the syntax is interpreted by a real parser
 rather than stripped by patterns: headings become paragraphs of their own, links and emphasis
 keep only their text, and the first ``# Heading`` is the title.
+
+markdown-it stops parsing blocks nested deeper than its ``maxNesting`` (quotes in quotes, lists
+in lists) and drops what lies below; a file that reaches that depth is read as plain text
+instead, so no word of it is lost.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import PurePosixPath
 from markdown_it import MarkdownIt
 
 from qa.ingest import html
+from qa.ingest import text as plain_text
 from qa.ingest.base import Extracted
 from qa.ingest.clean import byline_author, decode_text, first_nonempty, is_short, prettify_stem
 
@@ -32,7 +37,10 @@ def parse(data: bytes, source: str) -> list[Extracted]:
     Raises:
         IngestError: If the file is binary.
     """
-    content = html.extract(_MARKDOWN.render(decode_text(data, source)))
+    tokens = _MARKDOWN.parse(decode_text(data, source))
+    if tokens and max(t.level for t in tokens) >= _MARKDOWN.options["maxNesting"] - 1:
+        return plain_text.parse(data, source)
+    content = html.extract(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
     first = content.paragraphs[0] if content.paragraphs else ""
     metadata = dict(content.metadata)
     author = byline_author(content.paragraphs)

@@ -173,6 +173,16 @@ def test_markdown(tmp_path: Path) -> None:
     assert doc.metadata == {"format": "md"}
 
 
+def test_markdown_nested_past_the_parsers_depth_keeps_every_word(tmp_path: Path) -> None:
+    # markdown-it drops blocks nested deeper than its limit; such a file is read as plain text.
+    md = "# Pile\n\nBefore the pile.\n\n" + "> " * 500 + "Deep inside.\n"
+    doc = load_one(tmp_path, "deep.md", md)
+    assert "Deep inside." in doc.text and "Before the pile." in doc.text
+    lists = "".join("  " * i + f"- level{i}\n" for i in range(60))
+    doc = load_one(tmp_path, "lists.md", lists)
+    assert all(f"level{i}" in doc.text for i in range(60))
+
+
 class TestJson:
     def test_single_object(self, tmp_path: Path) -> None:
         record = {
