@@ -110,12 +110,7 @@ class Retriever:
 
         dense_scores = dict(dense)
         lexical_scores = dict(lexical)
-        if mode == "dense":
-            ranked = dense[:k]
-        elif mode == "lexical":
-            ranked = lexical[:k]
-        else:
-            ranked = reciprocal_rank_fusion([dense, lexical], self.settings.rrf_k)[:k]
+        ranked = rank(dense, lexical, mode, k, self.settings.rrf_k)
         if query_vector is not None:
             # Chunks found by BM25 alone still get their cosine, as evidence for the reader.
             missing = [i for i, _ in ranked if i not in dense_scores]
@@ -211,6 +206,22 @@ def _deepening_search(
         ]
         if len(found) >= k or depth >= dense.ntotal:
             return found[:k]
+
+
+def rank(
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    mode: RetrievalMode,
+    k: int,
+    rrf_k: int,
+) -> list[tuple[int, float]]:
+    """The ``k`` best ``(row, score)`` of a mode from the dense and lexical lists (best first):
+    one list as it is, or both fused by reciprocal rank (``hybrid``)."""
+    if mode == "dense":
+        return dense[:k]
+    if mode == "lexical":
+        return lexical[:k]
+    return reciprocal_rank_fusion([dense, lexical], rrf_k)[:k]
 
 
 def reciprocal_rank_fusion(

@@ -21,6 +21,7 @@ QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
 ReaderRuntime = Literal["auto", "onnx-int8", "onnx-fp32", "torch"]
 Agreement = Literal["off", "noisy-or"]
+Engine = Literal["local", "ray"]
 #: The settings that take one of a fixed set of values, with the type that lists them.
 CHOICES: dict[str, Any] = {
     "retrieval_mode": RetrievalMode,
@@ -29,6 +30,7 @@ CHOICES: dict[str, Any] = {
     "reader_runtime": ReaderRuntime,
     "faiss_index": FaissKind,
     "agreement": Agreement,
+    "engine": Engine,
 }
 #: Most answers one question may ask for (settings, Python API, CLI and web page alike).
 MAX_ANSWERS = 20
@@ -126,6 +128,14 @@ class Settings:
             sources, one per article). Off: on qa-val noisy-or changed no best answer and
             no F1; the one answer it moved across the threshold was wrong (eval/RESULTS.md).
             Either way the reply lists every agreeing article.
+        engine: Where the index is built and searched: ``local`` (this process, one index
+            under ``index_dir``) or ``ray`` (a Ray cluster, ``qa.scale``: ``shards`` shard
+            indexes under ``index_dir`` embedded by Ray Data on every node, searched through
+            the Ray Serve application ``qa``; needs the ``scale`` extra).
+        ray_address: The Ray cluster the ``ray`` engine uses (``auto``: the one started on
+            this machine with ``ray start``; or ``HOST:PORT``).
+        shards: How many shards the ``ray`` engine partitions the documents into (by a stable
+            hash of the document id). 1 is the single-machine index itself.
     """
 
     corpus_dir: Path = DEFAULT_CORPUS_DIR
@@ -150,6 +160,9 @@ class Settings:
     reader_precision: ReaderPrecision = "auto"
     reader_runtime: ReaderRuntime = "auto"
     agreement: Agreement = "off"
+    engine: Engine = "local"
+    ray_address: str = "auto"
+    shards: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
@@ -172,6 +185,8 @@ class Settings:
         check_n_answers(self.n_answers)
         if self.threshold is not None:
             check_threshold(self.threshold)
+        if self.shards <= 0:
+            raise ValueError(f"shards must be positive, got {self.shards}")
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
 

@@ -4,21 +4,65 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from qa.indexing.dense import faiss_kind, make_dense_index
-from qa.indexing.embed import embed_chunks, sentence_table
+from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
 from qa.indexing.plan import compare, plan_build
 from qa.lexical import LexicalIndex
 from qa.settings import Settings
 from qa.store import BuildReport, Index, ProgressCallback
 from qa.timing import StageClock
-from qa.types import Document, FileSignature
+from qa.types import Chunk, Document, FileSignature
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder
+
+#: Chunks and embeds the documents a build does not reuse: their chunks (grouped by document,
+#: in the order given), the chunk vectors (row i: chunk i) and each one's sentence spans and
+#: vectors. ``build_index`` does it in process by default; ``qa.scale`` hands in one that ran
+#: on a cluster.
+EmbedStage = Callable[[list[Document]], tuple[list[Chunk], np.ndarray, DocumentSentences]]
+
+
+def chunk_and_embed(
+    settings: Settings,
+    embedder: Encoder,
+    documents: list[Document],
+    progress: ProgressCallback | None = None,
+    show_progress: bool = False,
+    clock: StageClock | None = None,
+) -> tuple[list[Chunk], np.ndarray, DocumentSentences]:
+    """The chunking and embedding stages over ``documents`` (an :data:`EmbedStage`'s result).
+
+    Args:
+        settings: The chunking settings.
+        embedder: Counts tokens for chunking and encodes the chunks.
+        documents: The documents to chunk and embed.
+        progress: Called with ``(chunks_embedded, chunks_to_embed)``.
+        show_progress: Show a terminal progress bar.
+        clock: If given, laps ``chunking`` once the chunks are made.
+    """
+    # Imported here: langchain is slow to import and only building needs it, not asking.
+    from qa.indexing.chunking import Chunker, token_length_function
+
+    # Counting tokens switches truncation and padding off in the tokenizer's shared state,
+    # which questions embedded meanwhile (on other threads) rely on: count on a private copy.
+    chunker = Chunker(
+        settings.chunk_size,
+        settings.chunk_overlap,
+        token_length_function(copy.deepcopy(embedder.tokenizer)),
+    )
+    chunks = chunker.split_all(documents)
+    if clock is not None:
+        clock.lap("chunking")
+    vectors, sentences = embed_chunks(documents, chunks, embedder, progress, show_progress)
+    return chunks, vectors, sentences
 
 
 def build_index(
@@ -32,6 +76,7 @@ def build_index(
     previous: Index | None = None,
     files: dict[str, FileSignature] | None = None,
     timings: dict[str, float] | None = None,
+    embed: EmbedStage | None = None,
 ) -> BuildReport:
     """Build or update the index for ``documents`` and swap it in atomically.
 
@@ -53,6 +98,8 @@ def build_index(
             recorded so the next update can skip reading unchanged files.
         timings: If given, receives seconds per stage (``previous``, ``chunking``,
             ``embedding``, ``faiss``, ``bm25``, ``sentences``, ``write``).
+        embed: Chunks and embeds the documents not reused, instead of ``embedder`` in this
+            process (``chunking`` is then counted in ``embedding``).
 
     Returns:
         What was done, with the new index loaded (``BuildReport.index``).
@@ -70,22 +117,13 @@ def build_index(
         plan = plan_build(settings, documents, embedder.name, previous)
     clock.lap("previous")
 
-    # Imported here: langchain is slow to import and only building needs it, not asking.
-    from qa.indexing.chunking import Chunker, token_length_function
-
-    # Counting tokens switches truncation and padding off in the tokenizer's shared state,
-    # which questions embedded meanwhile (on other threads) rely on: count on a private copy.
-    chunker = Chunker(
-        settings.chunk_size,
-        settings.chunk_overlap,
-        token_length_function(copy.deepcopy(embedder.tokenizer)),
-    )
     fresh_docs = plan.fresh(documents)
-    fresh_chunks = chunker.split_all(fresh_docs)
-    clock.lap("chunking")
-    fresh_vectors, fresh_sentences = embed_chunks(
-        fresh_docs, fresh_chunks, embedder, progress, show_progress
-    )
+    if embed is not None:
+        fresh_chunks, fresh_vectors, fresh_sentences = embed(fresh_docs)
+    else:
+        fresh_chunks, fresh_vectors, fresh_sentences = chunk_and_embed(
+            settings, embedder, fresh_docs, progress, show_progress, clock
+        )
     clock.lap("embedding")
 
     dim = embedder.dimension

@@ -1,0 +1,125 @@
+"""A real Ray cluster of several nodes on this one machine, for tests and benchmarks.
+
+``ray.cluster_utils.Cluster`` starts a head and more nodes as separate raylets, each with its
+own CPUs, object store and workers; Ray schedules across them as across machines. On one host
+they share its cores, which a measurement must say.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from qa.scale import require_ray
+
+#: Set for the raylets this process starts (they inherit its environment). On a busy host a
+#: node's Python agents can take minutes to start; Ray's default waits are shorter than that
+#: and abort the node.
+RAY_ENVIRONMENT = {
+    "RAY_agent_register_timeout_ms": "600000",
+    "RAY_worker_register_timeout_seconds": "600",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+#: How long a node may take to register. Ray 2.60 waits a fixed 30 s (a constant in
+#: ``ray._private.node``, not a setting), which a niced node on a busy host can miss.
+NODE_START_S = 600.0
+
+#: Each node's object store: ample for chunk vectors in flight, small beside the host's memory.
+OBJECT_STORE_BYTES = 256 * 1024 * 1024
+
+
+@contextmanager
+def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
+    """Start ``nodes`` Ray nodes here, connect this process, and take it all down after.
+
+    Yields the ``ray.cluster_utils.Cluster`` (``add_node`` / ``remove_node`` change it). On
+    exit Serve (if started) and this process's connection are shut down before the cluster,
+    so no Ray process outlives the block.
+    """
+    require_ray()
+    import ray
+    from ray.cluster_utils import Cluster
+
+    for name, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    node_args: dict[str, Any] = {
+        "num_cpus": cpus_per_node,
+        "object_store_memory": OBJECT_STORE_BYTES,
+    }
+    with _patient_node_start():
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={**node_args, **_agent_ports(), "include_dashboard": False},
+        )
+    try:
+        with _patient_node_start():
+            for _ in range(nodes - 1):
+                cluster.add_node(**node_args, **_agent_ports())
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster
+    finally:
+        try:
+            if ray.is_initialized():
+                from ray import serve
+
+                serve.shutdown()
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+
+
+def _agent_ports() -> dict[str, int]:
+    """Free ports for one node's agents, chosen here rather than by the agents.
+
+    Left to choose, each agent writes its port to a file that the node's raylet waits for, and
+    the raylet aborts if a slow agent (on a busy host, a niced Python agent can take a minute to
+    import) has not written it in time; with the ports given, nothing waits for the files.
+    """
+    sockets = [socket.socket() for _ in range(4)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        ports = [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    names = [
+        "metrics_agent_port",
+        "metrics_export_port",
+        "dashboard_agent_listen_port",
+        "runtime_env_agent_port",
+    ]
+    return dict(zip(names, ports, strict=True))
+
+
+@contextmanager
+def _patient_node_start() -> Iterator[None]:
+    """Let a starting node take up to ``NODE_START_S`` to register, not Ray's fixed 30 s.
+
+    Ray's start-up loop asks ``services.get_node`` until it answers or 30 s pass; this wraps
+    that lookup so that one call keeps asking for longer.
+    """
+    from ray._private import services
+
+    lookup = services.get_node
+
+    def patient(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        while True:
+            try:
+                return lookup(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() - started > NODE_START_S:
+                    raise
+                time.sleep(0.5)
+
+    services.get_node = patient
+    try:
+        yield
+    finally:
+        services.get_node = lookup
