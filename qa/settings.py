@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
 RetrievalMode = Literal["hybrid", "dense", "lexical"]
-FaissKind = Literal["auto", "flat", "hnsw"]
+FaissKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
@@ -89,14 +89,18 @@ class Settings:
         top_k: Passages returned by retrieval.
         rrf_k: The constant of reciprocal rank fusion (60, as in Cormack et al. 2009).
         candidates: How many hits each retriever contributes before fusion.
-        faiss_index: ``flat`` (exact), ``hnsw`` (approximate), or ``auto`` (exact below
-            ``hnsw_threshold`` vectors, HNSW above).
+        faiss_index: ``flat`` (exact), ``hnsw`` (approximate), ``ivfpq`` (approximate and
+            compressed, 48 bytes a vector), or ``auto`` (exact below ``hnsw_threshold``
+            vectors, HNSW above, IVF-PQ above ``ivfpq_threshold``).
         hnsw_threshold: Vector count above which ``auto`` switches to HNSW. Exact search reads
             every vector, about 1.2 ms per 10,000 for one query on 2 cores (benchmarks/), so at
             50,000 it takes some 6 ms, a third of the 15 ms search budget; HNSW answers in
             about 2 ms at 10^5 vectors and 9.5 ms at 10^6 (its efSearch grows with the index,
             ``qa.indexing.dense.hnsw_ef_search``), but its graph costs time to build on every
             update.
+        ivfpq_threshold: Vector count above which ``auto`` switches to IVF-PQ: where one
+            index's full vectors (1.5 KB each) and HNSW graph no longer fit a shard's memory
+            (about 8 GB at 5 million; docs/scaling.md).
         batch_size: Embedding batch size.
         query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model,
             built into the user's cache on first use and run by onnxruntime, when the default
@@ -149,6 +153,7 @@ class Settings:
     candidates: int = 50
     faiss_index: FaissKind = "auto"
     hnsw_threshold: int = 50_000
+    ivfpq_threshold: int = 5_000_000
     batch_size: int = 32
     query_encoder: QueryEncoderKind = "auto"
     reader_model: str = "default"

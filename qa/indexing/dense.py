@@ -1,4 +1,4 @@
-"""The dense stage: a FAISS index over the chunk vectors, exact or HNSW."""
+"""The dense stage: a FAISS index over the chunk vectors, exact, HNSW or IVF-PQ."""
 
 from __future__ import annotations
 
@@ -19,6 +19,23 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
 
 
+# IVF-PQ, for shards too large to hold their vectors whole (a sharded index of 10^8 chunks;
+# docs/scaling.md): 48 sub-quantizers of 8 bits store a 384-d vector in 48 bytes instead of
+# 1,536, and ``IVF_NPROBE`` of the lists are scanned per query (measured on 10^6 vectors by
+# benchmarks/ray_scale.py).
+IVFPQ_M = 48
+IVF_NPROBE = 32
+#: Training vectors per IVF list, and in all at least (FAISS warns below 39 per centroid, and
+#: each sub-quantizer has 256); an index with fewer vectors than that is exact instead.
+IVF_TRAIN_PER_LIST = 64
+IVF_TRAIN_MIN = 64 * 256
+
+
+def ivf_lists(n: int) -> int:
+    """IVF lists for ``n`` vectors: about 4 sqrt(n), the usual rule, from 64 to 65,536."""
+    return int(min(65_536, max(64, 4 * round(n**0.5))))
+
+
 def hnsw_ef_search(n: int) -> int:
     """efSearch for an HNSW index of ``n`` vectors: recall falls as the graph grows.
 
@@ -35,17 +52,34 @@ def hnsw_ef_search(n: int) -> int:
 
 
 def faiss_kind(settings: Settings, n: int) -> str:
-    """``flat`` or ``hnsw`` for an index of ``n`` vectors: ``settings.faiss_index``, or by size."""
+    """``flat``, ``hnsw`` or ``ivfpq`` for an index of ``n`` vectors: ``settings.faiss_index``,
+    or by size."""
     if settings.faiss_index != "auto":
         return settings.faiss_index
+    if n > settings.ivfpq_threshold:
+        return "ivfpq"
     return "hnsw" if n > settings.hnsw_threshold else "flat"
 
 
 def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
-    """An inner-product FAISS index over normalised ``vectors``: exact or HNSW."""
+    """An inner-product FAISS index over normalised ``vectors``: exact, HNSW or IVF-PQ.
+
+    IVF-PQ is trained on an even sample of ``vectors`` and keeps a direct map, so that its
+    (approximate) vectors can be reconstructed by row like the others'. Below
+    ``IVF_TRAIN_MIN`` vectors there is too little to train on, and the index is exact.
+    """
     dim = vectors.shape[1]
     index: faiss.Index
-    if kind == "hnsw":
+    if kind == "ivfpq" and len(vectors) >= IVF_TRAIN_MIN:
+        lists = min(ivf_lists(len(vectors)), len(vectors) // IVF_TRAIN_PER_LIST)
+        index = faiss.IndexIVFPQ(
+            faiss.IndexFlatIP(dim), dim, lists, IVFPQ_M, 8, faiss.METRIC_INNER_PRODUCT
+        )
+        step = max(1, len(vectors) // max(IVF_TRAIN_MIN, lists * IVF_TRAIN_PER_LIST))
+        index.train(np.ascontiguousarray(vectors[::step], dtype=np.float32))
+        index.nprobe = IVF_NPROBE
+        index.make_direct_map()
+    elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = hnsw_ef_search(len(vectors))

@@ -29,7 +29,7 @@ from typing import Any
 
 import faiss
 
-from qa.indexing.dense import hnsw_ef_search
+from qa.indexing.dense import IVF_NPROBE, hnsw_ef_search
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
@@ -64,7 +64,7 @@ def make_manifest(
         settings: The chunking settings.
         embedding_model: The resolved name of the model that embedded the chunks.
         dimension: Its vector size.
-        faiss_index: ``flat`` or ``hnsw``.
+        faiss_index: ``flat``, ``hnsw`` or ``ivfpq``.
         documents: Content hash per document id.
         files: Signature per corpus file (``scan_corpus``).
         chunks: How many chunks.
@@ -105,6 +105,8 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     dense = faiss.read_index(str(path / "dense.faiss"))
     if isinstance(dense, faiss.IndexHNSW):
         dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
+    if isinstance(dense, faiss.IndexIVF):
+        dense.nprobe = IVF_NPROBE
     if dense.ntotal != len(chunks) or manifest["chunks"] != len(chunks):
         raise IndexMismatchError(
             f"index at {path} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks): "
