@@ -1,4 +1,4 @@
-"""The ``qa`` command line: index, search, doc, ask, eval, serve, train-reader."""
+"""The ``qa`` command line: index, search, doc, ask, eval, serve, deploy, train-reader."""
 
 from __future__ import annotations
 
@@ -50,6 +50,18 @@ SinceOpt = Annotated[
 UntilOpt = Annotated[
     str | None,
     typer.Option("--until", metavar="YYYY-MM-DD", help="Only documents dated this day or earlier."),
+]
+
+
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="local (default) or ray: build on a Ray cluster (needs the scale extra)."
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="The Ray cluster (default: auto, the one on this machine)."),
 ]
 
 
@@ -137,13 +149,25 @@ def index(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything.")] = False,
+    engine: EngineOpt = None,
+    address: AddressOpt = None,
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", min=1, help="Shards of the ray engine's index (default: 1)."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build or update the index from the corpus (only added/changed files are embedded)."""
-    settings = _settings(corpus, index)
+    settings = _settings(corpus, index, engine=engine, ray_address=address, shards=shards)
     _seed_if_new(settings, corpus is not None)
     if not settings.corpus_dir.is_dir():
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
+    if settings.engine == "ray":
+        from qa.scale.build import build_on_cluster
+
+        sharded = build_on_cluster(settings, rebuild=rebuild)
+        typer.echo(json.dumps(sharded.to_dict()) if json_out else sharded.describe())
+        return
     qa = _qa(settings)
     report = qa.build(rebuild=rebuild, show_progress=not json_out)
     # Built here (once per machine) rather than while the first question waits for them.
@@ -481,6 +505,18 @@ def serve(
     settings = _settings(corpus, index)
     _seed_if_new(settings, corpus is not None)
     serve_page(settings, host=host, port=port)
+
+
+@app.command()
+@_guard
+def deploy(index: IndexOpt = None, address: AddressOpt = None) -> None:
+    """Serve the ray engine's sharded index on its Ray cluster (Ray Serve: a deployment per
+    shard, a router, a reader); `QA_ENGINE=ray` then makes ask, search and serve use it."""
+    from qa.scale.serving import deploy_on_cluster
+
+    settings = _settings(None, index, engine="ray", ray_address=address)
+    for name, node in sorted(deploy_on_cluster(settings).items()):
+        typer.echo(f"{name}: node {node}")
 
 
 @app.command("calibrate")

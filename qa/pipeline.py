@@ -80,6 +80,15 @@ def check_request(
         )
 
 
+def _default_retriever(settings: Settings) -> RetrieverFactory:
+    """The retriever ``settings.engine`` selects: over the local index, or the Ray cluster's."""
+    if settings.engine == "ray":
+        from qa.scale.client import RayRetriever
+
+        return RayRetriever
+    return Retriever
+
+
 class QA:
     """Question answering over the corpus and index named by ``settings``.
 
@@ -95,7 +104,9 @@ class QA:
         index: A loaded index to answer from until the next build (default: the one on disk).
         retriever: Makes the retriever of an index snapshot, called with ``(index, embedder,
             settings)`` once per question (default: :class:`qa.retrieval.Retriever`, dense +
-            BM25 fused); any :class:`qa.protocols.Retriever` can stand in.
+            BM25 fused; with ``settings.engine == "ray"``, ``qa.scale.client.RayRetriever``,
+            the cluster's router, whose live index then holds the documents it sends); any
+            :class:`qa.protocols.Retriever` can stand in.
     """
 
     def __init__(
@@ -108,7 +119,7 @@ class QA:
         retriever: RetrieverFactory | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self._make_retriever: RetrieverFactory = retriever or Retriever
+        self._make_retriever: RetrieverFactory = retriever or _default_retriever(self.settings)
         self._embedder: Encoder | None = embedder
         self._reading = reading
         self._index: Index | None = index
@@ -140,9 +151,17 @@ class QA:
         if index is None:
             with self._load_lock:
                 if self._index is None:
-                    self._index = load_index(self.settings, embedding_name=self.embedder.name)
+                    self._index = self._load_index()
                 index = self._index
         return index
+
+    def _load_index(self) -> Index:
+        if self.settings.engine == "ray":
+            # The cluster's router sends the documents the reader needs with the passages.
+            from qa.scale.client import cluster_index
+
+            return cluster_index(self.settings)
+        return load_index(self.settings, embedding_name=self.embedder.name)
 
     @property
     def retriever(self) -> RetrieverRole:
@@ -170,6 +189,10 @@ class QA:
             timings: If given, receives seconds per stage (``scan`` and those of
                 ``build_index``).
         """
+        if self.settings.engine == "ray":
+            raise IndexProblem(
+                "the ray engine's index is built on the cluster: `qa index --engine ray`"
+            )
         with self._build_lock:
             # Imported here: the format parsers (bs4, pypdf...) are slow to import and only
             # building needs them, not asking.

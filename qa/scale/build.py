@@ -225,14 +225,16 @@ def embed_on_cluster(settings: Settings, documents: list[Document]) -> tuple[Emb
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    blocks = max(1, min(len(documents) // DOCS_PER_BATCH, 4 * actors))
+    # At least a few blocks per actor, and one task at a time per actor: an actor that is
+    # ready first must not queue every block while another is still loading its model.
+    blocks = max(1, min(len(documents), max(len(documents) // DOCS_PER_BATCH, 4 * actors)))
     dataset = ray.data.from_items(
         [{"document": json.dumps(d.to_dict())} for d in documents], override_num_blocks=blocks
     ).map_batches(
         ChunkAndEmbed,
         fn_constructor_kwargs={"settings": settings},
         batch_size=DOCS_PER_BATCH,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
         num_cpus=1,
     )
     embedded: Embedded = {}
