@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import REPO, dir_size, load, stopwatch
+from benchmarks.common import REPO, dir_parts, dir_size, load, stopwatch
 
 
 def _rss_mib() -> float:
@@ -88,9 +88,7 @@ def worker(
     size = dir_size(live)
     out["index_bytes"] = size
     out["index_bytes_per_chunk"] = round(size / max(1, report.chunks), 1)
-    out["index_parts_bytes"] = {
-        p.name: dir_size(p) if p.is_dir() else p.stat().st_size for p in sorted(live.iterdir())
-    }
+    out["index_parts_bytes"] = dir_parts(live)
     out["faiss_kind"] = index.manifest["faiss_index"]
 
     # Each held-out article is added in turn, as the web page's Documents tab adds an upload.

@@ -114,6 +114,11 @@ def dir_size(path: Path) -> int:
     )
 
 
+def dir_parts(path: Path) -> dict[str, int]:
+    """Bytes of each entry directly under ``path`` (a folder counted whole)."""
+    return {p.name: dir_size(p) if p.is_dir() else p.stat().st_size for p in sorted(path.iterdir())}
+
+
 def bbc_files(limit: int | None = None) -> list[Path]:
     """The BBC articles, in a fixed order; with ``limit``, an even spread over the categories.
 

@@ -64,12 +64,13 @@ def _forget_queries(qa: Any) -> None:
         cache.cache_clear()
 
 
-def search_fn(qa: Any) -> Timed:
-    """``QA.search`` as a timed system (stages: embed, dense, lexical, fusion)."""
+def search_fn(qa: Any, mode: str | None = None) -> Timed:
+    """``QA.search`` as a timed system (stages: embed, dense, lexical, fusion), in ``mode``
+    (default: the settings' retrieval mode)."""
 
     def timed(question: str, timings: dict[str, float]) -> Any:
         _forget_queries(qa)
-        return qa.search(question, timings=timings)
+        return qa.search(question, mode=mode, timings=timings)
 
     return timed
 
@@ -89,6 +90,24 @@ def ask_fn(qa: Any) -> Timed | None:
         return ask(question, timings=timings) if staged else ask(question)
 
     return timed
+
+
+def torch_query_qa(qa: Any) -> Any:
+    """``qa`` over the same index, loaded model and reader, with questions embedded by the torch
+    model instead of the product's question encoder (the int8 ONNX copy by default)."""
+    from qa.embedding import Embedder
+    from qa.pipeline import QA
+    from qa.reading.answers import AnswerFinder
+
+    settings = qa.settings.replace(query_encoder="torch")
+    embedder = Embedder(
+        settings.embedding_model,
+        batch_size=settings.batch_size,
+        query_encoder="torch",
+        loaded=qa.embedder.model,  # one loaded model
+    )
+    reading = AnswerFinder(embedder, settings, reader=qa.reading.reader)
+    return QA(settings, embedder=embedder, reading=reading, index=qa.index)
 
 
 def hit_rate(ranked_doc_ids: Sequence[Sequence[str]], gold: Sequence[str]) -> float:

@@ -19,7 +19,7 @@ def render(results: dict[str, Any]) -> str:
     """The figures of ``results`` as Markdown sections."""
     m = results["machine"]
     lines = [
-        f"Run `{results['mode']}`, {results['started']} to {results.get('finished')}.",
+        f"Run `{results.get('mode')}`, {results['started']} to {results.get('finished')}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"torch {m['torch']} ({m['torch_threads']} threads), faiss {m['faiss']}. "
         f"Load at start {m['load']}, at end {results.get('load_at_end')}.",
@@ -42,13 +42,13 @@ def render(results: dict[str, Any]) -> str:
         for k in systems:
             cells = [_ms(fig[k]["stages"].get(s)) for s in stages]
             lines.append(f"| {k} | {_ms(fig[k]['total'])} | " + " | ".join(cells) + " |")
-        for key in ("ours_hit@5", "haystack_hit@5"):
-            if key in fig:
-                lines.append(f"\n{key} (source article in the top 5): {fig[key]}")
+        for key in (k for k in fig if k.endswith("hit@5")):
+            lines.append(f"\n{key} (source article in the top 5): {fig[key]}")
 
     sections = {
         "Build and update": results.get("build"),
         "Haystack": results.get("haystack"),
+        "txtai": results.get("txtai"),
         "xquad-dev retrieval": results.get("xquad"),
         "int8 ONNX embedding": results.get("onnx"),
         "Cold start": results.get("cold_start"),

@@ -1,6 +1,7 @@
 """Run every benchmark, print each figure with the machine load, write them all as JSON.
 
-    python benchmarks/run.py [--quick] [--skip-haystack] [--skip-scale] [--out benchmarks/out]
+    python benchmarks/run.py [--quick] [--skip-haystack] [--skip-txtai] [--skip-scale]
+        [--out benchmarks/out]
 
 ``--quick`` (a few minutes) uses 200 BBC articles, 200 xquad questions and 10^4 vectors only;
 the full run (about half an hour on 2 cores) uses all 2,225 articles, all 1,090 questions and
@@ -44,6 +45,10 @@ TARGETS: dict[str, tuple[str, str, float]] = {
     "bbc ask p50 (ms)": ("latency.bbc.ours_ask.total.p50_ms", "<=", 100.0),
     "retrieval latency ours/haystack": ("haystack.search_p50_ratio", "<=", 0.5),
     "xquad recall@5 ours - haystack": ("haystack.xquad_recall_diff", ">=", 0.0),
+    "retrieval latency ours/txtai, hybrid": ("txtai.ratios.hybrid.search_p50_ratio", "<=", 0.5),
+    "xquad recall@5 ours - txtai, hybrid": ("txtai.ratios.hybrid.xquad_recall_diff", ">=", 0.0),
+    "retrieval latency ours/txtai, dense": ("txtai.ratios.dense.search_p50_ratio", "<=", 0.5),
+    "xquad recall@5 ours - txtai, dense": ("txtai.ratios.dense.xquad_recall_diff", ">=", 0.0),
     "build / raw encode throughput": ("build.build_vs_raw", ">=", 0.9),
     "add one article of median size (s)": ("build.add_one_s", "<", 1.0),
     "cold start qa ask (s)": ("cold_start.qa_ask.median_s", "<", 10.0),
@@ -55,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Speed, memory and scale benchmarks.")
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     parser.add_argument("--skip-haystack", action="store_true", help="no Haystack comparison")
+    parser.add_argument("--skip-txtai", action="store_true", help="no txtai comparison")
     parser.add_argument("--skip-scale", action="store_true", help="no synthetic scale test")
     parser.add_argument("--bbc-limit", type=int, help="BBC articles (default: 200 quick, all full)")
     parser.add_argument("--xquad-limit", type=int, help="xquad questions (default: 200 quick, all)")
@@ -172,6 +178,22 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         print_figure("haystack", "bbc indexing", results["haystack"]["bbc_index"])
         systems["haystack_pipeline"] = lambda q, t: hay.search(q)
         systems["haystack_components"] = hay.search_by_stage
+    tx_indexes = None
+    if not args.skip_txtai:
+        from benchmarks import txtai_side
+
+        # Ours once more, right before txtai's builds, so both see the same load.
+        again = QA(
+            bbc_qa.settings.replace(index_dir=work / "bbc-index-txtai"), embedder=bbc_qa.embedder
+        )
+        results["txtai"], tx_indexes = txtai_side.measure_builds(again, work)
+        del again
+        results["txtai"]["bbc_build_load"] = load()
+        print_figure("txtai", "bbc build", results["txtai"])
+        # Our dense mode beside txtai with hybrid off (hybrid is in ``systems`` already).
+        ours = txtai_side.our_systems(bbc_qa, latency.torch_query_qa(bbc_qa))
+        systems.update({k: v for k, v in ours.items() if k not in systems})
+        systems.update(txtai_side.txtai_systems(tx_indexes))
     results["latency"]["bbc"] = latency.interleaved(systems, bbc_texts, runs)
     results["latency"]["bbc"]["questions"] = len(bbc_texts)
     for name, fig in results["latency"]["bbc"].items():
@@ -256,6 +278,21 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
             print_figure("haystack", key, results["haystack"][key])
         print_figure("haystack", "haystack source article in top 5", bbc["haystack_hit@5"])
 
+    if tx_indexes is not None:
+        bbc = results["latency"]["bbc"]
+        for mode, tx in tx_indexes.items():
+            bbc[f"txtai_{mode}_hit@5"] = latency.hit_rate([tx.search(q) for q in bbc_texts], gold)
+        del tx_indexes
+        results["xquad"].update(
+            txtai_side.txtai_recalls(
+                bbc_qa.embedder.path, x_index.chunks, x_settings.batch_size, x_questions
+            )
+        )
+        results["txtai"]["ratios"] = txtai_side.ratios(results)
+        for key in ("txtai_hybrid_recall@5", "txtai_dense_recall@5"):
+            print_figure("xquad", key, results["xquad"][key])
+        print_figure("txtai", "ratios ours/txtai", results["txtai"]["ratios"])
+
     # --- 7: int8 ONNX embedding against torch --------------------------------------------------
     model_dir, onnx_file = onnx_embed.model_paths()
     onnx = onnx_embed.OnnxEmbedder(model_dir, onnx_file, batch_size=bbc_qa.settings.batch_size)
@@ -335,19 +372,8 @@ def _our_systems(qa: Any) -> dict[str, Any]:
     """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (the int8 ONNX
     copy by default) and again with questions embedded by the torch model."""
     from benchmarks import latency
-    from qa.embedding import Embedder
-    from qa.pipeline import QA
-    from qa.reading.answers import AnswerFinder
 
-    settings = qa.settings.replace(query_encoder="torch")
-    embedder = Embedder(
-        settings.embedding_model,
-        batch_size=settings.batch_size,
-        query_encoder="torch",
-        loaded=qa.embedder.model,  # one loaded model
-    )
-    reading = AnswerFinder(embedder, settings, reader=qa.reading.reader)
-    torch_qa = QA(settings, embedder=embedder, reading=reading, index=qa.index)
+    torch_qa = latency.torch_query_qa(qa)
     systems = {
         "ours_search": latency.search_fn(qa),
         "ours_ask": latency.ask_fn(qa),
