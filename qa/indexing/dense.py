@@ -27,7 +27,7 @@ IVFPQ_M = 48
 IVF_NPROBE = 32
 #: Training vectors per IVF list, and in all at least (FAISS warns below 39 per centroid, and
 #: each sub-quantizer has 256); an index with fewer vectors than that is exact instead.
-IVF_TRAIN_PER_LIST = 64
+IVF_TRAIN_PER_LIST = 40
 IVF_TRAIN_MIN = 64 * 256
 
 

@@ -1,0 +1,330 @@
+"""Past one machine: the sharded index on Ray, measured (docs/scaling.md reads these figures).
+
+Three parts, each printed with the load average (two cores shared with other work make every
+figure here a lower bound of what quiet hardware gives):
+
+* ``throughput``: the distributed build's chunking and embedding pass (Ray Data,
+  ``qa.scale.build.embed_on_cluster``) over the same BBC articles on a local cluster of one
+  node and of two nodes (one CPU each), ``--repeats`` times each, medians side by side. Both
+  clusters run on this host's two cores: two nodes can at best double one node's rate, and
+  only on an otherwise idle host.
+* ``recall``: hybrid recall@5 (the paragraph holding the answer among the top 5 passages) of
+  the xquad-dev questions over xquad-dev's paragraphs plus the BBC articles, for the single
+  index and for the same chunks and vectors in 2 and 4 shards searched and fused by the code
+  the Serve deployments run (``qa.scale.shard``), with how often the top 5 is the same as the
+  single index's (dense: exact search, always; hybrid: BM25 statistics are per shard).
+* ``lexical``: BM25 over ``--chunks`` chunks (BBC chunk texts repeated), build time, size and
+  search latency, the other half of a shard's search.
+* ``shard``: one shard of ``--vectors`` synthetic 384-d unit vectors (clustered, like sentence
+  embeddings) in the IVF-PQ index the product builds above ``ivfpq_threshold``
+  (``qa.indexing.dense``): build time, bytes on disk and in memory per vector, search latency
+  (one thread) and recall@10 against exact search, the figures the sizing of 10^8 chunks in
+  docs/scaling.md stands on.
+
+Usage::
+
+    python benchmarks/ray_scale.py [--parts throughput,recall,shard] [--docs 48]
+        [--repeats 3] [--questions N] [--vectors 1000000] [--bbc-index DIR]
+
+``--bbc-index`` names a built BBC index whose vectors the recall part reads (never writes); by
+default ``train-runs/bbc-work/index`` where it exists, else the BBC articles are embedded
+first. Parts that need ``../shared`` skip with a message where it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    BBC_DIR,
+    REPO,
+    XQUAD_FILE,
+    bbc_files,
+    print_figure,
+    quiet_environment,
+)
+
+DEFAULT_BBC_INDEX = REPO / "train-runs" / "bbc-work" / "index"
+
+
+def throughput(docs: int, repeats: int) -> None:
+    """Chunks per second of the cluster's embedding pass on one node and on two."""
+    if not BBC_DIR.is_dir():
+        print("[throughput] skipped: ../shared/data/bbc-news is absent")
+        return
+    from qa.ingest import scan_corpus
+    from qa.scale.build import embed_on_cluster
+    from qa.scale.cluster import local_cluster
+    from qa.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from benchmarks.common import copy_corpus
+
+        corpus = copy_corpus(bbc_files(docs), BBC_DIR, Path(tmp) / "corpus")
+        documents, _ = scan_corpus(corpus, None)
+    settings = Settings()
+    rates: dict[int, list[float]] = {}
+    for nodes in (1, 2):
+        with local_cluster(nodes=nodes, cpus_per_node=1):
+            for _ in range(repeats):
+                started = time.perf_counter()
+                embedded, used = embed_on_cluster(settings, documents)
+                seconds = time.perf_counter() - started
+                chunks = sum(len(c) for c, _, _ in embedded.values())
+                rates.setdefault(nodes, []).append(chunks / seconds)
+                print_figure(
+                    "throughput",
+                    f"{nodes} node(s), one run",
+                    f"{chunks} chunks in {seconds:.1f} s on {len(used)} node(s)",
+                )
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    print_figure("throughput", "chunks/s, 1 node (median)", round(one, 2))
+    print_figure("throughput", "chunks/s, 2 nodes (median)", round(two, 2))
+    print_figure("throughput", "2 nodes / 1 node", round(two / one, 2))
+
+
+def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
+    """Hybrid recall@5 and top-5 agreement, single index against 2 and 4 shards."""
+    if not XQUAD_FILE.exists() or not BBC_DIR.is_dir():
+        print("[recall] skipped: ../shared/data (xquad-dev, bbc-news) is absent")
+        return
+    from qa.embedding import Embedder
+    from qa.evaluation.datasets import load_squad
+    from qa.indexing.build import build_index, chunk_and_embed
+    from qa.indexing.persist import load_index
+    from qa.ingest import scan_corpus
+    from qa.retrieval import Retriever
+    from qa.scale.layout import shard_of
+    from qa.scale.shard import fuse, search_shard
+    from qa.settings import Settings
+    from qa.store import Index
+    from qa.types import Document
+
+    embedder = Embedder("default")
+    questions, paragraphs = load_squad(XQUAD_FILE)
+    questions = [q for q in questions if q.answerable][:questions_limit]
+    bbc: Index | None = None
+    if bbc_index is not None and (bbc_index / "current").exists():
+        bbc = load_index(Settings(index_dir=bbc_index), embedding_name=embedder.name)
+        bbc_docs = list(bbc.documents.values())
+    else:
+        bbc_docs, _ = scan_corpus(BBC_DIR, None)
+    documents = sorted([*paragraphs, *bbc_docs], key=lambda d: d.doc_id)
+
+    def from_indexes(wanted: list[Document]):  # noqa: ANN202 - an EmbedStage
+        """BBC vectors from the BBC index (no re-embedding), the rest embedded here."""
+        reuse = bbc if bbc is not None else None
+        kept = [d for d in wanted if reuse is not None and d.doc_id in reuse.documents]
+        kept_ids = {d.doc_id for d in kept}
+        fresh = [d for d in wanted if d.doc_id not in kept_ids]
+        chunks, vectors, sentences = chunk_and_embed(Settings(), embedder, fresh)
+        if kept and reuse is not None:
+            by_doc: dict[str, list[int]] = {}
+            for row, chunk in enumerate(reuse.chunks):
+                by_doc.setdefault(chunk.doc_id, []).append(row)
+            all_vectors = reuse.vectors()
+            rows = [r for d in kept for r in by_doc[d.doc_id]]
+            chunks = chunks + [reuse.chunks[r] for r in rows]
+            vectors = np.concatenate([vectors, all_vectors[rows]])
+            sentences.update({d.doc_id: reuse.sentences.of_document(d.doc_id) for d in kept})
+        return chunks, vectors, sentences
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        base = Settings(index_dir=Path(tmp) / "single")
+        single = build_index(
+            base, documents, embedder, show_progress=False, embed=from_indexes
+        ).index
+        print_figure(
+            "recall",
+            "single index",
+            f"{len(single.documents)} documents, {len(single.chunks)} chunks "
+            f"({time.perf_counter() - started:.0f} s)",
+        )
+
+        def single_stage(wanted: list[Document]):  # noqa: ANN202 - an EmbedStage
+            ids = {d.doc_id for d in wanted}
+            rows = [r for r, c in enumerate(single.chunks) if c.doc_id in ids]
+            return (
+                [single.chunks[r] for r in rows],
+                single.vectors()[rows],
+                {d.doc_id: single.sentences.of_document(d.doc_id) for d in wanted},
+            )
+
+        layouts: dict[int, list[Index]] = {}
+        for shards in (2, 4):
+            layouts[shards] = [
+                build_index(
+                    base.replace(index_dir=Path(tmp) / f"s{shards}-{i}"),
+                    [d for d in documents if shard_of(d.doc_id, shards) == i],
+                    embedder,
+                    show_progress=False,
+                    embed=single_stage,
+                ).index
+                for i in range(shards)
+            ]
+
+        retriever = Retriever(single, embedder, base)
+        depth = max(base.candidates, 5)
+        hits = {"single": 0, **{f"{s} shards": 0 for s in layouts}}
+        same_hybrid = {s: 0 for s in layouts}
+        same_dense = {s: 0 for s in layouts}
+        for q in questions:
+            vector = embedder.encode_query(q.question)
+            ours = retriever.search(q.question, k=5, mode="hybrid")
+            dense = retriever.search(q.question, k=5, mode="dense")
+            hits["single"] += q.doc_id in {p.chunk.doc_id for p in ours}
+            for shards, indexes in layouts.items():
+                fused = {}
+                for mode in ("hybrid", "dense"):
+                    found = [
+                        search_shard(i, idx, q.question, vector, depth, mode)  # type: ignore[arg-type]
+                        for i, idx in enumerate(indexes)
+                    ]
+                    fused[mode] = fuse(found, 5, depth, mode, base.rrf_k)  # type: ignore[arg-type]
+                hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused["hybrid"]}
+                ids = [p.chunk.chunk_id for p in fused["hybrid"]]
+                same_hybrid[shards] += ids == [p.chunk.chunk_id for p in ours]
+                ids = [p.chunk.chunk_id for p in fused["dense"]]
+                same_dense[shards] += ids == [p.chunk.chunk_id for p in dense]
+        n = len(questions)
+        for name, count in hits.items():
+            print_figure("recall", f"hybrid recall@5, {name} ({n} questions)", count / n)
+        for shards in layouts:
+            print_figure(
+                "recall", f"same hybrid top 5 as single, {shards} shards", same_hybrid[shards] / n
+            )
+            print_figure(
+                "recall", f"same dense top 5 as single, {shards} shards", same_dense[shards] / n
+            )
+
+
+def shard(n: int, queries: int = 200) -> None:
+    """An IVF-PQ shard of ``n`` vectors: build, size, latency, recall@10 against exact."""
+    import faiss
+
+    from qa.indexing.dense import IVF_NPROBE, make_dense_index
+    from qa.retrieval import dense_search, one_search_thread
+
+    rng = np.random.default_rng(0)
+    dim = 384
+    centres = rng.standard_normal((4096, dim)).astype(np.float32)
+    vectors = np.empty((n, dim), dtype=np.float32)
+    for lo in range(0, n, 100_000):
+        hi = min(n, lo + 100_000)
+        block = centres[rng.integers(0, len(centres), hi - lo)]
+        block += 0.6 * rng.standard_normal((hi - lo, dim)).astype(np.float32)
+        vectors[lo:hi] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    asked = vectors[rng.integers(0, n, queries)] + 0.1 * rng.standard_normal((queries, dim))
+    asked = (asked / np.linalg.norm(asked, axis=1, keepdims=True)).astype(np.float32)
+
+    started = time.perf_counter()
+    index = make_dense_index(vectors, "ivfpq")
+    print_figure(
+        "shard", f"IVF-PQ build, {n:,} vectors (s)", round(time.perf_counter() - started, 1)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dense.faiss"
+        faiss.write_index(index, str(path))
+        size = path.stat().st_size
+    print_figure("shard", "IVF-PQ bytes on disk per vector", round(size / n, 1))
+    print_figure("shard", "IVF-PQ lists / nprobe", f"{index.nlist} / {IVF_NPROBE}")
+
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(vectors)
+    one_search_thread()
+    truth = [set(exact.search(q[None, :], 10)[1][0].tolist()) for q in asked]
+    print_figure("shard", "flat bytes per vector", dim * 4)
+    for nprobe in (16, 32, 64):
+        index.nprobe = nprobe
+        seconds, found = [], []
+        for q in asked:
+            t = time.perf_counter()
+            rows = dense_search(index, q, 10)
+            seconds.append(time.perf_counter() - t)
+            found.append({r for r, _ in rows})
+        rec = np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)])
+        print_figure(
+            "shard",
+            f"nprobe {nprobe}: p50 / p95 ms, recall@10",
+            f"{1000 * statistics.median(seconds):.2f} / "
+            f"{1000 * float(np.percentile(seconds, 95)):.2f}, {rec:.3f}",
+        )
+    t = time.perf_counter()
+    for q in asked[:20]:
+        exact.search(q[None, :], 10)
+    print_figure(
+        "shard", "exact search p-mean ms (20 queries)", round(50 * (time.perf_counter() - t), 1)
+    )
+
+
+def lexical(bbc_index: Path, n: int) -> None:
+    """BM25 (the product's ``LexicalIndex``) over ``n`` chunks: the BBC chunk texts repeated
+    until there are ``n`` (the same terms, each posting list ``n / 13,235`` times longer, so
+    a pessimistic stand-in for a real corpus of that size, whose vocabulary would be wider):
+    build time, bytes, and search latency of BBC headline questions at depth 50."""
+    from benchmarks.common import bbc_questions
+    from qa.indexing.persist import load_index
+    from qa.lexical import LexicalIndex
+    from qa.settings import Settings
+
+    if not (bbc_index / "current").exists():
+        print(f"[lexical] skipped: no BBC index at {bbc_index}")
+        return
+    index = load_index(Settings(index_dir=bbc_index))
+    texts = [c.text for c in index.chunks]
+    texts = (texts * (n // len(texts) + 1))[:n]
+    started = time.perf_counter()
+    bm25 = LexicalIndex.build(texts)
+    print_figure(
+        "lexical", f"BM25 build, {n:,} chunks (s)", round(time.perf_counter() - started, 1)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bm25.save(Path(tmp) / "bm25")
+        size = sum(p.stat().st_size for p in (Path(tmp) / "bm25").rglob("*") if p.is_file())
+    print_figure("lexical", "BM25 bytes per chunk (with token ids)", round(size / n, 1))
+    seconds = []
+    for q in bbc_questions(bbc_files()):
+        t = time.perf_counter()
+        bm25.search(q["question"], 50)
+        seconds.append(time.perf_counter() - t)
+    print_figure(
+        "lexical",
+        "search p50 / p95 ms (30 questions, depth 50)",
+        f"{1000 * statistics.median(seconds):.1f} / {1000 * float(np.percentile(seconds, 95)):.1f}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="throughput,recall,shard,lexical")
+    parser.add_argument("--chunks", type=int, default=1_000_000, help="lexical part's size")
+    parser.add_argument("--docs", type=int, default=48, help="BBC articles embedded per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=None, help="xquad questions (all)")
+    parser.add_argument("--vectors", type=int, default=1_000_000)
+    parser.add_argument("--bbc-index", type=Path, default=DEFAULT_BBC_INDEX)
+    args = parser.parse_args()
+    quiet_environment()
+    parts = args.parts.split(",")
+    if "throughput" in parts:
+        throughput(args.docs, args.repeats)
+    if "recall" in parts:
+        recall(args.bbc_index, args.questions)
+    if "shard" in parts:
+        shard(args.vectors)
+    if "lexical" in parts:
+        lexical(args.bbc_index, args.chunks)
+
+
+if __name__ == "__main__":
+    main()
