@@ -95,26 +95,31 @@ class ShardedReport:
         }
 
 
-def connect(settings: Settings) -> None:
-    """Join the Ray cluster ``settings.ray_address`` names, unless this process already has."""
+def connect(settings: Settings) -> bool:
+    """Join the Ray cluster ``settings.ray_address`` names, unless this process already has;
+    whether it joined now (and so should leave when done)."""
     require_ray()
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=settings.ray_address, log_to_driver=False)
+    if ray.is_initialized():
+        return False
+    ray.init(address=settings.ray_address, log_to_driver=False)
+    return True
 
 
 def build_on_cluster(settings: Settings, *, rebuild: bool = False) -> ShardedReport:
-    """``qa index --engine ray``: join the cluster, build, leave it (the cluster stays up)."""
+    """``qa index --engine ray``: join the cluster, build, leave it if this call joined it
+    (the cluster stays up)."""
     import ray
 
     from qa.embedding import Embedder
 
-    connect(settings)
+    joined = connect(settings)
     try:
         return build_sharded(settings, Embedder(settings.embedding_model), rebuild=rebuild)
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()
 
 
 def build_sharded(

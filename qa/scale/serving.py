@@ -18,7 +18,6 @@ node must be able to read (one host in tests; a shared file system on a real clu
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +48,6 @@ class Shard:
     """One shard's index, searched on request."""
 
     def __init__(self, settings: Settings, shard: int, folder: str, embedding_name: str) -> None:
-        # One thread each: many replicas share a node's cores.
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
         self.shard = shard
         self.settings = settings.replace(index_dir=Path(folder))
         self.embedding_name = embedding_name
@@ -229,15 +226,16 @@ def deploy(settings: Settings) -> Any:
 
 
 def deploy_on_cluster(settings: Settings) -> dict[str, str]:
-    """``qa deploy``: join the cluster, start the application, leave it serving; where each
-    replica runs."""
+    """``qa deploy``: join the cluster, start the application, leave it serving (and the
+    cluster, if this call joined it); where each replica runs."""
     import ray
 
     from qa.scale.build import connect
 
-    connect(settings)
+    joined = connect(settings)
     try:
         where: dict[str, str] = deploy(settings).nodes.remote().result()
         return where
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()

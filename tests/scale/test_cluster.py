@@ -61,29 +61,37 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def sharded(cluster, corpus: Path, embedder, tmp_path_factory: pytest.TempPathFactory):
-    """The corpus built into two shards on the cluster, and the settings that name it."""
-    from qa.scale.build import build_sharded
+def sharded(cluster, corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The corpus built into two shards on the cluster by ``qa index --engine ray``: the
+    settings that name it, and the command's JSON report."""
+    from typer.testing import CliRunner
 
-    settings = Settings(
-        corpus_dir=corpus,
-        index_dir=tmp_path_factory.mktemp("sharded"),
-        engine="ray",
-        shards=2,
-    )
-    report = build_sharded(settings, embedder)
-    return settings, report
+    from qa.cli import app
+
+    index = tmp_path_factory.mktemp("sharded")
+    command = ["index", "--engine", "ray", "--shards", "2", "--address", cluster.address]
+    command += ["--corpus", str(corpus), "--index", str(index), "--json"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    settings = Settings(corpus_dir=corpus, index_dir=index, engine="ray", shards=2)
+    return settings, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def served(sharded):
-    """The sharded index deployed, and ``QA`` asking through the cluster's router."""
+    """The sharded index deployed by ``qa deploy``, and ``QA`` asking through the router."""
+    from ray import serve
+    from typer.testing import CliRunner
+
+    from qa.cli import app
     from qa.pipeline import QA
-    from qa.scale.serving import deploy
+    from qa.scale.serving import APP_NAME, ROUTER
 
     settings, _ = sharded
-    handle = deploy(settings)
-    return QA(settings), handle
+    result = CliRunner().invoke(app, ["deploy", "--index", str(settings.index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "shard-0: node" in result.output and "router: node" in result.output
+    return QA(settings), serve.get_deployment_handle(ROUTER, app_name=APP_NAME)
 
 
 def _seed_questions() -> list[str]:
@@ -96,13 +104,15 @@ def _answers(result) -> list[tuple[str, str, int, int]]:
 
 
 def test_build_embeds_on_both_nodes_into_two_shards(sharded, single) -> None:
-    _, report = sharded
-    assert len(report.nodes) == 2, "Ray Data ran the embedding on one node only"
-    assert report.touched == [0, 1]
-    built = [r for r in report.shards if r is not None]
-    assert all(r.documents > 0 for r in built)
-    assert sum(r.documents for r in built) == len(single.index.documents)
-    assert sum(r.chunks for r in built) == len(single.index.chunks)
+    settings, report = sharded
+    assert report["nodes"] == 2, "Ray Data ran the embedding on one node only"
+    assert report["written"] == [0, 1]
+    built = report["reports"]
+    assert all(r["documents"] > 0 for r in built)
+    assert sum(r["documents"] for r in built) == len(single.index.documents)
+    assert sum(r["chunks"] for r in built) == len(single.index.chunks)
+    assert report["embedded_chunks"] == len(single.index.chunks)
+    assert (settings.index_dir / "shards.json").exists()
 
 
 def test_seed_answers_equal_the_single_index(served, single) -> None:
