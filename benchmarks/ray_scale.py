@@ -13,6 +13,8 @@ figure here a lower bound of what quiet hardware gives):
   index and for the same chunks and vectors in 2 and 4 shards searched and fused by the code
   the Serve deployments run (``qa.scale.shard``), with how often the top 5 is the same as the
   single index's (dense: exact search, always; hybrid: BM25 statistics are per shard).
+* ``serve``: hybrid search latency through a two-node cluster (client, router, shards) against
+  the same search in process.
 * ``lexical``: BM25 over ``--chunks`` chunks (BBC chunk texts repeated), build time, size and
   search latency, the other half of a shard's search.
 * ``shard``: one shard of ``--vectors`` synthetic 384-d unit vectors (clustered, like sentence
@@ -352,9 +354,55 @@ def pq_real(bbc_index: Path) -> None:
     print_figure("pq-real", "PQ48 top 100 re-ranked exactly, recall@10", round(recall(reranked), 3))
 
 
+def serve_latency(docs: int) -> None:
+    """Search latency through the cluster (client -> router -> 2 shards -> router -> client)
+    against the same search in process, over the seed articles and ``docs`` BBC articles, the
+    30 seed questions; p50 / p95 ms."""
+    from benchmarks.common import SEED_CORPUS, copy_corpus, seed_questions
+    from qa.embedding import Embedder
+    from qa.pipeline import QA
+    from qa.scale.build import build_sharded
+    from qa.scale.cluster import local_cluster
+    from qa.scale.serving import deploy
+    from qa.settings import Settings
+
+    if not BBC_DIR.is_dir():
+        print("[serve] skipped: ../shared/data/bbc-news is absent")
+        return
+    embedder = Embedder("default")
+    with tempfile.TemporaryDirectory() as tmp:
+        # Seed first: copy_corpus empties its destination.
+        corpus = copy_corpus(sorted(SEED_CORPUS.glob("*.txt")), SEED_CORPUS, Path(tmp) / "c")
+        copy_corpus(bbc_files(docs), BBC_DIR, corpus / "bbc")
+        local = QA(Settings(corpus_dir=corpus, index_dir=Path(tmp) / "single"), embedder=embedder)
+        local.build(show_progress=False)
+        settings = Settings(
+            corpus_dir=corpus, index_dir=Path(tmp) / "sharded", engine="ray", shards=2
+        )
+        questions = seed_questions()
+        with local_cluster(nodes=2, cpus_per_node=1):
+            build_sharded(settings, embedder)
+            deploy(settings)
+            remote = QA(settings)
+            for qa in (local, remote):  # warm both: the question encoders load on first use
+                qa.search(questions[0])
+            for name, qa in (("in process", local), ("through the cluster", remote)):
+                seconds = []
+                for question in questions:
+                    t = time.perf_counter()
+                    qa.search(question)
+                    seconds.append(time.perf_counter() - t)
+                print_figure(
+                    "serve",
+                    f"hybrid search {name}, p50 / p95 ms ({len(questions)} questions)",
+                    f"{1000 * statistics.median(seconds):.1f} / "
+                    f"{1000 * float(np.percentile(seconds, 95)):.1f}",
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="throughput,recall,shard,pq-real,lexical")
+    parser.add_argument("--parts", default="throughput,recall,shard,pq-real,lexical,serve")
     parser.add_argument("--chunks", type=int, default=1_000_000, help="lexical part's size")
     parser.add_argument("--docs", type=int, default=48, help="BBC articles embedded per run")
     parser.add_argument("--repeats", type=int, default=3)
@@ -370,6 +418,8 @@ def main() -> None:
         recall(args.bbc_index, args.questions)
     if "shard" in parts:
         shard(args.vectors)
+    if "serve" in parts:
+        serve_latency(args.docs)
     if "pq-real" in parts:
         pq_real(args.bbc_index)
     if "lexical" in parts:
