@@ -128,11 +128,13 @@ def _guard(func):  # noqa: ANN001, ANN202
     def wrapper(*args, **kwargs):  # noqa: ANN202
         from qa.embedding import ModelLoadError
         from qa.models.checksums import ModelFileError
+        from qa.scale import ScaleExtraMissing
         from qa.store import IndexProblem
 
+        expected = (ModelLoadError, ModelFileError, IndexProblem, ScaleExtraMissing)
         try:
             return func(*args, **kwargs)
-        except (ModelLoadError, ModelFileError, IndexProblem, KeyError, FileNotFoundError) as exc:
+        except (*expected, KeyError, FileNotFoundError) as exc:
             _fail(exc.args[0] if exc.args else str(exc))
 
     return wrapper
@@ -512,6 +514,9 @@ def serve(
 def deploy(index: IndexOpt = None, address: AddressOpt = None) -> None:
     """Serve the ray engine's sharded index on its Ray cluster (Ray Serve: a deployment per
     shard, a router, a reader); `QA_ENGINE=ray` then makes ask, search and serve use it."""
+    from qa.scale import require_ray
+
+    require_ray()  # before serving's import of ray, to say what is missing
     from qa.scale.serving import deploy_on_cluster
 
     settings = _settings(None, index, engine="ray", ray_address=address)

@@ -12,12 +12,16 @@ ray, and only inside the functions that need it, so ``qa`` without the extra is 
 from __future__ import annotations
 
 
+class ScaleExtraMissing(RuntimeError):
+    """The ray engine was asked for where ray (the ``scale`` extra) is not installed."""
+
+
 def require_ray() -> None:
     """Fail with what to install when ray is missing (the ``scale`` extra)."""
     try:
         import ray  # noqa: F401
     except ImportError as exc:
-        raise ImportError(
+        raise ScaleExtraMissing(
             "the ray engine needs the scale extra: pip install 'qa[scale]' "
-            "(ray[data,serve]==2.60.0)"
+            f"(ray[data,serve]==2.60.0); importing ray failed: {exc}"
         ) from exc

@@ -110,6 +110,7 @@ def connect(settings: Settings) -> bool:
 def build_on_cluster(settings: Settings, *, rebuild: bool = False) -> ShardedReport:
     """``qa index --engine ray``: join the cluster, build, leave it if this call joined it
     (the cluster stays up)."""
+    require_ray()
     import ray
 
     from qa.embedding import Embedder

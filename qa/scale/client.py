@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from qa.lexical import LexicalIndex
+from qa.scale import require_ray
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrievalMode, Settings
 from qa.store import Index, IndexMissingError
@@ -38,6 +39,7 @@ _ROUTERS_LOCK = threading.Lock()
 def router(settings: Settings) -> Any:
     """The handle of the router deployed on the cluster ``settings.ray_address`` names
     (connecting this process first), one per process."""
+    require_ray()
     import ray
 
     with _ROUTERS_LOCK:
