@@ -15,6 +15,8 @@ figure here a lower bound of what quiet hardware gives):
   single index's (dense: exact search, always; hybrid: BM25 statistics are per shard).
 * ``serve``: hybrid search latency through a two-node cluster (client, router, shards) against
   the same search in process.
+* ``memory``: resident bytes a chunk of a loaded index (the BBC index), with and without its
+  vectors: what a shard replica holds.
 * ``lexical``: BM25 over ``--chunks`` chunks (BBC chunk texts repeated), build time, size and
   search latency, the other half of a shard's search.
 * ``shard``: one shard of ``--vectors`` synthetic 384-d unit vectors (clustered, like sentence
@@ -400,9 +402,41 @@ def serve_latency(docs: int) -> None:
                 )
 
 
+def memory(bbc_index: Path) -> None:
+    """Resident memory a loaded index costs per chunk (what a shard replica holds), with and
+    without its flat vectors: the BBC index loaded in this process."""
+    import gc
+    import os
+
+    from qa.indexing.persist import load_index
+    from qa.settings import Settings
+
+    if not (bbc_index / "current").exists():
+        print(f"[memory] skipped: no BBC index at {bbc_index}")
+        return
+
+    def resident() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    gc.collect()
+    before = resident()
+    index = load_index(Settings(index_dir=bbc_index))
+    gc.collect()
+    loaded = resident()
+    n = len(index.chunks)
+    print_figure(
+        "memory", f"loaded index, bytes a chunk ({n:,} chunks)", round((loaded - before) / n)
+    )
+    vectors = index.dense.ntotal * index.dense.d * 4  # flat float32: what FAISS holds
+    print_figure(
+        "memory", "less the flat vectors, bytes a chunk", round((loaded - before - vectors) / n)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="throughput,recall,shard,pq-real,lexical,serve")
+    parser.add_argument("--parts", default="throughput,recall,shard,pq-real,lexical,serve,memory")
     parser.add_argument("--chunks", type=int, default=1_000_000, help="lexical part's size")
     parser.add_argument("--docs", type=int, default=48, help="BBC articles embedded per run")
     parser.add_argument("--repeats", type=int, default=3)
@@ -420,6 +454,8 @@ def main() -> None:
         shard(args.vectors)
     if "serve" in parts:
         serve_latency(args.docs)
+    if "memory" in parts:
+        memory(args.bbc_index)
     if "pq-real" in parts:
         pq_real(args.bbc_index)
     if "lexical" in parts:

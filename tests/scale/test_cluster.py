@@ -115,6 +115,22 @@ def test_build_embeds_on_both_nodes_into_two_shards(sharded, single) -> None:
     assert (settings.index_dir / "shards.json").exists()
 
 
+def test_one_shard_is_the_single_index(cluster, single, embedder, tmp_path: Path) -> None:
+    """S = 1 writes the single-machine index itself: the local engine loads it and searches it
+    as the index ``qa index`` built."""
+    from qa.pipeline import QA
+    from qa.scale.build import build_sharded
+
+    settings = single.settings.replace(index_dir=tmp_path / "index", engine="ray", shards=1)
+    report = build_sharded(settings, embedder)
+    assert report.layout.folders == (".",) and report.touched == [0]
+    local = QA(settings.replace(engine="local"), embedder=embedder)
+    assert local.index.manifest["documents"] == single.index.manifest["documents"]
+    for question in _seed_questions()[:20]:
+        ours = [p.chunk.chunk_id for p in local.search(question)]
+        assert ours == [p.chunk.chunk_id for p in single.search(question)], question
+
+
 def test_seed_answers_equal_the_single_index(served, single) -> None:
     """Dense search is exact on both, so its passages and answers are the single index's.
     Hybrid fuses BM25, whose statistics are each shard's own: a question may then read other
