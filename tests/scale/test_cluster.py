@@ -161,6 +161,20 @@ def test_the_router_answers_with_its_reader_deployment(served, single) -> None:
     assert _answers(result)[:1] == _answers(single.ask(question))[:1]
 
 
+def test_the_web_chat_answers_through_the_cluster(served, single) -> None:
+    """The web page's HTTP answer (``/ask``) through the cluster is the single index's."""
+    from qa.web.app import WebApp
+
+    qa, _ = served
+    for question in _seed_questions()[:3]:
+        ours, theirs = WebApp(qa).api_ask(question), WebApp(single).api_ask(question)
+        assert ours["answers"], question
+        fields = ("text", "doc_id", "start", "end")
+        assert [[a[f] for f in fields] for a in ours["answers"]] == [
+            [a[f] for f in fields] for a in theirs["answers"]
+        ]
+
+
 def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, embedder) -> None:
     from qa.indexing.persist import current_path
     from qa.scale.build import build_sharded
