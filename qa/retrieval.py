@@ -112,11 +112,7 @@ class Retriever:
         lexical_scores = dict(lexical)
         ranked = rank(dense, lexical, mode, k, self.settings.rrf_k)
         if query_vector is not None:
-            # Chunks found by BM25 alone still get their cosine, as evidence for the reader.
-            missing = [i for i, _ in ranked if i not in dense_scores]
-            if missing:
-                vectors = np.stack([self.index.dense.reconstruct(i) for i in missing])
-                dense_scores.update(zip(missing, (vectors @ query_vector).tolist(), strict=True))
+            fill_cosines(self.index, dense_scores, [row for row, _ in ranked], query_vector)
         clock.lap("fusion")
 
         passages = []
@@ -206,6 +202,20 @@ def _deepening_search(
         ]
         if len(found) >= k or depth >= dense.ntotal:
             return found[:k]
+
+
+def fill_cosines(
+    index: Index, cosines: dict[int, float], rows: list[int], query_vector: np.ndarray
+) -> None:
+    """Add to ``cosines`` (row -> cosine to the question) the rows of ``rows`` it lacks.
+
+    Chunks found by BM25 alone still get their cosine, as evidence for the reader; it is
+    computed from the vectors the dense index holds.
+    """
+    missing = [row for row in rows if row not in cosines]
+    if missing:
+        vectors = np.stack([index.dense.reconstruct(row) for row in missing])
+        cosines.update(zip(missing, (vectors @ query_vector).tolist(), strict=True))
 
 
 def rank(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.filters import Filter
-from qa.retrieval import allowed_rows, dense_search, one_search_thread, rank
+from qa.retrieval import allowed_rows, dense_search, fill_cosines, one_search_thread, rank
 from qa.settings import RetrievalMode
 from qa.store import Index
 from qa.types import Chunk, Document, Passage
@@ -76,12 +76,8 @@ def search_shard(
     rows = sorted({row for row, _ in hits.dense} | {row for row, _ in hits.lexical})
     hits.chunks = {row: index.chunks[row] for row in rows}
     if query_vector is not None:
-        # Chunks found by BM25 alone still get their cosine, as evidence for the reader.
         hits.cosines = dict(hits.dense)
-        missing = [row for row in rows if row not in hits.cosines]
-        if missing:
-            vectors = np.stack([index.dense.reconstruct(row) for row in missing])
-            hits.cosines.update(zip(missing, (vectors @ query_vector).tolist(), strict=True))
+        fill_cosines(index, hits.cosines, rows, query_vector)
     for chunk in hits.chunks.values():
         doc = index.documents[chunk.doc_id]
         hits.sources[doc.doc_id] = (doc.title, doc.path)
