@@ -7,7 +7,9 @@ keep only their text, and the first ``# Heading`` is the title.
 
 markdown-it stops parsing blocks nested deeper than its ``maxNesting`` (quotes in quotes, lists
 in lists) and drops what lies below; a file that reaches that depth is read as plain text
-instead, so no word of it is lost.
+instead, so no word of it is lost. markdown-it is pure Python, about a second a megabyte (more
+for deep nesting), so a file over ``MAX_MARKDOWN_BYTES`` is read as plain text too: its markup
+stays in the text, but a 60 MB upload cannot hold a build for a minute and a half.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from qa.ingest.clean import byline_author, decode_text, first_nonempty, is_short
 
 _MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
+#: Largest Markdown file parsed as Markdown (some 150,000 words, far beyond any article); a
+#: larger one is read as plain text, in linear time.
+MAX_MARKDOWN_BYTES = 2**20
+
 
 def parse(data: bytes, source: str) -> list[Extracted]:
     """Load a Markdown file.
@@ -32,11 +38,14 @@ def parse(data: bytes, source: str) -> list[Extracted]:
         source: Its path relative to the corpus root.
 
     Returns:
-        One article.
+        One article (read as plain text when it nests past markdown-it's depth or is larger
+        than ``MAX_MARKDOWN_BYTES``).
 
     Raises:
         IngestError: If the file is binary.
     """
+    if len(data) > MAX_MARKDOWN_BYTES:
+        return plain_text.parse(data, source)
     tokens = _MARKDOWN.parse(decode_text(data, source))
     if tokens and max(t.level for t in tokens) >= _MARKDOWN.options["maxNesting"] - 1:
         return plain_text.parse(data, source)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from qa.ingest import IngestError, load_file
+from qa.ingest import IngestError, load_file, markdown
 from qa.types import Document
 from tests.ingest.pdfs import make_pdf
 
@@ -181,6 +181,18 @@ def test_markdown_nested_past_the_parsers_depth_keeps_every_word(tmp_path: Path)
     lists = "".join("  " * i + f"- level{i}\n" for i in range(60))
     doc = load_one(tmp_path, "lists.md", lists)
     assert all(f"level{i}" in doc.text for i in range(60))
+
+
+def test_markdown_past_the_size_bound_is_read_as_plain_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parser is pure Python (about a second a megabyte); past the bound the file is plain
+    # text, read in linear time, every word kept and the markup left as written.
+    md = "# Heading\n\nSome **bold** words.\n"
+    assert load_one(tmp_path, "small.md", md).text == "Heading\n\nSome bold words."
+    monkeypatch.setattr(markdown, "MAX_MARKDOWN_BYTES", len(md.encode()) - 1)
+    doc = load_one(tmp_path, "big.md", md)
+    assert "**bold**" in doc.text and "Heading" in doc.text
 
 
 class TestJson:
