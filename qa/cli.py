@@ -555,6 +555,16 @@ def calibrate_cmd(
             "only: qa/reading, where the product reads them).",
         ),
     ] = None,
+    min_abstain: Annotated[
+        float,
+        typer.Option(
+            "--min-abstain",
+            min=0.0,
+            max=1.0,
+            help="The threshold is the lowest that abstains on at least this share of the "
+            "validation file's unanswerable questions; 0 chooses the best F1 instead.",
+        ),
+    ] = 0.85,
 ) -> None:
     """Fit the answer model and choose the abstention threshold (in a checkout: into qa/reading)."""
     import shutil
@@ -589,6 +599,7 @@ def calibrate_cmd(
             limit=limit,
             out=model_file,
             thresholds=thresholds_file,
+            min_abstain=min_abstain or None,
         )
     except (ValueError, KeyError) as exc:
         _fail(str(exc))

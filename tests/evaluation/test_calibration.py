@@ -101,14 +101,43 @@ def test_the_operating_point_maximises_f1_with_abstention_scoring_one() -> None:
         _observation(0.6, False, True),
         _observation(0.3, False, False),
     ]
-    point = best_operating_point(outcomes)
+    point = best_operating_point(outcomes, None)
     assert 0.3 < point["threshold"] <= 0.6
     assert point["f1"] == pytest.approx(3 / 4)
     assert point["abstained_unanswerable"] == 1.0
     # Answering the wrong 0.6 costs nothing more than abstaining on it: the tie answers.
     assert point["answered_answerable"] == 1.0
     everything_right = [_observation(0.2, True, True), _observation(0.1, True, True)]
-    assert best_operating_point(everything_right)["threshold"] <= 0.1
+    assert best_operating_point(everything_right, None)["threshold"] <= 0.1
+
+
+def test_the_operating_point_answers_most_while_keeping_the_abstention_promise() -> None:
+    # Ten unanswerable questions score 0.1 to 1.0; five answerable ones, answered right, score
+    # 0.65 to 0.95.
+    unanswerable = [_observation(p / 10, False, False) for p in range(1, 11)]
+    answerable = [_observation(p, True, True) for p in (0.65, 0.75, 0.85, 0.9, 0.95)]
+    outcomes = unanswerable + answerable
+    # Abstaining on 7 in 10 needs a threshold above 0.7: one answerable question is lost.
+    point = best_operating_point(outcomes, 0.7)
+    assert 0.7 < point["threshold"] <= 0.75
+    assert point["abstained_unanswerable"] == pytest.approx(0.7)
+    assert point["answered_answerable"] == pytest.approx(0.8)
+    # 6 in 10 lets it drop below 0.65 (the lowest that keeps the promise): every answer kept.
+    point = best_operating_point(outcomes, 0.6)
+    assert 0.6 < point["threshold"] <= 0.65
+    assert point["answered_answerable"] == 1.0
+    # All of them: above every score.
+    assert best_operating_point(outcomes, 1.0)["abstained_unanswerable"] == 1.0
+
+
+def test_the_command_line_default_is_the_calibration_default() -> None:
+    import inspect
+
+    from qa.cli import calibrate_cmd
+    from qa.evaluation.calibration import MIN_ABSTAIN
+
+    default = inspect.signature(calibrate_cmd).parameters["min_abstain"].default
+    assert default == MIN_ABSTAIN
 
 
 def test_held_out_questions_are_those_the_reader_did_not_train_on(tmp_path: Path) -> None:
