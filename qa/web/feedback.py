@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 from bs4 import BeautifulSoup, Tag
 
 from qa.feedback import FEEDBACK_FILE, MAX_DOC_ID_CHARS, VERDICTS, FeedbackCounts, FeedbackLog, Span
@@ -333,6 +334,44 @@ class ChatFeedback:
             partial.write_bytes(data)
             os.replace(partial, target)
         return str(target)
+
+
+def wire_feedback(
+    feedback: ChatFeedback,
+    chatbot: gr.Chatbot,
+    correction: tuple[gr.Dropdown, gr.Button, gr.HTML],
+    tab: tuple[gr.Tab, gr.HTML, gr.DownloadButton],
+) -> None:
+    """Wire the chat's likes and dislikes, the correction row and the feedback tab's counts."""
+    choice, save, status = correction
+    feedback_tab, count, download = tab
+    # Which reply each of this session's marks was about: a later mark replaces it.
+    marks = gr.State({})
+    hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+    shown = [status, marks, count, download]
+
+    def like(
+        history: list[dict[str, Any]], kept: dict[int, str], data: gr.LikeData
+    ) -> tuple[str, dict[int, str], str, str | None]:
+        line, kept = feedback.like(history, data.index, data.liked, kept)
+        return line, kept, feedback.counts_html(), feedback.download()
+
+    def correct(
+        history: list[dict[str, Any]], chosen: str | None, kept: dict[int, str]
+    ) -> tuple[str, dict[int, str], str, str | None]:
+        line, kept = feedback.correct(history, chosen, kept)
+        return line, kept, feedback.counts_html(), feedback.download()
+
+    def offer(history: list[dict[str, Any]]) -> Any:
+        return gr.Dropdown(choices=feedback.choices(history), value=None)
+
+    def refresh() -> tuple[str, str | None]:
+        return feedback.counts_html(), feedback.download()
+
+    chatbot.like(like, [chatbot, marks], shown, **hidden)
+    save.click(correct, [chatbot, choice, marks], shown, **hidden)
+    chatbot.change(offer, chatbot, choice, queue=False, **hidden)
+    feedback_tab.select(refresh, None, [count, download], queue=False, **hidden)
 
 
 def request_span(

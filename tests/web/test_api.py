@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qa.web.app import EXAMPLES
+from qa.web.layout import EXAMPLES
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ from gradio.state_holder import StateHolder
 
 from qa.pipeline import QA
 from qa.settings import Settings
-from qa.web.app import EXAMPLES, SESSION_CAPACITY, WebApp, launch_options
+from qa.web.app import SESSION_CAPACITY, WebApp, launch_options
+from qa.web.layout import EXAMPLES
 from qa.web.render import span_check
 from tests.conftest import HashEmbedder
 
@@ -103,7 +104,7 @@ def test_article_of_a_removed_or_unknown_document(web: WebApp) -> None:
     assert "no longer in the index" in text_of(web.article("nope.txt", 0, 3, "x"))
     assert "has changed since" in text_of(web.article("000_4b3a89178ec270f5.txt", "a", 3, "x"))
     # What the page's script calls: one argument, a button's value (JSON), refused if broken.
-    from_page = web._article_function()
+    from_page = web.article_function()
     assert "no longer in the index" in text_of(from_page("{not json"))
     reference = json.dumps(["000_4b3a89178ec270f5.txt", 0, 9, span_check("Round two")])
     assert BeautifulSoup(from_page(reference), "html.parser").mark.get_text() == "Round two"
@@ -264,7 +265,7 @@ def test_an_index_update_gives_its_free_memory_back(
 ) -> None:
     # Without it, each update leaves ~30 MiB free in a worker thread's malloc arena (the soak).
     released: list[bool] = []
-    monkeypatch.setattr("qa.web.app.release_free_memory", lambda: released.append(True))
+    monkeypatch.setattr("qa.web.documents.release_free_memory", lambda: released.append(True))
     web.update_index()
     assert released == [True]
     monkeypatch.setattr(web.qa, "build", lambda **_: (_ for _ in ()).throw(OSError("disk full")))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.web.app import EXAMPLES
+from qa.web.layout import EXAMPLES
 from tests.conftest import REPO, needs_shared
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 from qa.pipeline import QA
-from qa.web.app import EXAMPLES
+from qa.web.layout import EXAMPLES
 from tests.web.test_browser import ask, browser, page, pytestmark, shot  # noqa: F401
 
 

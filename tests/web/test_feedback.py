@@ -16,8 +16,9 @@ from qa.evaluation.datasets import load_jsonl
 from qa.feedback import FeedbackCounts
 from qa.pipeline import QA
 from qa.settings import Settings
-from qa.web.app import EXAMPLES, WebApp
+from qa.web.app import WebApp
 from qa.web.feedback import parse_reply, question_text
+from qa.web.layout import EXAMPLES
 from qa.web.render import render_question, render_result
 from tests.conftest import HashEmbedder
 

@@ -11,7 +11,8 @@ from bs4 import BeautifulSoup
 
 from qa.pipeline import QA
 from qa.settings import Settings
-from qa.web.app import ALL_FOLDERS, WebApp
+from qa.web.app import WebApp
+from qa.web.chat import ALL_FOLDERS
 from qa.web.render import render_filter_note
 from tests.conftest import SEED_CORPUS, SEED_IDS, HashEmbedder
 
