@@ -11,10 +11,11 @@ figure here a lower bound of what quiet hardware gives):
 * ``recall``: hybrid recall@5 (the paragraph holding the answer among the top 5 passages) of
   the xquad-dev questions over xquad-dev's paragraphs plus the BBC articles, for the single
   index and for the same chunks and vectors in 2 and 4 shards searched and fused by the code
-  the Serve deployments run (``qa.scale.shard``), with how often the top 5 is the same as the
-  single index's (dense: exact search, always; hybrid: BM25 statistics are per shard).
+  the Serve deployments run (``qa.scale.shard``, BM25 under the statistics gathered from every
+  shard), with how often the top 5 is the same as the single index's, and what gathering the
+  statistics costs in process.
 * ``serve``: hybrid search latency through a two-node cluster (client, router, shards) against
-  the same search in process.
+  the same search in process, and the round trip that gathers the shards' BM25 statistics.
 * ``memory``: resident bytes a chunk of a loaded index (the BBC index), with and without its
   vectors: what a shard replica holds.
 * ``lexical``: BM25 over ``--chunks`` chunks (BBC chunk texts repeated), build time, size and
@@ -108,8 +109,8 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
     from qa.ingest import scan_corpus
     from qa.retrieval import Retriever
     from qa.scale.layout import shard_of
-    from qa.scale.shard import fuse, search_shard
-    from qa.settings import Settings
+    from qa.scale.shard import corpus_statistics, fuse, search_shard
+    from qa.settings import RetrievalMode, Settings
     from qa.store import Index
     from qa.types import Document
 
@@ -180,45 +181,54 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
         retriever = Retriever(single, embedder, base)
         depth = max(base.candidates, 5)
         hits = {"single": 0, **{f"{s} shards": 0 for s in layouts}}
-        same_hybrid = {s: 0 for s in layouts}
-        same_dense = {s: 0 for s in layouts}
-        tied_dense = {s: 0 for s in layouts}
+        modes: tuple[RetrievalMode, ...] = ("hybrid", "dense", "lexical")
+        same = {(s, m): 0 for s in layouts for m in modes}
+        tied = {(s, m): 0 for s in layouts for m in modes}
+        gathering: dict[int, list[float]] = {s: [] for s in layouts}
         for q in questions:
             vector = embedder.encode_query(q.question)
-            ours = retriever.search(q.question, k=5, mode="hybrid")
-            dense = retriever.search(q.question, k=5, mode="dense")
-            hits["single"] += q.doc_id in {p.chunk.doc_id for p in ours}
+            single_top = {m: retriever.search(q.question, k=5, mode=m) for m in modes}
+            hits["single"] += q.doc_id in {p.chunk.doc_id for p in single_top["hybrid"]}
             for shards, indexes in layouts.items():
-                fused = {}
-                for mode in ("hybrid", "dense"):
+                for mode in modes:
+                    started = time.perf_counter()
+                    gathered = corpus_statistics(indexes, q.question, mode)
+                    if mode == "hybrid":
+                        gathering[shards].append(time.perf_counter() - started)
                     found = [
-                        search_shard(i, idx, q.question, vector, depth, mode)  # type: ignore[arg-type]
+                        search_shard(i, idx, q.question, vector, depth, mode, statistics=gathered)
                         for i, idx in enumerate(indexes)
                     ]
-                    fused[mode] = fuse(found, 5, depth, mode, base.rrf_k)  # type: ignore[arg-type]
-                hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused["hybrid"]}
-                ids = [p.chunk.chunk_id for p in fused["hybrid"]]
-                same_hybrid[shards] += ids == [p.chunk.chunk_id for p in ours]
-                ids = [p.chunk.chunk_id for p in fused["dense"]]
-                same_dense[shards] += ids == [p.chunk.chunk_id for p in dense]
-                # Equal cosines, place by place: the same top 5 up to the order of exact ties
-                # (the BBC set holds some articles twice, whose chunks tie).
-                scores = [round(p.score, 5) for p in fused["dense"]]
-                tied_dense[shards] += scores == [round(p.score, 5) for p in dense]
+                    fused = fuse(found, 5, depth, mode, base.rrf_k)
+                    if mode == "hybrid":
+                        hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused}
+                    ids = [p.chunk.chunk_id for p in fused]
+                    same[shards, mode] += ids == [p.chunk.chunk_id for p in single_top[mode]]
+                    # Equal scores, place by place: the same top 5 up to the order of exact
+                    # ties (the BBC set holds some articles twice, whose chunks tie).
+                    scores = [round(p.score, 5) for p in fused]
+                    tied[shards, mode] += scores == [round(p.score, 5) for p in single_top[mode]]
         n = len(questions)
         for name, count in hits.items():
             print_figure("recall", f"hybrid recall@5, {name} ({n} questions)", count / n)
         for shards in layouts:
-            print_figure(
-                "recall", f"same hybrid top 5 as single, {shards} shards", same_hybrid[shards] / n
-            )
-            print_figure(
-                "recall", f"same dense top 5 as single, {shards} shards", same_dense[shards] / n
-            )
+            for mode in modes:
+                print_figure(
+                    "recall",
+                    f"same {mode} top 5 as single, {shards} shards",
+                    same[shards, mode] / n,
+                )
+                print_figure(
+                    "recall",
+                    f"same {mode} scores, place by place, {shards} shards",
+                    tied[shards, mode] / n,
+                )
+            seconds = gathering[shards]
             print_figure(
                 "recall",
-                f"same dense cosines, place by place, {shards} shards",
-                tied_dense[shards] / n,
+                f"gathering the BM25 statistics in process, {shards} shards, p50 / p95 ms",
+                f"{1000 * statistics.median(seconds):.2f} / "
+                f"{1000 * float(np.percentile(seconds, 95)):.2f}",
             )
 
 
@@ -362,10 +372,11 @@ def serve_latency(docs: int) -> None:
     30 seed questions; p50 / p95 ms."""
     from benchmarks.common import SEED_CORPUS, copy_corpus, seed_questions
     from qa.embedding import Embedder
+    from qa.lexical import tokenize
     from qa.pipeline import QA
     from qa.scale.build import build_sharded
     from qa.scale.cluster import local_cluster
-    from qa.scale.serving import deploy
+    from qa.scale.serving import APP_NAME, deploy
     from qa.settings import Settings
 
     if not BBC_DIR.is_dir():
@@ -400,6 +411,27 @@ def serve_latency(docs: int) -> None:
                     f"{1000 * statistics.median(seconds):.1f} / "
                     f"{1000 * float(np.percentile(seconds, 95)):.1f}",
                 )
+            # The router's extra round trip before the shards search: both shards' BM25
+            # statistics of the question's terms, asked at once (here from this process).
+            from ray import serve
+
+            shards = [
+                serve.get_deployment_handle(f"shard-{i}", app_name=APP_NAME)
+                for i in range(settings.shards)
+            ]
+            seconds = []
+            for question in questions:
+                terms = tokenize([question])[0]
+                t = time.perf_counter()
+                for response in [shard.statistics.remote(terms) for shard in shards]:
+                    response.result()
+                seconds.append(time.perf_counter() - t)
+            print_figure(
+                "serve",
+                f"both shards' BM25 statistics, p50 / p95 ms ({len(questions)} questions)",
+                f"{1000 * statistics.median(seconds):.1f} / "
+                f"{1000 * float(np.percentile(seconds, 95)):.1f}",
+            )
 
 
 def memory(bbc_index: Path) -> None:
