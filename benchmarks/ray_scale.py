@@ -233,10 +233,11 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
 
 
 def shard(n: int, queries: int = 200) -> None:
-    """An IVF-PQ shard of ``n`` vectors: build, size, latency, recall@10 against exact."""
+    """An IVF-PQ shard of ``n`` vectors: build, size, latency, recall@10 against exact, with
+    the codes alone (``k_factor`` 1) and re-ranked by the exact vectors."""
     import faiss
 
-    from qa.indexing.dense import IVF_NPROBE, make_dense_index
+    from qa.indexing.dense import IVF_NPROBE, IVF_REFINE_K_FACTOR, make_dense_index
     from qa.retrieval import dense_search, one_search_thread
 
     rng = np.random.default_rng(0)
@@ -260,26 +261,27 @@ def shard(n: int, queries: int = 200) -> None:
         path = Path(tmp) / "dense.faiss"
         faiss.write_index(index, str(path))
         size = path.stat().st_size
-    print_figure("shard", "IVF-PQ bytes on disk per vector", round(size / n, 1))
-    print_figure("shard", "IVF-PQ lists / nprobe", f"{index.nlist} / {IVF_NPROBE}")
+    print_figure("shard", "IVF-PQ with exact vectors, bytes on disk per vector", round(size / n, 1))
+    ivf = faiss.extract_index_ivf(index)
+    print_figure("shard", "IVF-PQ lists / nprobe", f"{ivf.nlist} / {IVF_NPROBE}")
 
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors)
     one_search_thread()
     truth = [set(exact.search(q[None, :], 10)[1][0].tolist()) for q in asked]
     print_figure("shard", "flat bytes per vector", dim * 4)
-    for nprobe in (16, 32, 64):
-        index.nprobe = nprobe
+    for nprobe, k_factor in [(p, f) for p in (16, 32, 64) for f in (1, IVF_REFINE_K_FACTOR)]:
+        ivf.nprobe = nprobe
         seconds, found = [], []
         for q in asked:
             t = time.perf_counter()
-            rows = dense_search(index, q, 10)
+            rows = dense_search(index, q, 10, k_factor=k_factor)
             seconds.append(time.perf_counter() - t)
             found.append({r for r, _ in rows})
         rec = np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)])
         print_figure(
             "shard",
-            f"nprobe {nprobe}: p50 / p95 ms, recall@10",
+            f"nprobe {nprobe}, k_factor {k_factor}: p50 / p95 ms, recall@10",
             f"{1000 * statistics.median(seconds):.2f} / "
             f"{1000 * float(np.percentile(seconds, 95)):.2f}, {rec:.3f}",
         )

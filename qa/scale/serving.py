@@ -80,7 +80,16 @@ class Shard:
         statistics: TermStatistics | None = None,
     ) -> ShardHits:
         return search_shard(
-            self.shard, self._live(), query, query_vector, depth, mode, filter, exclude, statistics
+            self.shard,
+            self._live(),
+            query,
+            query_vector,
+            depth,
+            mode,
+            filter,
+            exclude,
+            statistics,
+            self.settings.ivfpq_k_factor,
         )
 
     def statistics(self, terms: list[str]) -> TermStatistics:

@@ -62,12 +62,14 @@ def search_shard(
     filter: Filter | None = None,
     exclude: frozenset[str] = frozenset(),
     statistics: TermStatistics | None = None,
+    k_factor: int | None = None,
 ) -> ShardHits:
     """The best ``depth`` rows of one shard by cosine and by BM25, as the mode asks.
 
     BM25 scores under ``statistics``, those of every shard summed, or the shard's own (its
     bm25s search) when there are none. The filter and ``exclude`` apply inside the shard's
     searches, as in ``qa.retrieval`` (statistics stay the whole corpus's, as there).
+    ``k_factor`` is an IVF-PQ shard's re-ranking depth (``Settings.ivfpq_k_factor``).
     """
     hits = ShardHits(shard)
     allowed = allowed_rows(index, filter, exclude)
@@ -77,7 +79,7 @@ def search_shard(
         return hits
     if mode in ("hybrid", "dense") and query_vector is not None:
         one_search_thread()
-        hits.dense = dense_search(index.dense, query_vector, depth, allowed)
+        hits.dense = dense_search(index.dense, query_vector, depth, allowed, k_factor)
     if mode in ("hybrid", "lexical"):
         if statistics is None:
             hits.lexical = index.lexical.search(query, depth, allowed)
