@@ -154,9 +154,10 @@ def allowed_rows(
     return keep[index.chunk_documents]
 
 
-#: Below this many allowed rows, a filtered search of an HNSW index is exact: it scans the
-#: allowed vectors of the graph's flat storage (some milliseconds), where the graph, walking
-#: mostly through rows the filter refuses, could miss some of the best allowed ones.
+#: Below this many allowed rows, a filtered search of an HNSW or re-ranked IVF-PQ index is exact:
+#: it scans the allowed rows of the index's flat vectors (some milliseconds), where the graph,
+#: walking mostly through rows the filter refuses, or the few IVF lists probed could miss some
+#: of the best allowed ones.
 HNSW_EXACT_ROWS = 50_000
 
 
@@ -175,8 +176,9 @@ def dense_search(
     with more walks the graph with the selector, at the index's ``efSearch`` as an unfiltered
     search does. A re-ranked IVF-PQ index (``IndexRefineFlat``) takes its codes' best
     ``k x k_factor`` (the index's own factor if None) among the allowed rows, at its ``nprobe``,
-    and ranks them by the exact vectors. An index that takes no selector is searched ever deeper
-    until ``k`` allowed rows are found or none is left.
+    and ranks them by the exact vectors; with few allowed rows it scans them exactly in its flat
+    vectors, as HNSW does. An index that takes no selector is searched ever deeper until ``k``
+    allowed rows are found or none is left.
     """
     # The parameters point into the bitmap and each other: this frame keeps them all alive
     # during the search.
@@ -185,6 +187,11 @@ def dense_search(
         None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
     )
     params: faiss.SearchParameters | None = None
+    if allowed is not None and int(allowed.sum()) <= HNSW_EXACT_ROWS:
+        if isinstance(dense, faiss.IndexHNSW):
+            dense = faiss.downcast_index(dense.storage)
+        elif isinstance(dense, faiss.IndexRefine):
+            dense = faiss.downcast_index(dense.refine_index)
     if isinstance(dense, faiss.IndexRefine):
         base_params = faiss.SearchParametersIVF()
         base_params.nprobe = faiss.extract_index_ivf(dense).nprobe
@@ -196,8 +203,6 @@ def dense_search(
     elif allowed is not None:
         params = faiss.SearchParameters()
         params.sel = selector
-        if isinstance(dense, faiss.IndexHNSW) and int(allowed.sum()) <= HNSW_EXACT_ROWS:
-            dense = faiss.downcast_index(dense.storage)
     try:
         scores, ids = dense.search(query[None, :], k, params=params)
     except RuntimeError:  # this index type takes no selector

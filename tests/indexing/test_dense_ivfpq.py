@@ -65,6 +65,10 @@ def test_re_ranking_finds_more_of_the_exact_top_10(monkeypatch: pytest.MonkeyPat
     # Re-ranked cosines are the exact ones.
     rows = dense_search(index, queries[0], 5)
     assert [s for _, s in rows] == pytest.approx([float(vectors[r] @ queries[0]) for r, _ in rows])
+    # A filter of few rows scans them exactly.
+    few = np.zeros(len(vectors), dtype=bool)
+    few[::400] = True
+    assert dense_search(index, queries[0], 5, few) == dense_search(exact, queries[0], 5, few)
 
 
 def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path) -> None:
