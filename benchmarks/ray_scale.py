@@ -11,10 +11,11 @@ figure here a lower bound of what quiet hardware gives):
 * ``recall``: hybrid recall@5 (the paragraph holding the answer among the top 5 passages) of
   the xquad-dev questions over xquad-dev's paragraphs plus the BBC articles, for the single
   index and for the same chunks and vectors in 2 and 4 shards searched and fused by the code
-  the Serve deployments run (``qa.scale.shard``), with how often the top 5 is the same as the
-  single index's (dense: exact search, always; hybrid: BM25 statistics are per shard).
+  the Serve deployments run (``qa.scale.shard``, BM25 under the statistics gathered from every
+  shard), with how often the top 5 is the same as the single index's, and what gathering the
+  statistics costs in process.
 * ``serve``: hybrid search latency through a two-node cluster (client, router, shards) against
-  the same search in process.
+  the same search in process, and the round trip that gathers the shards' BM25 statistics.
 * ``memory``: resident bytes a chunk of a loaded index (the BBC index), with and without its
   vectors: what a shard replica holds.
 * ``lexical``: BM25 over ``--chunks`` chunks (BBC chunk texts repeated), build time, size and
@@ -108,8 +109,8 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
     from qa.ingest import scan_corpus
     from qa.retrieval import Retriever
     from qa.scale.layout import shard_of
-    from qa.scale.shard import fuse, search_shard
-    from qa.settings import Settings
+    from qa.scale.shard import corpus_statistics, fuse, search_shard
+    from qa.settings import RetrievalMode, Settings
     from qa.store import Index
     from qa.types import Document
 
@@ -180,53 +181,63 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
         retriever = Retriever(single, embedder, base)
         depth = max(base.candidates, 5)
         hits = {"single": 0, **{f"{s} shards": 0 for s in layouts}}
-        same_hybrid = {s: 0 for s in layouts}
-        same_dense = {s: 0 for s in layouts}
-        tied_dense = {s: 0 for s in layouts}
+        modes: tuple[RetrievalMode, ...] = ("hybrid", "dense", "lexical")
+        same = {(s, m): 0 for s in layouts for m in modes}
+        tied = {(s, m): 0 for s in layouts for m in modes}
+        gathering: dict[int, list[float]] = {s: [] for s in layouts}
         for q in questions:
             vector = embedder.encode_query(q.question)
-            ours = retriever.search(q.question, k=5, mode="hybrid")
-            dense = retriever.search(q.question, k=5, mode="dense")
-            hits["single"] += q.doc_id in {p.chunk.doc_id for p in ours}
+            single_top = {m: retriever.search(q.question, k=5, mode=m) for m in modes}
+            hits["single"] += q.doc_id in {p.chunk.doc_id for p in single_top["hybrid"]}
             for shards, indexes in layouts.items():
-                fused = {}
-                for mode in ("hybrid", "dense"):
+                for mode in modes:
+                    started = time.perf_counter()
+                    gathered = corpus_statistics(indexes, q.question, mode)
+                    if mode == "hybrid":
+                        gathering[shards].append(time.perf_counter() - started)
                     found = [
-                        search_shard(i, idx, q.question, vector, depth, mode)  # type: ignore[arg-type]
+                        search_shard(i, idx, q.question, vector, depth, mode, statistics=gathered)
                         for i, idx in enumerate(indexes)
                     ]
-                    fused[mode] = fuse(found, 5, depth, mode, base.rrf_k)  # type: ignore[arg-type]
-                hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused["hybrid"]}
-                ids = [p.chunk.chunk_id for p in fused["hybrid"]]
-                same_hybrid[shards] += ids == [p.chunk.chunk_id for p in ours]
-                ids = [p.chunk.chunk_id for p in fused["dense"]]
-                same_dense[shards] += ids == [p.chunk.chunk_id for p in dense]
-                # Equal cosines, place by place: the same top 5 up to the order of exact ties
-                # (the BBC set holds some articles twice, whose chunks tie).
-                scores = [round(p.score, 5) for p in fused["dense"]]
-                tied_dense[shards] += scores == [round(p.score, 5) for p in dense]
+                    fused = fuse(found, 5, depth, mode, base.rrf_k)
+                    if mode == "hybrid":
+                        hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused}
+                    ids = [p.chunk.chunk_id for p in fused]
+                    same[shards, mode] += ids == [p.chunk.chunk_id for p in single_top[mode]]
+                    # Equal scores, place by place: the same top 5 up to the order of exact
+                    # ties (the BBC set holds some articles twice, whose chunks tie).
+                    scores = [round(p.score, 5) for p in fused]
+                    tied[shards, mode] += scores == [round(p.score, 5) for p in single_top[mode]]
         n = len(questions)
         for name, count in hits.items():
             print_figure("recall", f"hybrid recall@5, {name} ({n} questions)", count / n)
         for shards in layouts:
-            print_figure(
-                "recall", f"same hybrid top 5 as single, {shards} shards", same_hybrid[shards] / n
-            )
-            print_figure(
-                "recall", f"same dense top 5 as single, {shards} shards", same_dense[shards] / n
-            )
+            for mode in modes:
+                print_figure(
+                    "recall",
+                    f"same {mode} top 5 as single, {shards} shards",
+                    same[shards, mode] / n,
+                )
+                print_figure(
+                    "recall",
+                    f"same {mode} scores, place by place, {shards} shards",
+                    tied[shards, mode] / n,
+                )
+            seconds = gathering[shards]
             print_figure(
                 "recall",
-                f"same dense cosines, place by place, {shards} shards",
-                tied_dense[shards] / n,
+                f"gathering the BM25 statistics in process, {shards} shards, p50 / p95 ms",
+                f"{1000 * statistics.median(seconds):.2f} / "
+                f"{1000 * float(np.percentile(seconds, 95)):.2f}",
             )
 
 
 def shard(n: int, queries: int = 200) -> None:
-    """An IVF-PQ shard of ``n`` vectors: build, size, latency, recall@10 against exact."""
+    """An IVF-PQ shard of ``n`` vectors: build, size, latency, recall@10 against exact, with
+    the codes alone (``k_factor`` 1) and re-ranked by the exact vectors."""
     import faiss
 
-    from qa.indexing.dense import IVF_NPROBE, make_dense_index
+    from qa.indexing.dense import IVF_NPROBE, IVF_REFINE_K_FACTOR, make_dense_index
     from qa.retrieval import dense_search, one_search_thread
 
     rng = np.random.default_rng(0)
@@ -250,26 +261,27 @@ def shard(n: int, queries: int = 200) -> None:
         path = Path(tmp) / "dense.faiss"
         faiss.write_index(index, str(path))
         size = path.stat().st_size
-    print_figure("shard", "IVF-PQ bytes on disk per vector", round(size / n, 1))
-    print_figure("shard", "IVF-PQ lists / nprobe", f"{index.nlist} / {IVF_NPROBE}")
+    print_figure("shard", "IVF-PQ with exact vectors, bytes on disk per vector", round(size / n, 1))
+    ivf = faiss.extract_index_ivf(index)
+    print_figure("shard", "IVF-PQ lists / nprobe", f"{ivf.nlist} / {IVF_NPROBE}")
 
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors)
     one_search_thread()
     truth = [set(exact.search(q[None, :], 10)[1][0].tolist()) for q in asked]
     print_figure("shard", "flat bytes per vector", dim * 4)
-    for nprobe in (16, 32, 64):
-        index.nprobe = nprobe
+    for nprobe, k_factor in [(p, f) for p in (16, 32, 64) for f in (1, IVF_REFINE_K_FACTOR)]:
+        ivf.nprobe = nprobe
         seconds, found = [], []
         for q in asked:
             t = time.perf_counter()
-            rows = dense_search(index, q, 10)
+            rows = dense_search(index, q, 10, k_factor=k_factor)
             seconds.append(time.perf_counter() - t)
             found.append({r for r, _ in rows})
         rec = np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)])
         print_figure(
             "shard",
-            f"nprobe {nprobe}: p50 / p95 ms, recall@10",
+            f"nprobe {nprobe}, k_factor {k_factor}: p50 / p95 ms, recall@10",
             f"{1000 * statistics.median(seconds):.2f} / "
             f"{1000 * float(np.percentile(seconds, 95)):.2f}, {rec:.3f}",
         )
@@ -285,10 +297,12 @@ def lexical(bbc_index: Path, n: int) -> None:
     """BM25 (the product's ``LexicalIndex``) over ``n`` chunks: the BBC chunk texts repeated
     until there are ``n`` (the same terms, each posting list ``n / 13,235`` times longer, so
     a pessimistic stand-in for a real corpus of that size, whose vocabulary would be wider):
-    build time, bytes, and search latency of BBC headline questions at depth 50."""
+    build time, bytes, and search latency of BBC headline questions at depth 50, by bm25s's
+    matrix and under global statistics (a shard's search in a sharded index: its statistics
+    of the question's terms, then ``search_global``; its term counts built on first use)."""
     from benchmarks.common import bbc_questions
     from qa.indexing.persist import load_index
-    from qa.lexical import LexicalIndex
+    from qa.lexical import LexicalIndex, tokenize
     from qa.settings import Settings
 
     if not (bbc_index / "current").exists():
@@ -306,16 +320,35 @@ def lexical(bbc_index: Path, n: int) -> None:
         bm25.save(Path(tmp) / "bm25")
         size = sum(p.stat().st_size for p in (Path(tmp) / "bm25").rglob("*") if p.is_file())
     print_figure("lexical", "BM25 bytes per chunk (with token ids)", round(size / n, 1))
-    seconds = []
-    for q in bbc_questions(bbc_files()):
-        t = time.perf_counter()
-        bm25.search(q["question"], 50)
-        seconds.append(time.perf_counter() - t)
+    started = time.perf_counter()
+    bm25.statistics([])  # builds the term counts that global scoring reads
+    built = time.perf_counter() - started
+    counts, lengths = bm25._postings.counts, bm25._postings.lengths
+    held = counts.data.nbytes + counts.indices.nbytes + counts.indptr.nbytes + lengths.nbytes
     print_figure(
         "lexical",
-        "search p50 / p95 ms (30 questions, depth 50)",
-        f"{1000 * statistics.median(seconds):.1f} / {1000 * float(np.percentile(seconds, 95)):.1f}",
+        "term counts for global scoring: build (s), bytes per chunk",
+        f"{built:.2f}, {held / n:.0f}",
     )
+    questions = [q["question"] for q in bbc_questions(bbc_files())]
+    searches = {
+        "search": lambda question: bm25.search(question, 50),
+        "global search (statistics, then search_global)": lambda question: bm25.search_global(
+            question, 50, bm25.statistics(tokenize([question])[0])
+        ),
+    }
+    for name, search in searches.items():
+        seconds = []
+        for question in questions:
+            t = time.perf_counter()
+            search(question)
+            seconds.append(time.perf_counter() - t)
+        print_figure(
+            "lexical",
+            f"{name} p50 / p95 ms (30 questions, depth 50)",
+            f"{1000 * statistics.median(seconds):.1f} / "
+            f"{1000 * float(np.percentile(seconds, 95)):.1f}",
+        )
 
 
 def pq_real(bbc_index: Path) -> None:
@@ -362,10 +395,11 @@ def serve_latency(docs: int) -> None:
     30 seed questions; p50 / p95 ms."""
     from benchmarks.common import SEED_CORPUS, copy_corpus, seed_questions
     from qa.embedding import Embedder
+    from qa.lexical import tokenize
     from qa.pipeline import QA
     from qa.scale.build import build_sharded
     from qa.scale.cluster import local_cluster
-    from qa.scale.serving import deploy
+    from qa.scale.serving import APP_NAME, deploy
     from qa.settings import Settings
 
     if not BBC_DIR.is_dir():
@@ -400,6 +434,27 @@ def serve_latency(docs: int) -> None:
                     f"{1000 * statistics.median(seconds):.1f} / "
                     f"{1000 * float(np.percentile(seconds, 95)):.1f}",
                 )
+            # The router's extra round trip before the shards search: both shards' BM25
+            # statistics of the question's terms, asked at once (here from this process).
+            from ray import serve
+
+            shards = [
+                serve.get_deployment_handle(f"shard-{i}", app_name=APP_NAME)
+                for i in range(settings.shards)
+            ]
+            seconds = []
+            for question in questions:
+                terms = tokenize([question])[0]
+                t = time.perf_counter()
+                for response in [shard.statistics.remote(terms) for shard in shards]:
+                    response.result()
+                seconds.append(time.perf_counter() - t)
+            print_figure(
+                "serve",
+                f"both shards' BM25 statistics, p50 / p95 ms ({len(questions)} questions)",
+                f"{1000 * statistics.median(seconds):.1f} / "
+                f"{1000 * float(np.percentile(seconds, 95)):.1f}",
+            )
 
 
 def memory(bbc_index: Path) -> None:

@@ -11,13 +11,20 @@ of those scores. Two things here make rebuilding that matrix cheap enough to do 
   BM25 variant the index uses, bm25s's default "lucene" (:func:`lucene_idf`,
   :func:`lucene_tf`), written here from the formulas; any other variant is left to bm25s's own
   build. A test checks its scores equal bm25s's own build.
+
+A shard of a sharded index (``qa.scale``) scores with the whole corpus's statistics instead of
+its own matrix: ``TermStatistics`` gathered from every shard for the question's terms, and
+``LexicalIndex.search_global`` computing BM25 for those terms from the saved token ids with the
+same formulas, the same scores one index over every shard gives (tested against it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
@@ -69,6 +76,48 @@ def lucene_tf(
     Lucene leaves out Robertson's constant factor ``k1 + 1``: the ranking is the same.
     """
     return tf / (k1 * ((1 - b) + b * lengths / avg_length) + tf)
+
+
+@dataclass(frozen=True)
+class TermStatistics:
+    """What BM25 needs to know of a corpus to score some terms.
+
+    A sharded index sums its shards' statistics for a question's terms
+    (:meth:`TermStatistics.total`) and every shard scores its chunks with the sum
+    (:meth:`LexicalIndex.search_global`), so the shards give the scores one index over the
+    whole corpus would: Elasticsearch's ``dfs_query_then_fetch``. Gathered at query time, so an
+    update still rewrites only the shards whose documents changed.
+
+    Attributes:
+        chunks: How many chunks (BM25's documents).
+        tokens: Their tokens in all (the mean chunk length is ``tokens / chunks``).
+        frequencies: Per term, how many chunks hold it (terms no chunk holds may be absent).
+    """
+
+    chunks: int = 0
+    tokens: int = 0
+    frequencies: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def total(cls, parts: Iterable[TermStatistics]) -> TermStatistics:
+        """The statistics of the corpus whose disjoint parts have the statistics ``parts``."""
+        chunks = tokens = 0
+        frequencies: dict[str, int] = {}
+        for part in parts:
+            chunks += part.chunks
+            tokens += part.tokens
+            for term, count in part.frequencies.items():
+                frequencies[term] = frequencies.get(term, 0) + count
+        return cls(chunks, tokens, frequencies)
+
+
+@dataclass(frozen=True)
+class _Postings:
+    """Each term's chunks and how often it occurs in each (a CSC matrix, chunks by term ids),
+    and each chunk's length in tokens: what BM25 needs besides the corpus statistics."""
+
+    counts: sp.csc_matrix
+    lengths: np.ndarray
 
 
 class _VectorisedBM25(bm25s.BM25):
@@ -216,6 +265,96 @@ class LexicalIndex:
         if self.size == 0 or not tokens[0] or not getattr(self._retriever, "vocab_dict", None):
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(tokens[0]), dtype=np.float32)
+
+    def statistics(self, terms: Iterable[str]) -> TermStatistics:
+        """This index's part of the corpus statistics of ``terms`` (BM25 terms, as
+        :func:`tokenize` makes them): its chunks, their tokens, and how many hold each term."""
+        if self.size == 0:
+            return TermStatistics()
+        postings = self._postings
+        vocab = self._vocab
+        frequencies = {}
+        for term in set(terms):
+            column = vocab.get(term, -1)
+            if 0 <= column < postings.counts.shape[1]:
+                indptr = postings.counts.indptr
+                frequencies[term] = int(indptr[column + 1] - indptr[column])
+        return TermStatistics(self.size, int(postings.lengths.sum()), frequencies)
+
+    def global_scores(self, query: str, statistics: TermStatistics) -> np.ndarray:
+        """BM25 score of every chunk for ``query`` under ``statistics``, those of a corpus this
+        index is a part of (zeros where nothing matches).
+
+        The chunks get the scores that one index over the whole corpus gives them: Lucene's
+        formulas (:func:`lucene_idf`, :func:`lucene_tf`), each term's idf from the corpus's
+        chunk count and its frequency there, each chunk's length against the corpus's mean
+        length, the terms' scores summed in float32 in the question's order as bm25s sums
+        them. Computed at query time over the chunks that hold the question's terms (their
+        counts kept by ``_postings``).
+        """
+        scores = np.zeros(self.size, dtype=np.float32)
+        vocab = self._vocab
+        if self.size == 0 or not vocab:
+            return scores
+        bm25 = self._retriever
+        if (bm25.method, bm25.idf_method) != ("lucene", "lucene"):
+            raise ValueError(f"global BM25 statistics are not built for method {bm25.method}")
+        counts, lengths = self._postings.counts, self._postings.lengths
+        for term in tokenize([query])[0]:
+            column = vocab.get(term, -1)
+            if not 0 <= column < counts.shape[1]:
+                continue
+            start, end = counts.indptr[column], counts.indptr[column + 1]
+            rows = counts.indices[start:end]
+            # A build swapped in between gathering and scoring may hold a term the statistics
+            # lack: this index's own frequency then stands in for that question.
+            frequency = statistics.frequencies.get(term) or int(end - start)
+            # The formulas the build uses (_VectorisedBM25.build_index_from_ids).
+            idf = lucene_idf(np.array([frequency]), statistics.chunks, bm25.dtype)[0]
+            tfc = lucene_tf(
+                counts.data[start:end].astype(bm25.dtype),
+                lengths[rows],
+                statistics.tokens / statistics.chunks,
+                k1=bm25.k1,
+                b=bm25.b,
+            )
+            scores[rows] += (idf * tfc).astype(np.float32)
+        return scores
+
+    def search_global(
+        self,
+        query: str,
+        k: int,
+        statistics: TermStatistics,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """As :meth:`search`, scored by :meth:`global_scores` under the corpus's
+        ``statistics``; equal scores rank by position."""
+        scores = self.global_scores(query, statistics)
+        if allowed is not None:
+            scores *= allowed
+        found = np.flatnonzero(scores > 0)
+        best = found[np.lexsort((found, -scores[found]))[:k]]
+        return [(int(i), float(scores[i])) for i in best]
+
+    @property
+    def _vocab(self) -> dict[str, int]:
+        return getattr(self._retriever, "vocab_dict", None) or {}
+
+    @cached_property
+    def _postings(self) -> _Postings:
+        """The term counts of every chunk, from the saved token ids (built on first use)."""
+        if self.token_ids is None or self.token_offsets is None:
+            raise ValueError("this BM25 index keeps no token ids: rebuild it to score globally")
+        ids = np.asarray(self.token_ids, dtype=np.int64)
+        lengths = np.diff(self.token_offsets).astype(np.int64)
+        rows = np.repeat(np.arange(self.size, dtype=np.int64), lengths)
+        columns = int(ids.max()) + 1 if len(ids) else 0
+        # The COO to CSC conversion adds up the repeated (chunk, term) pairs: the counts.
+        counts = sp.csc_matrix(
+            (np.ones(len(ids), dtype=np.uint16), (rows, ids)), shape=(self.size, columns)
+        )
+        return _Postings(counts, lengths)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

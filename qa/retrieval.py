@@ -97,7 +97,9 @@ class Retriever:
             query_vector = self.embedder.encode_query(query)
             clock.lap("embed")
             one_search_thread()
-            dense = dense_search(self.index.dense, query_vector, depth, allowed)
+            dense = dense_search(
+                self.index.dense, query_vector, depth, allowed, self.settings.ivfpq_k_factor
+            )
             clock.lap("dense")
         lexical: list[tuple[int, float]] = []
         if pending is not None:
@@ -152,37 +154,61 @@ def allowed_rows(
     return keep[index.chunk_documents]
 
 
-#: Below this many allowed rows, a filtered search of an HNSW index is exact: it scans the
-#: allowed vectors of the graph's flat storage (some milliseconds), where the graph, walking
-#: mostly through rows the filter refuses, could miss some of the best allowed ones.
+#: Below this many allowed rows, a filtered search of an HNSW or re-ranked IVF-PQ index is exact:
+#: it scans the allowed rows of the index's flat vectors (some milliseconds), where the graph,
+#: walking mostly through rows the filter refuses, or the few IVF lists probed could miss some
+#: of the best allowed ones.
 HNSW_EXACT_ROWS = 50_000
 
 
 def dense_search(
-    dense: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    dense: faiss.Index,
+    query: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None = None,
+    k_factor: int | None = None,
 ) -> list[tuple[int, float]]:
     """The ``k`` best ``(row, cosine)`` of ``dense`` for ``query``, among ``allowed`` rows.
 
     The allowed rows go to FAISS as an ``IDSelectorBitmap`` in the search parameters, which
-    flat and HNSW indexes (those ``qa.indexing.dense`` builds) honour. An HNSW search with few
-    allowed rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one with more
-    walks the graph with the selector, at the index's ``efSearch`` as an unfiltered search does.
-    An index that takes no selector is searched ever deeper until ``k`` allowed rows are found or
-    none is left.
+    flat, HNSW and IVF-PQ indexes (those ``qa.indexing.dense`` builds) honour. An HNSW search
+    with few allowed rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one
+    with more walks the graph with the selector, at the index's ``efSearch`` as an unfiltered
+    search does. A re-ranked IVF-PQ index (``IndexRefineFlat``) takes its codes' best
+    ``k x k_factor`` (the index's own factor if None) among the allowed rows, at its ``nprobe``,
+    and ranks them by the exact vectors; with few allowed rows it scans them exactly in its flat
+    vectors, as HNSW does. An index that takes no selector is searched ever deeper until ``k``
+    allowed rows are found or none is left.
     """
-    if allowed is None:
-        scores, ids = dense.search(query[None, :], k)
-    else:
-        # The selector points into the bitmap, which this frame keeps alive during the search.
-        bitmap = np.packbits(allowed, bitorder="little")
-        params = faiss.SearchParameters()
-        params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        if isinstance(dense, faiss.IndexHNSW) and int(allowed.sum()) <= HNSW_EXACT_ROWS:
+    # The parameters point into the bitmap and each other: this frame keeps them all alive
+    # during the search.
+    bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")
+    selector = (
+        None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    )
+    params: faiss.SearchParameters | None = None
+    if allowed is not None and int(allowed.sum()) <= HNSW_EXACT_ROWS:
+        if isinstance(dense, faiss.IndexHNSW):
             dense = faiss.downcast_index(dense.storage)
-        try:
-            scores, ids = dense.search(query[None, :], k, params=params)
-        except RuntimeError:  # this index type takes no selector
-            return _deepening_search(dense, query, k, allowed)
+        elif isinstance(dense, faiss.IndexRefine):
+            dense = faiss.downcast_index(dense.refine_index)
+    if isinstance(dense, faiss.IndexRefine):
+        base_params = faiss.SearchParametersIVF()
+        base_params.nprobe = faiss.extract_index_ivf(dense).nprobe
+        if selector is not None:
+            base_params.sel = selector
+        params = faiss.IndexRefineSearchParameters()
+        params.k_factor = float(k_factor or dense.k_factor)
+        params.base_index_params = base_params
+    elif allowed is not None:
+        params = faiss.SearchParameters()
+        params.sel = selector
+    try:
+        scores, ids = dense.search(query[None, :], k, params=params)
+    except RuntimeError:  # this index type takes no selector
+        if allowed is None:
+            raise
+        return _deepening_search(dense, query, k, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

@@ -118,3 +118,48 @@ def test_bm25_terms_are_those_saved_indexes_were_built_with() -> None:
     assert tokenize([text], stopwords=STOPWORDS_EN_PLUS) == [
         ["bank", "rais", "rate", "new", "minist"]
     ]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 4])
+def test_parts_scored_with_the_corpus_statistics_score_as_one_index(parts: int) -> None:
+    """Chunks split among indexes, each scored by ``global_scores`` under the summed
+    statistics: every chunk's score is the one index's over all chunks (bit for bit), and the
+    best k of the parts merged by score are the one index's best k."""
+    texts = corpus(400, seed=5)
+    whole = LexicalIndex.build(texts)
+    rng = random.Random(6)
+    owner = [rng.randrange(parts) for _ in texts]
+    rows = [[i for i, o in enumerate(owner) if o == p] for p in range(parts)]
+    indexes = [LexicalIndex.build([texts[i] for i in mine]) for mine in rows]
+    for query in [*QUERIES, "oil oil price", "music chart chart album", "unknown words"]:
+        terms = tokenize([query])[0]
+        statistics = qa.lexical.TermStatistics.total(i.statistics(terms) for i in indexes)
+        assert statistics == whole.statistics(terms)
+        scores = np.zeros(len(texts), dtype=np.float32)
+        for index, mine in zip(indexes, rows, strict=True):
+            scores[mine] = index.global_scores(query, statistics)
+        np.testing.assert_array_equal(scores, whole.scores(query))
+
+        merged = sorted(
+            (
+                (mine[row], score)
+                for index, mine in zip(indexes, rows, strict=True)
+                for row, score in index.search_global(query, 10, statistics)
+            ),
+            key=lambda pair: (-pair[1], pair[0]),
+        )[:10]
+        expected = whole.search(query, 10)
+        assert [s for _, s in merged] == [s for _, s in expected]
+        # Equal scores may come in another order; the chunks above the last score are the same.
+        cutoff = expected[-1][1] if expected else 0.0
+        assert {r for r, s in merged if s > cutoff} == {r for r, s in expected if s > cutoff}
+
+
+def test_global_search_keeps_to_the_allowed_chunks() -> None:
+    texts = corpus(120, seed=7)
+    index = LexicalIndex.build(texts)
+    allowed = np.arange(len(texts)) % 3 == 0
+    statistics = index.statistics(tokenize(["oil price"])[0])
+    found = index.search_global("oil price", 8, statistics, allowed)
+    assert found and all(allowed[row] and score > 0 for row, score in found)
+    assert [s for _, s in found] == [s for _, s in index.search("oil price", 8, allowed)]

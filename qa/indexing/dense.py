@@ -1,4 +1,4 @@
-"""The dense stage: a FAISS index over the chunk vectors, exact, HNSW or IVF-PQ."""
+"""The dense stage: a FAISS index over the chunk vectors, exact, HNSW or IVF-PQ (re-ranked)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,17 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
 
 
-# IVF-PQ, for shards too large to hold their vectors whole (a sharded index of 10^8 chunks;
-# docs/scaling.md): 48 sub-quantizers of 8 bits store a 384-d vector in 48 bytes instead of
-# 1,536, and ``IVF_NPROBE`` of the lists are scanned per query (measured on 10^6 vectors by
-# benchmarks/ray_scale.py).
+# IVF-PQ, for shards too large for an HNSW graph (a sharded index of 10^8 chunks;
+# docs/scaling.md): 48 sub-quantizers of 8 bits code a 384-d vector in 48 bytes, and
+# ``IVF_NPROBE`` of the lists are scanned per query (measured on 10^6 vectors by
+# benchmarks/ray_scale.py). The codes alone find 0.79 of the exact top 10 on real chunk
+# vectors; their best k x ``IVF_REFINE_K_FACTOR`` re-ranked by the exact vectors (FAISS's
+# IndexRefineFlat, which keeps them beside the codes) found 0.993.
 IVFPQ_M = 48
 IVF_NPROBE = 32
+#: The index's own re-ranking depth, a multiple of k; ``Settings.ivfpq_k_factor`` (the same by
+#: default) sets it for each search.
+IVF_REFINE_K_FACTOR = 10
 #: Training vectors per IVF list, and in all at least (FAISS warns below 39 per centroid, and
 #: each sub-quantizer has 256); an index with fewer vectors than that is exact instead.
 IVF_TRAIN_PER_LIST = 40
@@ -64,21 +69,23 @@ def faiss_kind(settings: Settings, n: int) -> str:
 def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     """An inner-product FAISS index over normalised ``vectors``: exact, HNSW or IVF-PQ.
 
-    IVF-PQ is trained on an even sample of ``vectors`` and keeps a direct map, so that its
-    (approximate) vectors can be reconstructed by row like the others'. Below
-    ``IVF_TRAIN_MIN`` vectors there is too little to train on, and the index is exact.
+    IVF-PQ is trained on an even sample of ``vectors`` and wrapped in an ``IndexRefineFlat``
+    that keeps the exact vectors: a search takes the codes' best ``k x k_factor`` and ranks
+    them by the exact vectors, and a row reconstructs to its exact vector like the others'.
+    Below ``IVF_TRAIN_MIN`` vectors there is too little to train on, and the index is exact.
     """
     dim = vectors.shape[1]
     index: faiss.Index
     if kind == "ivfpq" and len(vectors) >= IVF_TRAIN_MIN:
         lists = min(ivf_lists(len(vectors)), len(vectors) // IVF_TRAIN_PER_LIST)
-        index = faiss.IndexIVFPQ(
+        ivf = faiss.IndexIVFPQ(
             faiss.IndexFlatIP(dim), dim, lists, IVFPQ_M, 8, faiss.METRIC_INNER_PRODUCT
         )
         step = max(1, len(vectors) // max(IVF_TRAIN_MIN, lists * IVF_TRAIN_PER_LIST))
-        index.train(np.ascontiguousarray(vectors[::step], dtype=np.float32))
-        index.nprobe = IVF_NPROBE
-        index.make_direct_map()
+        ivf.train(np.ascontiguousarray(vectors[::step], dtype=np.float32))
+        ivf.nprobe = IVF_NPROBE
+        index = faiss.IndexRefineFlat(ivf)
+        index.k_factor = IVF_REFINE_K_FACTOR
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION

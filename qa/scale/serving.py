@@ -3,7 +3,9 @@
 - ``Shard``: loads one shard's index (FAISS, BM25, chunk and sentence tables) and answers
   :func:`qa.scale.shard.search_shard`; it loads the shard's new build when its ``current``
   link moves, so an update reaches the next question without a redeploy.
-- ``Router``: embeds the question once, asks every shard at once, fuses their lists
+- ``Router``: embeds the question once while it gathers the shards' BM25 statistics of the
+  question's terms (``Shard.statistics``, one round trip to every shard at once), asks every
+  shard at once to search under their sum, fuses their lists
   (:func:`qa.scale.shard.fuse`) and fetches the reading context (whole documents, sentence
   vectors) of the passages kept from the shards that hold them. ``ask`` adds the reader.
 - ``Reader``: the answer finder of ``qa.reading``, taking questions in batches
@@ -25,8 +27,16 @@ from ray import serve
 
 from qa.filters import Filter
 from qa.indexing.persist import current_path, load_index
+from qa.lexical import TermStatistics
 from qa.scale.layout import ShardedLayout
-from qa.scale.shard import ReadingContext, ShardHits, fuse, reading_context, search_shard
+from qa.scale.shard import (
+    ReadingContext,
+    ShardHits,
+    fuse,
+    reading_context,
+    search_shard,
+    statistics_terms,
+)
 from qa.settings import RetrievalMode, Settings
 from qa.types import Document, Passage, Result
 
@@ -67,10 +77,24 @@ class Shard:
         mode: RetrievalMode,
         filter: Filter | None,
         exclude: frozenset[str],
+        statistics: TermStatistics | None = None,
     ) -> ShardHits:
         return search_shard(
-            self.shard, self._live(), query, query_vector, depth, mode, filter, exclude
+            self.shard,
+            self._live(),
+            query,
+            query_vector,
+            depth,
+            mode,
+            filter,
+            exclude,
+            statistics,
+            self.settings.ivfpq_k_factor,
         )
+
+    def statistics(self, terms: list[str]) -> TermStatistics:
+        """The shard's BM25 statistics of ``terms``, for the router to sum."""
+        return self._live().lexical.statistics(terms)
 
     def context(self, doc_ids: list[str]) -> ReadingContext:
         return reading_context(self._live(), doc_ids)
@@ -142,11 +166,20 @@ class Router:
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
         depth = max(self.settings.candidates, k)
+        # The shards' statistics of the question's terms are gathered while it is embedded.
+        terms = statistics_terms(query, mode, len(self.shards))
+        parts = (
+            asyncio.gather(*(s.statistics.remote(terms) for s in self.shards)) if terms else None
+        )
         vector = None
         if mode != "lexical" and query.strip():
             vector = await asyncio.to_thread(self.embedder.encode_query, query)
+        statistics = None if parts is None else TermStatistics.total(await parts)
         found = await asyncio.gather(
-            *(s.search.remote(query, vector, depth, mode, filter, exclude) for s in self.shards)
+            *(
+                s.search.remote(query, vector, depth, mode, filter, exclude, statistics)
+                for s in self.shards
+            )
         )
         passages = fuse(list(found), k, depth, mode, self.settings.rrf_k)
         owners = {hits.shard: set(hits.sources) for hits in found}

@@ -7,9 +7,12 @@ How a sharded search relates to the single index's:
 
 - Dense: each shard returns its exact top ``depth`` by cosine; the best ``depth`` of their
   union, by cosine, is the single exact index's top ``depth`` (exact search, flat index).
-- Lexical: each shard scores with its own BM25 statistics (idf, mean chunk length), so a
-  chunk's score differs from what one index over every shard would give, and the merged list
-  can order chunks differently. The fewer documents a shard holds, the larger the difference.
+- Lexical: the router first gathers every shard's statistics of the question's BM25 terms
+  (chunks, tokens, how many chunks hold each term; :func:`statistics_terms`) and sums them;
+  each shard then scores its chunks under the sum (``LexicalIndex.search_global``), which gives
+  the scores one index over every shard gives, so the merged top ``depth`` is that index's
+  (chunks of equal score may come in another order). With one shard there is nothing to
+  gather: it searches as the single index it is.
 - Fusion: reciprocal rank over the merged lists, as ``qa.retrieval``; rows are numbered in the
   single index's order (document id, then chunk), so ties break as they would there.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.filters import Filter
+from qa.lexical import TermStatistics, tokenize
 from qa.retrieval import allowed_rows, dense_search, fill_cosines, one_search_thread, rank
 from qa.settings import RetrievalMode
 from qa.store import Index
@@ -34,7 +38,7 @@ class ShardHits:
     Attributes:
         shard: The shard's number.
         dense: ``(row, cosine)``, best first.
-        lexical: ``(row, bm25 score)`` under the shard's own statistics, best first.
+        lexical: ``(row, bm25 score)`` under the corpus's statistics, best first.
         chunks: The chunk of every row in either list.
         cosines: The cosine of every row in either list (empty without a query vector).
         sources: ``(title, path)`` of the documents of those rows.
@@ -57,10 +61,15 @@ def search_shard(
     mode: RetrievalMode,
     filter: Filter | None = None,
     exclude: frozenset[str] = frozenset(),
+    statistics: TermStatistics | None = None,
+    k_factor: int | None = None,
 ) -> ShardHits:
     """The best ``depth`` rows of one shard by cosine and by BM25, as the mode asks.
 
-    The filter and ``exclude`` apply inside the shard's searches, as in ``qa.retrieval``.
+    BM25 scores under ``statistics``, those of every shard summed, or the shard's own (its
+    bm25s search) when there are none. The filter and ``exclude`` apply inside the shard's
+    searches, as in ``qa.retrieval`` (statistics stay the whole corpus's, as there).
+    ``k_factor`` is an IVF-PQ shard's re-ranking depth (``Settings.ivfpq_k_factor``).
     """
     hits = ShardHits(shard)
     allowed = allowed_rows(index, filter, exclude)
@@ -70,9 +79,12 @@ def search_shard(
         return hits
     if mode in ("hybrid", "dense") and query_vector is not None:
         one_search_thread()
-        hits.dense = dense_search(index.dense, query_vector, depth, allowed)
+        hits.dense = dense_search(index.dense, query_vector, depth, allowed, k_factor)
     if mode in ("hybrid", "lexical"):
-        hits.lexical = index.lexical.search(query, depth, allowed)
+        if statistics is None:
+            hits.lexical = index.lexical.search(query, depth, allowed)
+        else:
+            hits.lexical = index.lexical.search_global(query, depth, statistics, allowed)
     rows = sorted({row for row, _ in hits.dense} | {row for row, _ in hits.lexical})
     hits.chunks = {row: index.chunks[row] for row in rows}
     if query_vector is not None:
@@ -82,6 +94,26 @@ def search_shard(
         doc = index.documents[chunk.doc_id]
         hits.sources[doc.doc_id] = (doc.title, doc.path)
     return hits
+
+
+def statistics_terms(query: str, mode: RetrievalMode, shards: int) -> list[str]:
+    """The BM25 terms of ``query`` whose statistics the router gathers from ``shards`` shards
+    before they search: none for a mode without BM25, or for one shard (its statistics are the
+    corpus's, and it searches as the single index)."""
+    if shards == 1 or mode == "dense" or not query.strip():
+        return []
+    return tokenize([query])[0]
+
+
+def corpus_statistics(
+    indexes: list[Index], query: str, mode: RetrievalMode
+) -> TermStatistics | None:
+    """The statistics of ``query``'s terms over every shard of ``indexes``, summed, as the
+    router gathers them (in process, for tests and benchmarks); None where none are gathered."""
+    terms = statistics_terms(query, mode, len(indexes))
+    if not terms:
+        return None
+    return TermStatistics.total(index.lexical.statistics(terms) for index in indexes)
 
 
 def fuse(

@@ -11,7 +11,13 @@ import pytest
 from qa.indexing.build import build_index
 from qa.retrieval import Retriever
 from qa.scale.layout import ShardedLayout, shard_folder, shard_of
-from qa.scale.shard import fuse, reading_context, search_shard
+from qa.scale.shard import (
+    corpus_statistics,
+    fuse,
+    reading_context,
+    search_shard,
+    statistics_terms,
+)
 from qa.settings import Settings
 from qa.types import Document
 
@@ -55,8 +61,10 @@ def test_one_shard_is_the_single_index_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_fused_shards_against_the_single_index(tmp_path: Path, hash_embedder, mode) -> None:
-    """Dense: the same passages as one exact index. Lexical and hybrid: every passage is a
-    chunk of the corpus with its cosine, and BM25 ranks by each shard's own statistics."""
+    """Dense and lexical: the same passages as one index, with the same scores (dense search
+    is exact; BM25 scores under the statistics gathered from every shard). Hybrid: every
+    passage is a chunk of the corpus with its cosine (its ranks, and so its fused scores,
+    depend on how each list orders equal scores, which these few words make common)."""
     docs = _documents(24)
     base = Settings(index_dir=tmp_path / "single", chunk_size=12, chunk_overlap=3)
     single = build_index(base, docs, hash_embedder, show_progress=False).index
@@ -69,16 +77,24 @@ def test_fused_shards_against_the_single_index(tmp_path: Path, hash_embedder, mo
 
     for query in ["oil price budget", "league goal film", "police museum school"]:
         vector = hash_embedder.encode_query(query)
-        hits = [search_shard(i, s, query, vector, 50, mode) for i, s in enumerate(shards)]
+        statistics = corpus_statistics(shards, query, mode)
+        assert (statistics is None) == (mode == "dense")
+        hits = [
+            search_shard(i, s, query, vector, 50, mode, statistics=statistics)
+            for i, s in enumerate(shards)
+        ]
         fused = fuse(hits, 5, 50, mode, 60)
         expected = Retriever(single, hash_embedder, base).search(query, k=5, mode=mode)
         assert len(fused) == len(expected) == 5
-        if mode == "dense":
-            # The exact top 5 (the hash embedder ties often: tied chunks may swap places).
-            assert [p.score for p in fused] == pytest.approx([p.score for p in expected])
-            cutoff = expected[-1].score
-            assert {p.chunk.chunk_id for p in fused if p.score > cutoff + 1e-6} == {
-                p.chunk.chunk_id for p in expected if p.score > cutoff + 1e-6
+        if mode != "hybrid":
+            # The whole list (depth 50): the same scores place by place, and the same chunks
+            # above the last score (chunks of equal score may come in another order).
+            ours = fuse(hits, 50, 50, mode, 60)
+            theirs = Retriever(single, hash_embedder, base).search(query, k=50, mode=mode)
+            assert [p.score for p in ours] == pytest.approx([p.score for p in theirs])
+            cutoff = theirs[-1].score + 1e-6
+            assert {p.chunk.chunk_id for p in ours if p.score > cutoff} == {
+                p.chunk.chunk_id for p in theirs if p.score > cutoff
             }
         by_id = {c.chunk_id: c for c in single.chunks}
         for p in fused:
@@ -107,3 +123,11 @@ def test_search_shard_keeps_to_the_filter(tmp_path: Path, hash_embedder) -> None
     assert list(context.documents) == ["doc-03"]
     spans, vectors = context.sentences["doc-03"]
     assert len(spans) == len(vectors) > 0
+
+
+def test_one_shard_gathers_no_statistics() -> None:
+    """One shard searches as the single index it is (bm25s's own search), with no round trip;
+    more shards gather the statistics of the question's BM25 terms unless the mode is dense."""
+    assert statistics_terms("oil price budget", "hybrid", 1) == []
+    assert statistics_terms("oil price budget", "dense", 4) == []
+    assert statistics_terms("The oil price", "lexical", 2) == ["oil", "price"]
