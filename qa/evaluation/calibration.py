@@ -273,14 +273,8 @@ def calibrate(
             "qa.reading.scoring; a candidate is right when its token F1 reaches "
             f"{RIGHT_F1}. Fitted on open-corpus asks of held-out training questions, "
             f"{UNANSWERABLE_SHARE:.0%} of them asked with their own paragraph left out of the "
-            "index; on the validation file (asked the same way) the threshold is "
-            + (
-                "the one with the best F1"
-                if min_abstain is None
-                else f"the lowest that abstains on at least {min_abstain:.0%} of the "
-                "unanswerable questions"
-            )
-            + ", and C the one with the best F1 there (abstention scoring 1 on unanswerable "
+            f"index; on the validation file (asked the same way) {_rule(min_abstain)}, and C "
+            "the one with the best F1 there (abstention scoring 1 on unanswerable "
             "questions)."
         ),
         "min_abstain": min_abstain,
@@ -312,6 +306,16 @@ def _reader_identity(folder: Path, name: str) -> dict[str, str]:
     return identity
 
 
+def _rule(min_abstain: float | None) -> str:
+    """How the threshold was chosen, in words (the model's record and the thresholds file)."""
+    if min_abstain is None:
+        return "the threshold with the best F1"
+    return (
+        f"the lowest threshold that abstains on at least {min_abstain:.0%} of the unanswerable "
+        "questions"
+    )
+
+
 def _write_threshold(path: Path, point: dict[str, float], info: dict[str, Any]) -> None:
     table = json.loads(Path(path).read_text(encoding="utf-8"))
     table["reader"] = {
@@ -321,14 +325,8 @@ def _write_threshold(path: Path, point: dict[str, float], info: dict[str, Any]) 
             "logistic regression over reader, sentence and retrieval signals)"
         ),
         "how": (
-            f"`qa calibrate` on {info['fitted']}: "
-            + (
-                "the threshold with the best F1"
-                if info.get("min_abstain") is None
-                else "the lowest threshold that abstains on at least "
-                f"{info['min_abstain']:.0%} of the unanswerable questions"
-            )
-            + f" on {info['validation_file']} ({info['validation_questions']} questions, half "
+            f"`qa calibrate` on {info['fitted']}: {_rule(info.get('min_abstain'))}"
+            f" on {info['validation_file']} ({info['validation_questions']} questions, half "
             "asked without their paragraph), where it answers "
             f"{point['answered_answerable']:.1%} of the answerable questions and abstains on "
             f"{point['abstained_unanswerable']:.1%} of the others (F1 {point['f1']:.3f})."
