@@ -85,6 +85,32 @@ def test_saved_token_ids_round_trip(tmp_path: Path) -> None:
     )
 
 
+def test_masked_rows_score_as_if_absent_and_round_trip(tmp_path: Path) -> None:
+    old_texts = corpus(120, seed=5)
+    previous = LexicalIndex.build(old_texts)
+    masked = set(range(0, 120, 7))
+    added = corpus(4, seed=6)
+    # Rows keep their numbers; masked ones are None; new chunks are appended.
+    texts = [None if r in masked else t for r, t in enumerate(old_texts)] + added
+    rows = [-1 if r in masked else r for r in range(120)] + [-1] * len(added)
+    updated = LexicalIndex.build(texts, previous, rows)
+    live = [r for r, t in enumerate(texts) if t is not None]
+    alone = LexicalIndex.build([texts[r] for r in live])
+    updated.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25", len(texts))
+    for index in (updated, loaded):
+        for query in QUERIES:
+            scores = index.scores(query)
+            assert not scores[sorted(masked)].any()
+            np.testing.assert_allclose(scores[live], alone.scores(query), rtol=1e-6)
+            found, expected = index.search(query, 5), alone.search(query, 5)
+            assert [r for r, _ in found] == [live[i] for i, _ in expected]
+            assert [s for _, s in found] == pytest.approx([s for _, s in expected])
+        allowed = np.zeros(len(texts), bool)
+        allowed[len(old_texts) :] = True
+        assert {r for r, _ in index.search("oil market", 10, allowed)} <= set(range(120, 124))
+
+
 @pytest.mark.parametrize("texts", [[], ["the of and", "a to in"]])
 def test_corpora_without_terms_never_match(tmp_path: Path, texts: list[str]) -> None:
     built = LexicalIndex.build(texts)
