@@ -101,6 +101,12 @@ class Settings:
         ivfpq_threshold: Vector count above which ``auto`` switches to IVF-PQ: where one
             index's full vectors (1.5 KB each) and HNSW graph no longer fit a shard's memory
             (about 8 GB at 5 million; docs/scaling.md).
+        compact_at: Share of the chunk table's rows an update in place may leave masked.
+            An update adds new chunks to the live index's FAISS index and tables and masks the
+            rows of removed and changed documents (``qa.indexing.build``); one that would leave
+            this share of rows masked, or more, compacts instead: makes the FAISS index and
+            tables anew from the live rows alone (no embedding), numbering them afresh. Masked
+            rows cost memory and make every search pass a mask; 0 compacts on every update.
         batch_size: Embedding batch size.
         query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model,
             built into the user's cache on first use and run by onnxruntime, when the default
@@ -154,6 +160,7 @@ class Settings:
     faiss_index: FaissKind = "auto"
     hnsw_threshold: int = 50_000
     ivfpq_threshold: int = 5_000_000
+    compact_at: float = 0.2
     batch_size: int = 32
     query_encoder: QueryEncoderKind = "auto"
     reader_model: str = "default"
@@ -192,6 +199,8 @@ class Settings:
             check_threshold(self.threshold)
         if self.shards <= 0:
             raise ValueError(f"shards must be positive, got {self.shards}")
+        if not _number_in(self.compact_at, numbers.Real, 0, 1):
+            raise ValueError(f"compact_at must be a number from 0 to 1, got {self.compact_at!r}")
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
 

@@ -5,9 +5,11 @@ Layout under ``Settings.index_dir``::
     current -> builds/<id>      a symlink, swapped atomically when a build completes
     builds/<id>/manifest.json   what the index was built from and with
     builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset)
-    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 id i
+    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 row i; ``null`` for a
+                                masked row (a chunk an update in place took out)
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
-    builds/<id>/bm25/           bm25s index
+    builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
+                                they stand for when some are masked (``rows.npy``)
     builds/<id>/sentence_*.npy  sentence offsets and vectors (``qa.sentence_vectors``)
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
@@ -33,11 +35,13 @@ from qa.indexing.dense import IVF_NPROBE, hnsw_ef_search
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
-from qa.store import Index, IndexMismatchError, IndexMissingError
+from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, FileSignature
 
-#: 2: sentence vectors made at index time.
-FORMAT_VERSION = 2
+#: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
+#: in place); a version 2 index is read as one with neither.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:
@@ -57,6 +61,7 @@ def make_manifest(
     documents: dict[str, str],
     files: dict[str, FileSignature] | None,
     chunks: int,
+    masked: int = 0,
 ) -> dict[str, object]:
     """What an index is built from and with, as ``manifest.json`` records it.
 
@@ -67,7 +72,10 @@ def make_manifest(
         faiss_index: ``flat``, ``hnsw`` or ``ivfpq``.
         documents: Content hash per document id.
         files: Signature per corpus file (``scan_corpus``).
-        chunks: How many chunks.
+        chunks: How many rows the chunk table has (FAISS holds as many vectors).
+        masked: How many of them are masked.
+
+    ``generation`` is set when the build is published (:func:`publish`).
     """
     return {
         "format_version": FORMAT_VERSION,
@@ -78,6 +86,7 @@ def make_manifest(
         "documents": documents,
         "files": files or {},
         "chunks": chunks,
+        "masked_chunks": masked,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -120,7 +129,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
 def _check_manifest(
     manifest: dict[str, Any], settings: Settings, embedding_name: str | None
 ) -> None:
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise IndexMismatchError(
             "the index was written by another version of qa: rebuild it with `qa index --rebuild`"
         )
@@ -148,9 +157,11 @@ def _check_manifest(
 def publish(index_dir: Path, index: Index) -> Path:
     """Write ``index`` as a new build, make it the live one, prune old builds; its folder.
 
-    Under the build lock, so two processes building the same index take turns.
+    Under the build lock, so two processes building the same index take turns; the build's
+    ``generation`` is the live one's plus one (1 for the first).
     """
     with _build_lock(index_dir):
+        index.manifest["generation"] = _live_generation(index_dir) + 1
         path = _write_build(index_dir, index)
         _swap(index_dir, path)
         _prune(index_dir)
@@ -159,6 +170,14 @@ def publish(index_dir: Path, index: Index) -> Path:
 
 def current_path(index_dir: Path) -> Path:
     return index_dir / "current"
+
+
+def _live_generation(index_dir: Path) -> int:
+    try:
+        manifest = json.loads((current_path(index_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(manifest.get("generation", 0))
 
 
 def _write_build(index_dir: Path, index: Index) -> Path:
@@ -172,13 +191,15 @@ def _write_build(index_dir: Path, index: Index) -> Path:
             fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
     with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
         for c in index.chunks:
-            row = {
-                "chunk_id": c.chunk_id,
-                "doc_id": c.doc_id,
-                "index": c.index,
-                "start": c.start,
-                "end": c.end,
-            }
+            row = None
+            if not is_masked(c):
+                row = {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "index": c.index,
+                    "start": c.start,
+                    "end": c.end,
+                }
             fh.write(json.dumps(row) + "\n")
     faiss.write_index(index.dense, str(tmp / "dense.faiss"))
     index.lexical.save(tmp / "bm25")
@@ -241,6 +262,9 @@ def _read_chunks(path: Path, documents: dict[str, Document]) -> list[Chunk]:
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
+            if row is None:
+                chunks.append(MASKED)
+                continue
             text = documents[row["doc_id"]].text[row["start"] : row["end"]]
             chunks.append(Chunk(text=text, **row))
     return chunks
