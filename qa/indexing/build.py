@@ -166,7 +166,10 @@ def build_index(
         rows.previous_rows,
     )
     clock.lap("bm25")
-    sentences = sentence_table(documents, plan.sentence_parts(documents, fresh_sentences), dim)
+    if in_place:
+        sentences = plan.grow_sentences(documents, fresh_sentences, dim)
+    else:
+        sentences = sentence_table(documents, plan.sentence_parts(documents, fresh_sentences), dim)
     clock.lap("sentences")
     index = Index(
         manifest=manifest,

@@ -10,7 +10,9 @@ Layout under ``Settings.index_dir``::
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
     builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
                                 they stand for when some are masked (``rows.npy``)
-    builds/<id>/sentence_*.npy  sentence offsets and vectors (``qa.sentence_vectors``)
+    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``); an
+                                update in place hard-links the live build's vectors file and
+                                appends to it (every other file is written anew)
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
@@ -122,7 +124,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
             "rebuild it with `qa index --rebuild`"
         )
     lexical = LexicalIndex.load(path / "bm25", len(chunks))
-    sentences = SentenceVectors.load(path, list(documents))
+    sentences = SentenceVectors.load(path, list(documents), int(manifest["dimension"]))
     return Index(manifest, documents, chunks, dense, lexical, path, sentences)
 
 
@@ -162,7 +164,8 @@ def publish(index_dir: Path, index: Index) -> Path:
     """
     with _build_lock(index_dir):
         index.manifest["generation"] = _live_generation(index_dir) + 1
-        path = _write_build(index_dir, index)
+        live = current_path(index_dir).resolve() if current_path(index_dir).exists() else None
+        path = _write_build(index_dir, index, live)
         _swap(index_dir, path)
         _prune(index_dir)
     return path
@@ -180,7 +183,7 @@ def _live_generation(index_dir: Path) -> int:
     return int(manifest.get("generation", 0))
 
 
-def _write_build(index_dir: Path, index: Index) -> Path:
+def _write_build(index_dir: Path, index: Index, live: Path | None) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -203,7 +206,7 @@ def _write_build(index_dir: Path, index: Index) -> Path:
             fh.write(json.dumps(row) + "\n")
     faiss.write_index(index.dense, str(tmp / "dense.faiss"))
     index.lexical.save(tmp / "bm25")
-    index.sentences.save(tmp)
+    index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))
     _fsync_tree(tmp)

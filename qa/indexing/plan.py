@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.indexing.embed import DocumentSentences, sentence_table
 from qa.indexing.persist import current_path, load_index
+from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, FileSignature
-
-if TYPE_CHECKING:
-    from qa.indexing.embed import DocumentSentences
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +114,37 @@ class Plan:
             else:
                 parts.append((position, *fresh_sentences[doc.doc_id]))
         return parts
+
+    def grow_sentences(
+        self, documents: list[Document], fresh_sentences: DocumentSentences, dim: int
+    ) -> SentenceVectors:
+        """The sentence table for an update in place: the previous table's rows as they are
+        (those of documents not reused marked -1), then the fresh documents' rows.
+
+        Its first rows being the previous table's, the previous build's vectors file is
+        appended to on disk rather than written again (``SentenceVectors.save``).
+        """
+        assert self.previous is not None
+        table = self.previous.sentences
+        position = {d.doc_id: n for n, d in enumerate(documents)}
+        moved = [position[d] if d in self.reused else -1 for d in table.doc_ids]
+        old = table.spans.copy()
+        old[:, 0] = np.asarray([*moved, -1], np.int64)[old[:, 0]]  # -1 stays -1
+        fresh = sentence_table(
+            documents,
+            [
+                (position[d.doc_id], *fresh_sentences[d.doc_id])
+                for d in documents
+                if d.doc_id not in self.reused
+            ],
+            dim,
+        )
+        return SentenceVectors(
+            [d.doc_id for d in documents],
+            np.concatenate([old, fresh.spans]),
+            np.concatenate([table.vectors, fresh.vectors]),
+            base=(self.previous.path, len(table)),
+        )
 
 
 @dataclass

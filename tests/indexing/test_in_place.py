@@ -14,6 +14,7 @@ import pytest
 from qa.indexing.persist import load_index
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
+from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors
 from qa.settings import Settings
 from qa.store import Index, is_masked
 
@@ -155,6 +156,16 @@ def test_added_documents_are_appended_and_answer_as_a_full_build(tmp_path: Path,
     assert answers(qa) == answers(full)
     reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
     assert rankings(reloaded, qa.settings) == rankings(full)
+    assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
+    # The sentence vectors file is the previous build's, appended to; that build still reads
+    # its own rows from it.
+    shared = [build / RAW_VECTORS_FILE for build in (before.path, index.path)]
+    assert shared[0].stat().st_ino == shared[1].stat().st_ino
+    again = SentenceVectors.load(
+        before.path, list(before.documents), WeightedHashEmbedder.dimension
+    )
+    np.testing.assert_array_equal(again.vectors, before.sentences.vectors)
+    np.testing.assert_array_equal(again.spans, before.sentences.spans)
 
 
 def test_removed_and_changed_documents_old_rows_are_never_returned(tmp_path: Path) -> None:
@@ -189,6 +200,8 @@ def test_removed_and_changed_documents_old_rows_are_never_returned(tmp_path: Pat
     )
     assert rankings(qa) == rankings(full)
     assert answers(qa) == answers(full)
+    # From disk too: the sentence rows the update left behind are not the document's.
+    assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
 
 
 def test_compaction_past_the_bound_renumbers_rows_and_answers_the_same(tmp_path: Path) -> None:
