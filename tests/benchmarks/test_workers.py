@@ -13,16 +13,21 @@ from tests.conftest import SEED_CORPUS, SEED_IDS
 pytestmark = pytest.mark.slow
 
 
-def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path) -> None:
-    from benchmarks.build import run_build
-
+def one_article_and_another(tmp_path: Path) -> tuple[Path, Path]:
+    """A corpus of the first seed article, and the second held out to be added."""
     corpus = tmp_path / "corpus"
     (corpus / "seed").mkdir(parents=True)
     shutil.copyfile(SEED_CORPUS / SEED_IDS[0], corpus / "seed" / SEED_IDS[0])
     held_out = tmp_path / "held" / "seed" / SEED_IDS[1]
     held_out.parent.mkdir(parents=True)
     shutil.copyfile(SEED_CORPUS / SEED_IDS[1], held_out)
+    return corpus, held_out
 
+
+def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path) -> None:
+    from benchmarks.build import run_build
+
+    corpus, held_out = one_article_and_another(tmp_path)
     fig = run_build(corpus, tmp_path / "index", [held_out])
 
     assert fig["documents"] == 1 and fig["add_one_documents"] == 2
@@ -42,13 +47,7 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
 def test_in_place_worker_adds_one_article_both_ways(tmp_path: Path) -> None:
     from benchmarks.build import in_place_worker
 
-    corpus = tmp_path / "corpus"
-    (corpus / "seed").mkdir(parents=True)
-    shutil.copyfile(SEED_CORPUS / SEED_IDS[0], corpus / "seed" / SEED_IDS[0])
-    article = tmp_path / "held" / "seed" / SEED_IDS[1]
-    article.parent.mkdir(parents=True)
-    shutil.copyfile(SEED_CORPUS / SEED_IDS[1], article)
-
+    corpus, article = one_article_and_another(tmp_path)
     fig = in_place_worker(corpus, tmp_path / "index", article, reps=1)
 
     assert fig["documents"] == 1 and fig["embedded_chunks"] > 0
