@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import (
     BBC_DIR,
@@ -49,6 +49,9 @@ from benchmarks.common import (
     load,
     stopwatch,
 )
+
+if TYPE_CHECKING:
+    from qa.store import Index
 
 
 def _rss_mib() -> float:
@@ -194,7 +197,46 @@ def in_place_worker(corpus: Path, index_dir: Path, article: Path, reps: int) -> 
             key: round(statistics.median(run.get(key, 0.0) for run in timed), 3) for key in timed[0]
         }
         out[way]["runs"] = len(timed)
+    # The price of masked rows at question time: the article added and removed again in place
+    # leaves its rows masked, and every search then passes the mask of live rows (never
+    # compacted here, however small the corpus).
+    masking = QA(settings.replace(compact_at=1.0), embedder=in_place.embedder)
+    masking.build(show_progress=False)
+    shutil.copyfile(article, target)
+    masking.build(show_progress=False)
+    target.unlink()
+    masking.build(show_progress=False)
+    out["masked_search"] = _masked_search(masking.index)
     out["load_at_end"] = load()
+    return out
+
+
+def _masked_search(index: Index, queries: int = 200) -> dict[str, Any]:
+    """Median ms of one dense and one BM25 search of ``index`` with its mask of live rows and
+    without it; the queries are chunk vectors and chunk texts of the index."""
+    import numpy as np
+
+    from qa.retrieval import dense_search, one_search_thread
+
+    one_search_thread()
+    live = index.live_rows
+    assert live is not None
+    rows = np.flatnonzero(live)[:: max(1, int(live.sum()) // queries)][:queries]
+    vectors = index.dense.reconstruct_batch(rows)
+    texts = [index.chunks[int(r)].text for r in rows]
+    out: dict[str, Any] = {"masked_rows": index.masked, "rows": len(index.chunks)}
+    out["queries"] = len(rows)
+    for label, mask in (("unmasked", None), ("masked", live)):
+        dense_s, bm25_s = [], []
+        for vector, text in zip(vectors, texts, strict=True):
+            with stopwatch() as t:
+                dense_search(index.dense, vector, 50, mask)
+            dense_s.append(t["s"])
+            with stopwatch() as t:
+                index.lexical.search(text, 50, mask)
+            bm25_s.append(t["s"])
+        out[f"dense_{label}_ms"] = round(statistics.median(dense_s) * 1000, 3)
+        out[f"bm25_{label}_ms"] = round(statistics.median(bm25_s) * 1000, 3)
     return out
 
 

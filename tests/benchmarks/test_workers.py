@@ -55,6 +55,8 @@ def test_in_place_worker_adds_one_article_both_ways(tmp_path: Path) -> None:
         assert fig[way]["runs"] == 1
         assert 0 < fig[way]["beyond_embedding_s"] < fig[way]["s"]
         assert {"embedding", "faiss", "bm25", "sentences", "write"} <= set(fig[way])
+    searched = fig["masked_search"]
+    assert 0 < searched["masked_rows"] < searched["rows"] and searched["dense_masked_ms"] > 0
 
 
 def test_dense_worker_grows_and_makes_the_same_index() -> None:
