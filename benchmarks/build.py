@@ -12,6 +12,15 @@ resident memory of a process that did nothing but load the model and build. In t
    ``QA`` object, as the web page's Documents tab does after an upload: end to end and by
    stage. The previous index is the one in memory; unchanged files are not read again.
 
+``--in-place ARTICLE`` measures updates in place instead, side by side in one process: after a
+full build of the corpus, ``ARTICLE`` is added (and removed again, untimed) ``--reps`` times by
+each of two ``QA`` objects in turn, one that adds its chunks to the live index in place and one
+with ``compact_at=0``, whose every update makes the FAISS index and tables anew from the reused
+vectors (what every update did before updates in place); the seconds beyond the article's own
+chunking and embedding are the figure compared. ``--dense N`` times the dense stage alone on
+``N`` synthetic unit vectors (no model, no corpus): adding an article's few vectors to a copy
+of the index against making the index from all of them, and writing it.
+
 Then a second fresh process (``--raw``) runs the raw encoder (``Embedder.encode``,
 sentence-transformers' own loop) on exactly the chunk texts the full build made, same model and
 batch size: the ceiling the build's throughput is compared with.
@@ -21,14 +30,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchmarks.common import REPO, dir_parts, dir_size, load, stopwatch
+from benchmarks.common import (
+    BBC_DIR,
+    REPO,
+    bbc_files,
+    copy_corpus,
+    dir_parts,
+    dir_size,
+    load,
+    stopwatch,
+)
+
+if TYPE_CHECKING:
+    from qa.store import Index
 
 
 def _rss_mib() -> float:
@@ -126,6 +149,141 @@ def worker(
     return out
 
 
+def in_place_worker(corpus: Path, index_dir: Path, article: Path, reps: int) -> dict[str, Any]:
+    """Add ``article`` in place and with a rebuild of the index, alternately (module docstring).
+
+    Each timed update starts from the live index in memory of the ``QA`` object that makes it
+    (an untimed update first takes it up from the other one's last build).
+    """
+    from benchmarks.common import quiet_environment
+
+    quiet_environment()
+    from qa.pipeline import QA
+    from qa.settings import Settings
+
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+    in_place = QA(settings)
+    in_place.embedder.warm_up()
+    report = in_place.build(rebuild=True, show_progress=False)
+    out: dict[str, Any] = {
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "faiss_kind": report.index.manifest["faiss_index"] if report.index else None,
+        "article": f"{article.parent.name}/{article.name}",
+        "bytes": article.stat().st_size,
+        "load_at_start": load(),
+    }
+    ways = {
+        "in_place": in_place,
+        "rebuild": QA(settings.replace(compact_at=0.0), embedder=in_place.embedder),
+    }
+    target = corpus / article.parent.name / article.name
+    runs: dict[str, list[dict[str, float]]] = {way: [] for way in ways}
+    for _ in range(reps):
+        for way, qa in ways.items():
+            qa.build(show_progress=False)
+            shutil.copyfile(article, target)
+            parts: dict[str, float] = {}
+            with stopwatch() as t:
+                added = qa.build(show_progress=False, timings=parts)
+            assert added.added and added.in_place == (way == "in_place"), added.to_dict()
+            embedding = parts.get("chunking", 0.0) + parts.get("embedding", 0.0)
+            runs[way].append({"s": t["s"], "beyond_embedding_s": t["s"] - embedding, **parts})
+            out["embedded_chunks"] = added.embedded_chunks
+            target.unlink()
+            qa.build(show_progress=False)
+    for way, timed in runs.items():
+        out[way] = {
+            key: round(statistics.median(run.get(key, 0.0) for run in timed), 3) for key in timed[0]
+        }
+        out[way]["runs"] = len(timed)
+    # The price of masked rows at question time: the article added and removed again in place
+    # leaves its rows masked, and every search then passes the mask of live rows (never
+    # compacted here, however small the corpus).
+    masking = QA(settings.replace(compact_at=1.0), embedder=in_place.embedder)
+    masking.build(show_progress=False)
+    shutil.copyfile(article, target)
+    masking.build(show_progress=False)
+    target.unlink()
+    masking.build(show_progress=False)
+    out["masked_search"] = _masked_search(masking.index)
+    out["load_at_end"] = load()
+    return out
+
+
+def _masked_search(index: Index, queries: int = 200) -> dict[str, Any]:
+    """Median ms of one dense and one BM25 search of ``index`` with its mask of live rows and
+    without it; the queries are chunk vectors and chunk texts of the index."""
+    import numpy as np
+
+    from qa.retrieval import dense_search, one_search_thread
+
+    one_search_thread()
+    live = index.live_rows
+    assert live is not None
+    rows = np.flatnonzero(live)[:: max(1, int(live.sum()) // queries)][:queries]
+    vectors = index.dense.reconstruct_batch(rows)
+    texts = [index.chunks[int(r)].text for r in rows]
+    out: dict[str, Any] = {"masked_rows": index.masked, "rows": len(index.chunks)}
+    out["queries"] = len(rows)
+    for label, mask in (("unmasked", None), ("masked", live)):
+        dense_s, bm25_s = [], []
+        for vector, text in zip(vectors, texts, strict=True):
+            with stopwatch() as t:
+                dense_search(index.dense, vector, 50, mask)
+            dense_s.append(t["s"])
+            with stopwatch() as t:
+                index.lexical.search(text, 50, mask)
+            bm25_s.append(t["s"])
+        out[f"dense_{label}_ms"] = round(statistics.median(dense_s) * 1000, 3)
+        out[f"bm25_{label}_ms"] = round(statistics.median(bm25_s) * 1000, 3)
+    return out
+
+
+def dense_worker(n: int, kind: str, added: int, reps: int, dim: int = 384) -> dict[str, Any]:
+    """The dense stage alone on ``n`` synthetic unit vectors (module docstring): medians."""
+    import tempfile
+
+    import faiss
+    import numpy as np
+
+    from qa.indexing.dense import grow_dense_index, make_dense_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n + added, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    live = make_dense_index(vectors[:n], kind)
+    grow, make, write = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(reps):
+            with stopwatch() as t_grow:
+                grown = grow_dense_index(live, vectors[n:])
+            with stopwatch() as t_make:
+                made = make_dense_index(vectors, kind)
+            assert grown.ntotal == made.ntotal == n + added
+            del made
+            path = Path(folder) / "dense.faiss"
+            with stopwatch() as t_write:
+                faiss.write_index(grown, str(path))
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+            path.unlink()
+            del grown
+            grow.append(t_grow["s"])
+            make.append(t_make["s"])
+            write.append(t_write["s"])
+    return {
+        "vectors": n,
+        "added": added,
+        "kind": kind,
+        "grow_s": round(statistics.median(grow), 3),
+        "make_s": round(statistics.median(make), 3),
+        "write_s": round(statistics.median(write), 3),
+        "runs": reps,
+        "load": load(),
+    }
+
+
 def raw_worker(texts_file: Path) -> dict[str, Any]:
     """Encode the build's chunk texts with the bare encoder, in a fresh process like the build's.
 
@@ -184,11 +342,31 @@ def main() -> None:
     )
     parser.add_argument("--texts-out", type=Path, help="write the built chunk texts here")
     parser.add_argument("--raw", type=Path, help="only encode the chunk texts in this file")
+    parser.add_argument(
+        "--in-place",
+        type=Path,
+        metavar="WORK",
+        help="in WORK, index BBC less its median article, then add that article in place and "
+        "with a rebuild, alternately",
+    )
+    parser.add_argument("--dense", type=int, help="time the dense stage on this many vectors")
+    parser.add_argument("--kind", default="flat", choices=["flat", "hnsw", "ivfpq"])
+    parser.add_argument("--reps", type=int, default=5, help="timed updates of each kind")
     args = parser.parse_args()
     if args.raw is not None:
         print(json.dumps(raw_worker(args.raw)))
+    elif args.dense is not None:
+        print(json.dumps(dense_worker(args.dense, args.kind, 5, args.reps)))
+    elif args.in_place is not None:
+        # The median article, chosen as run.py chooses the one the target is checked on.
+        files = bbc_files()
+        article = sorted(files[:-1], key=lambda p: (p.stat().st_size, p))[(len(files) - 1) // 2]
+        corpus = copy_corpus([f for f in files if f != article], BBC_DIR, args.in_place / "corpus")
+        shutil.rmtree(args.in_place / "index", ignore_errors=True)
+        out = in_place_worker(corpus, args.in_place / "index", article, args.reps)
+        print(json.dumps(out))
     elif args.corpus is None or args.index is None:
-        parser.error("--corpus and --index are required unless --raw is given")
+        parser.error("--corpus and --index are required without --raw, --dense or --in-place")
     else:
         print(json.dumps(worker(args.corpus, args.index, args.add, args.texts_out)))
 

@@ -42,6 +42,8 @@ _STEMMER = Stemmer.Stemmer("english")
 BM25_STOPWORDS: tuple[str, ...] = STOPWORDS_EN
 TOKEN_IDS_FILE = "token_ids.npy"
 TOKEN_OFFSETS_FILE = "token_offsets.npy"
+#: The chunk rows of the BM25 documents, saved when some rows are masked (``LexicalIndex.rows``).
+ROWS_FILE = "rows.npy"
 
 
 def tokenize(texts: list[str], stopwords: Sequence[str] = BM25_STOPWORDS) -> list[list[str]]:
@@ -184,31 +186,42 @@ class LexicalIndex:
         size: int,
         token_ids: np.ndarray | None = None,
         token_offsets: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
         self._retriever = retriever
         self.size = size
         self.token_ids = token_ids
         self.token_offsets = token_offsets
+        #: The chunk rows bm25s's documents stand for, when some rows are masked (None: all
+        #: rows, document i is row i).
+        self.rows = rows
 
     @classmethod
     def build(
         cls,
-        texts: list[str],
+        texts: Sequence[str | None],
         previous: LexicalIndex | None = None,
         previous_rows: Sequence[int] | None = None,
     ) -> LexicalIndex:
         """Index ``texts``; where ``previous_rows[i] >= 0``, chunk i's tokens are those of that
-        row of ``previous`` (its text unchanged), so only the others are tokenised."""
+        row of ``previous`` (its text unchanged), so only the others are tokenised.
+
+        A ``None`` text is a masked row (its chunk removed by an update in place): it keeps its
+        row number but is no BM25 document, so idf and the mean length are those of the live
+        chunks alone, as a full rebuild of them has it.
+        """
         prev_ids = previous.token_ids if previous is not None else None
         prev_offsets = previous.token_offsets if previous is not None else None
         if previous is None or previous_rows is None or prev_ids is None or prev_offsets is None:
             previous_rows = [-1] * len(texts)
         vocab = previous.vocabulary if previous is not None else {}
-        fresh = [i for i, r in enumerate(previous_rows) if r < 0]
-        fresh_tokens = dict(zip(fresh, tokenize([texts[i] for i in fresh]), strict=True))
+        fresh = [i for i, r in enumerate(previous_rows) if r < 0 and texts[i] is not None]
+        fresh_tokens = dict(zip(fresh, tokenize([texts[i] or "" for i in fresh]), strict=True))
         per_chunk: list[np.ndarray] = []
         for i, r in enumerate(previous_rows):
-            if r >= 0:
+            if texts[i] is None:
+                per_chunk.append(np.zeros(0, np.int64))
+            elif r >= 0:
                 assert prev_ids is not None and prev_offsets is not None
                 per_chunk.append(prev_ids[prev_offsets[r] : prev_offsets[r + 1]])
             else:
@@ -222,15 +235,17 @@ class LexicalIndex:
         words = {i: t for t, i in vocab.items()}
         compact = {words[int(i)]: n for n, i in enumerate(used)}
         retriever = _VectorisedBM25()
+        live = [i for i, t in enumerate(texts) if t is not None]
         # bm25s cannot index an empty corpus; an empty index simply never matches.
-        if texts:
-            chunks = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
+        if live:
+            chunks = [flat[offsets[i] : offsets[i + 1]] for i in live]
             retriever.index(
                 (chunks, compact),
                 create_empty_token=bool(compact),
                 show_progress=False,
             )
-        return cls(retriever, len(texts), flat.astype(np.int32), offsets)
+        rows = np.asarray(live, np.int64) if len(live) < len(texts) else None
+        return cls(retriever, len(texts), flat.astype(np.int32), offsets, rows)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -248,23 +263,37 @@ class LexicalIndex:
                 ``k`` of them (bm25s's ``weight_mask`` zeroes the others' scores before the
                 top ``k`` is taken).
         """
-        if self.size == 0 or not getattr(self._retriever, "vocab_dict", None):
+        documents = self._documents()
+        if documents == 0 or not getattr(self._retriever, "vocab_dict", None):
             return []
         tokens = tokenize([query])
         if not tokens[0]:
             return []
+        if allowed is not None and self.rows is not None:
+            allowed = allowed[self.rows]
         mask = None if allowed is None else allowed.astype(np.float32)
         ids, scores = self._retriever.retrieve(
-            tokens, k=min(k, self.size), show_progress=False, n_threads=1, weight_mask=mask
+            tokens, k=min(k, documents), show_progress=False, n_threads=1, weight_mask=mask
         )
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+        rows = ids[0] if self.rows is None else self.rows[ids[0]]
+        return [(int(i), float(s)) for i, s in zip(rows, scores[0], strict=True) if s > 0]
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk for ``query`` (zeros where nothing matches)."""
+        """BM25 score of every chunk for ``query`` (zeros where nothing matches, and on masked
+        rows)."""
         tokens = tokenize([query])
-        if self.size == 0 or not tokens[0] or not getattr(self._retriever, "vocab_dict", None):
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(tokens[0]), dtype=np.float32)
+        out = np.zeros(self.size, dtype=np.float32)
+        if self._documents() and tokens[0] and getattr(self._retriever, "vocab_dict", None):
+            found = np.asarray(self._retriever.get_scores(tokens[0]), dtype=np.float32)
+            if self.rows is None:
+                out[:] = found
+            else:
+                out[self.rows] = found
+        return out
+
+    def _documents(self) -> int:
+        """How many BM25 documents: the rows not masked."""
+        return self.size if self.rows is None else len(self.rows)
 
     def statistics(self, terms: Iterable[str]) -> TermStatistics:
         """This index's part of the corpus statistics of ``terms`` (BM25 terms, as
@@ -279,7 +308,8 @@ class LexicalIndex:
             if 0 <= column < postings.counts.shape[1]:
                 indptr = postings.counts.indptr
                 frequencies[term] = int(indptr[column + 1] - indptr[column])
-        return TermStatistics(self.size, int(postings.lengths.sum()), frequencies)
+        # Masked rows (an update in place's) are no BM25 documents and hold no tokens.
+        return TermStatistics(self._documents(), int(postings.lengths.sum()), frequencies)
 
     def global_scores(self, query: str, statistics: TermStatistics) -> np.ndarray:
         """BM25 score of every chunk for ``query`` under ``statistics``, those of a corpus this
@@ -358,19 +388,23 @@ class LexicalIndex:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        if self.size:
+        if self._documents():
             self._retriever.save(str(directory), show_progress=False)
         if self.token_ids is not None and self.token_offsets is not None:
             np.save(directory / TOKEN_IDS_FILE, self.token_ids)
             np.save(directory / TOKEN_OFFSETS_FILE, self.token_offsets)
+        if self.rows is not None:
+            np.save(directory / ROWS_FILE, self.rows)
 
     @classmethod
     def load(cls, directory: Path, size: int) -> LexicalIndex:
-        token_ids = token_offsets = None
+        token_ids = token_offsets = rows = None
         if (directory / TOKEN_OFFSETS_FILE).exists():
             token_ids = np.load(directory / TOKEN_IDS_FILE, mmap_mode="r")
             token_offsets = np.load(directory / TOKEN_OFFSETS_FILE)
-        if size == 0:
-            return cls(bm25s.BM25(), 0, token_ids, token_offsets)
+        if (directory / ROWS_FILE).exists():
+            rows = np.load(directory / ROWS_FILE)
+        if size == 0 or (rows is not None and len(rows) == 0):
+            return cls(bm25s.BM25(), size, token_ids, token_offsets, rows)
         retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
-        return cls(retriever, size, token_ids, token_offsets)
+        return cls(retriever, size, token_ids, token_offsets, rows)

@@ -139,10 +139,11 @@ def allowed_rows(
 ) -> np.ndarray | None:
     """Per chunk row of ``index``, whether a search may return it; ``None`` when all may.
 
-    A row is allowed when its document passes ``filter`` and is not in ``exclude``.
+    A row is allowed when it is live (not masked by an update in place), its document passes
+    ``filter`` and is not in ``exclude``.
     """
     if not filter and not exclude:
-        return None
+        return index.live_rows
     docs = index.documents
     keep = (
         np.fromiter(map(filter.matches, docs.values()), bool, len(docs))
@@ -151,7 +152,8 @@ def allowed_rows(
     )
     if exclude:
         keep &= np.fromiter((d not in exclude for d in docs), bool, len(docs))
-    return keep[index.chunk_documents]
+    # A masked row's document position is -1: the False appended here.
+    return np.append(keep, False)[index.chunk_documents]
 
 
 #: Below this many allowed rows, a filtered search of an HNSW or re-ranked IVF-PQ index is exact:

@@ -22,6 +22,7 @@ stored with their offsets; a lookup checks the offsets, so a sentence the index 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,10 @@ import numpy as np
 
 from qa.types import Chunk, Document
 
+#: The vectors as index format 2 saved them; format 3 saves them headerless (``RAW_VECTORS_FILE``)
+#: so that an update in place can append to them.
 VECTORS_FILE = "sentence_vectors.npy"
+RAW_VECTORS_FILE = "sentence_vectors.f16"
 SPANS_FILE = "sentence_spans.npy"
 
 
@@ -41,17 +45,27 @@ class SentenceVectors:
     Attributes:
         doc_ids: Document ids in the order of ``documents.jsonl``.
         spans: ``(n, 3)`` int64 rows of (document position in ``doc_ids``, start, end),
-            grouped by document, in text order within one.
+            grouped by document, in text order within one; position -1 marks a row an update
+            in place left behind (its document removed or changed).
         vectors: ``(n, dim)`` float16 unit vectors, row i for span i.
+        base: ``(build folder, m)`` when the first ``m`` rows are those of that build's vectors
+            file (an update in place): saving then links that file and appends the rest.
     """
 
     doc_ids: list[str]
     spans: np.ndarray
     vectors: np.ndarray
+    base: tuple[Path, int] | None = None
 
     def __post_init__(self) -> None:
-        bounds = np.searchsorted(self.spans[:, 0], np.arange(len(self.doc_ids) + 1))
-        self._rows = {d: (int(bounds[i]), int(bounds[i + 1])) for i, d in enumerate(self.doc_ids)}
+        live = np.flatnonzero(self.spans[:, 0] >= 0)
+        positions, first, counts = np.unique(
+            self.spans[live, 0], return_index=True, return_counts=True
+        )
+        self._rows = {
+            self.doc_ids[int(p)]: (int(live[f]), int(live[f]) + int(c))
+            for p, f, c in zip(positions, first, counts, strict=True)
+        }
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -73,18 +87,57 @@ class SentenceVectors:
             out.append(None if row is None else np.asarray(self.vectors[row], dtype=np.float32))
         return out
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, live: Path | None = None) -> None:
+        """Write the spans, and the vectors headerless, into a new build folder.
+
+        When this table's first rows are those of ``live``'s vectors file (``base``, and
+        ``live`` is the live build folder), that file is hard-linked and only the new rows
+        appended: the builds share it, each reading as many rows as its own spans say, so the
+        live one never sees the rows appended past its own (nor rows a failed build left there,
+        which the next one cuts off first).
+        """
         np.save(directory / SPANS_FILE, self.spans)
-        np.save(directory / VECTORS_FILE, self.vectors)
+        target = directory / RAW_VECTORS_FILE
+        rows = np.ascontiguousarray(self.vectors, dtype=np.float16)
+        shared = self.base[1] if self.base is not None and self.base[0] == live else -1
+        shared_bytes = shared * rows.itemsize * rows.shape[1]
+        if live is not None and 0 <= shared_bytes <= _size(live / RAW_VECTORS_FILE):
+            try:
+                os.link(live / RAW_VECTORS_FILE, target)
+            except OSError:  # no hard links here: written whole below
+                pass
+            else:
+                with target.open("r+b") as fh:
+                    fh.truncate(shared_bytes)
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(rows[shared:].tobytes())
+                return
+        rows.tofile(target)
 
     @classmethod
-    def load(cls, directory: Path, doc_ids: list[str]) -> SentenceVectors:
+    def load(cls, directory: Path, doc_ids: list[str], dim: int) -> SentenceVectors:
         """Load from a build folder; the vectors are memory-mapped, not read."""
         spans = np.load(directory / SPANS_FILE)
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
+        if not (directory / RAW_VECTORS_FILE).exists():
+            vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
+        elif len(spans) == 0:
+            vectors = np.zeros((0, dim), np.float16)
+        else:
+            # Maps this build's rows only: the file may run on (see ``save``).
+            vectors = np.memmap(
+                directory / RAW_VECTORS_FILE, np.float16, mode="r", shape=(len(spans), dim)
+            )
         if len(spans) != len(vectors):
             raise ValueError(f"{len(spans)} sentence spans but {len(vectors)} sentence vectors")
         return cls(doc_ids, spans, vectors)
+
+
+def _size(path: Path) -> int:
+    """Bytes of ``path``, -1 if there is no such file (an index of format 2 has none)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def chunk_sentence_spans(

@@ -105,6 +105,12 @@ class Settings:
             are ranked again by their exact vectors, of which the best ``k`` are returned. The
             codes alone found 0.79 of the exact top 10 on real chunk vectors; their top 100
             re-ranked, 0.993 (docs/scaling.md). A search at depth 50 re-ranks 500 vectors.
+        compact_at: Share of the chunk table's rows an update in place may leave masked.
+            An update adds new chunks to the live index's FAISS index and tables and masks the
+            rows of removed and changed documents (``qa.indexing.build``); one that would leave
+            this share of rows masked, or more, compacts instead: makes the FAISS index and
+            tables anew from the live rows alone (no embedding), numbering them afresh. Masked
+            rows cost memory and make every search pass a mask; 0 compacts on every update.
         batch_size: Embedding batch size.
         query_encoder: What embeds questions: ``auto`` (the int8 copy of the default model,
             built into the user's cache on first use and run by onnxruntime, when the default
@@ -159,6 +165,7 @@ class Settings:
     hnsw_threshold: int = 50_000
     ivfpq_threshold: int = 5_000_000
     ivfpq_k_factor: int = 10
+    compact_at: float = 0.2
     batch_size: int = 32
     query_encoder: QueryEncoderKind = "auto"
     reader_model: str = "default"
@@ -199,6 +206,8 @@ class Settings:
             raise ValueError(f"shards must be positive, got {self.shards}")
         if self.ivfpq_k_factor < 1:
             raise ValueError(f"ivfpq_k_factor must be at least 1, got {self.ivfpq_k_factor}")
+        if not _number_in(self.compact_at, numbers.Real, 0, 1):
+            raise ValueError(f"compact_at must be a number from 0 to 1, got {self.compact_at!r}")
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
 

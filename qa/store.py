@@ -24,6 +24,16 @@ from qa.types import Chunk, Document
 #: Called with ``(chunks_embedded, chunks_to_embed)`` as a build embeds.
 ProgressCallback = Callable[[int, int], None]
 
+#: The chunk table's entry for a masked row: a chunk an update in place took out (its document
+#: removed or changed). The row keeps its number, so the FAISS and BM25 ids of the rows after it
+#: stay theirs; no search returns it (``Index.live_rows``), and compaction drops it.
+MASKED = Chunk(chunk_id="", doc_id="", index=-1, start=0, end=0, text="")
+
+
+def is_masked(chunk: Chunk) -> bool:
+    """Whether ``chunk`` is a masked row's entry (no document has an empty id)."""
+    return chunk.doc_id == MASKED.doc_id
+
 
 class IndexProblem(RuntimeError):
     """Base class of index problems; the message says what to do."""
@@ -51,10 +61,24 @@ class Index:
 
     @cached_property
     def chunk_documents(self) -> np.ndarray:
-        """Per chunk row, the position of its document in ``documents`` (computed once per
-        index: a build makes a new one)."""
+        """Per chunk row, the position of its document in ``documents``, -1 for a masked row
+        (computed once per index: a build makes a new one)."""
         position = {doc_id: n for n, doc_id in enumerate(self.documents)}
-        return np.fromiter((position[c.doc_id] for c in self.chunks), np.int64, len(self.chunks))
+        return np.fromiter(
+            (position.get(c.doc_id, -1) for c in self.chunks), np.int64, len(self.chunks)
+        )
+
+    @cached_property
+    def live_rows(self) -> np.ndarray | None:
+        """Per chunk row, whether it is live (not ``MASKED``); None when every row is."""
+        live = np.fromiter((not is_masked(c) for c in self.chunks), bool, len(self.chunks))
+        return None if live.all() else live
+
+    @property
+    def masked(self) -> int:
+        """How many rows of the chunk table are masked."""
+        live = self.live_rows
+        return 0 if live is None else len(live) - int(live.sum())
 
     def vectors(self) -> np.ndarray:
         """The chunk vectors, row i for chunk i (reconstructed from FAISS)."""
@@ -77,6 +101,9 @@ class BuildReport:
     path: Path
     rebuilt: bool
     index: Index | None = None
+    #: The new chunks were added to the previous index (rows appended, removed ones masked)
+    #: instead of its FAISS index and tables being made anew.
+    in_place: bool = False
     #: Corpus files that could not be read, by path, with the reason (nothing of them is
     #: indexed; the rest of the corpus is).
     skipped: dict[str, str] = field(default_factory=dict)
@@ -122,6 +149,7 @@ class BuildReport:
             "removed": self.removed,
             "embedded_chunks": self.embedded_chunks,
             "rebuilt": self.rebuilt,
+            "in_place": self.in_place,
             "skipped": dict(self.skipped),
             "seconds": round(self.seconds, 3),
             "path": str(self.path),

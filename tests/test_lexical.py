@@ -100,6 +100,32 @@ def test_saved_token_ids_round_trip(tmp_path: Path) -> None:
     )
 
 
+def test_masked_rows_score_as_if_absent_and_round_trip(tmp_path: Path) -> None:
+    old_texts = corpus(120, seed=5)
+    previous = LexicalIndex.build(old_texts)
+    masked = set(range(0, 120, 7))
+    added = corpus(4, seed=6)
+    # Rows keep their numbers; masked ones are None; new chunks are appended.
+    texts = [None if r in masked else t for r, t in enumerate(old_texts)] + added
+    rows = [-1 if r in masked else r for r in range(120)] + [-1] * len(added)
+    updated = LexicalIndex.build(texts, previous, rows)
+    live = [r for r, t in enumerate(texts) if t is not None]
+    alone = LexicalIndex.build([texts[r] for r in live])
+    updated.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25", len(texts))
+    for index in (updated, loaded):
+        for query in QUERIES:
+            scores = index.scores(query)
+            assert not scores[sorted(masked)].any()
+            np.testing.assert_allclose(scores[live], alone.scores(query), rtol=1e-6)
+            found, expected = index.search(query, 5), alone.search(query, 5)
+            assert [r for r, _ in found] == [live[i] for i, _ in expected]
+            assert [s for _, s in found] == pytest.approx([s for _, s in expected])
+        allowed = np.zeros(len(texts), bool)
+        allowed[len(old_texts) :] = True
+        assert {r for r, _ in index.search("oil market", 10, allowed)} <= set(range(120, 124))
+
+
 @pytest.mark.parametrize("texts", [[], ["the of and", "a to in"]])
 def test_corpora_without_terms_never_match(tmp_path: Path, texts: list[str]) -> None:
     built = LexicalIndex.build(texts)
@@ -163,3 +189,27 @@ def test_global_search_keeps_to_the_allowed_chunks() -> None:
     found = index.search_global("oil price", 8, statistics, allowed)
     assert found and all(allowed[row] and score > 0 for row, score in found)
     assert [s for _, s in found] == [s for _, s in index.search("oil price", 8, allowed)]
+
+
+def test_a_part_with_masked_rows_counts_only_its_live_chunks_in_the_statistics() -> None:
+    """A shard updated in place keeps masked rows: they are no chunks of the corpus statistics
+    (else every idf and the mean length would drift), and score 0 under them."""
+    first, second = corpus(150, seed=8), corpus(90, seed=9)
+    masked = set(range(0, 150, 5))
+    texts = [None if r in masked else t for r, t in enumerate(first)]
+    updated = LexicalIndex.build(
+        texts, LexicalIndex.build(first), [-1 if r in masked else r for r in range(150)]
+    )
+    live = [t for t in texts if t is not None]
+    whole = LexicalIndex.build(live + second)
+    other = LexicalIndex.build(second)
+    for query in [*QUERIES, "oil oil price"]:
+        terms = tokenize([query])[0]
+        statistics = qa.lexical.TermStatistics.total(
+            [updated.statistics(terms), other.statistics(terms)]
+        )
+        assert statistics == whole.statistics(terms)
+        scores = updated.global_scores(query, statistics)
+        assert not scores[sorted(masked)].any()
+        live_rows = [r for r in range(150) if r not in masked]
+        np.testing.assert_array_equal(scores[live_rows], whole.scores(query)[: len(live)])

@@ -518,7 +518,7 @@ def _finish(
         observations=observations,
         index_info={
             "documents": len(qa.index.documents),
-            "chunks": len(qa.index.chunks),
+            "chunks": len(qa.index.chunks) - qa.index.masked,
             "embedding_model": manifest["embedding_model"],
             "chunking": manifest["chunking"],
             "faiss_index": manifest["faiss_index"],

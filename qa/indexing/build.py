@@ -8,15 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 
-from qa.indexing.dense import faiss_kind, make_dense_index
+from qa.indexing.dense import faiss_kind, grow_dense_index, make_dense_index
 from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
 from qa.indexing.plan import compare, plan_build
 from qa.lexical import LexicalIndex
 from qa.settings import Settings
-from qa.store import BuildReport, Index, ProgressCallback
+from qa.store import BuildReport, Index, ProgressCallback, is_masked
 from qa.timing import StageClock
 from qa.types import Chunk, Document, FileSignature
 
@@ -85,6 +86,16 @@ def build_index(
     with the same model and chunking), so only added and changed documents are tokenised and
     embedded.
 
+    Such an update is made in place when the live index's FAISS index is of the kind a full
+    build would make: every previous row keeps its number, the rows of removed and changed
+    documents are masked (``qa.store.MASKED``: no search returns them), the new chunks are
+    appended, and their vectors added to a copy of the live FAISS index; BM25 is made again
+    from the stored token ids of the live rows (cheap), the sentence table from the stored
+    sentence vectors. An update that would leave ``settings.compact_at`` of the rows masked or
+    more compacts instead: the tables and the FAISS index are made anew from the live rows, in
+    document order, as a full build orders them. Either way the live ``Index`` is never
+    changed: the new one replaces it whole.
+
     Args:
         settings: Index location, chunking and FAISS settings.
         documents: The whole corpus as it should be indexed.
@@ -127,8 +138,16 @@ def build_index(
     clock.lap("embedding")
 
     dim = embedder.dimension
-    rows = plan.combine(documents, fresh_chunks, fresh_vectors, fresh_sentences, dim)
-    kind = faiss_kind(settings, len(rows.chunks))
+    kind = faiss_kind(settings, len(fresh_chunks) + sum(map(len, plan.reused.values())))
+    rows = plan.grow(fresh_chunks) if _grows(plan.previous, kind) else None
+    if rows is not None and rows.masked < settings.compact_at * len(rows.chunks):
+        assert plan.previous is not None
+        dense = grow_dense_index(plan.previous.dense, fresh_vectors)
+    else:
+        rows = plan.combine(documents, fresh_chunks, fresh_vectors, dim)
+        assert rows.vectors is not None
+        dense = make_dense_index(rows.vectors, kind)
+    in_place = rows.vectors is None
     manifest = make_manifest(
         settings,
         embedding_model=embedder.name,
@@ -137,15 +156,20 @@ def build_index(
         documents=plan.hashes,
         files=files,
         chunks=len(rows.chunks),
+        masked=rows.masked,
     )
-    dense = make_dense_index(rows.vectors, kind)
     clock.lap("faiss")
     previous_lexical = plan.previous.lexical if plan.previous is not None else None
     lexical = LexicalIndex.build(
-        [c.text for c in rows.chunks], previous_lexical, rows.previous_rows
+        [None if is_masked(c) else c.text for c in rows.chunks],
+        previous_lexical,
+        rows.previous_rows,
     )
     clock.lap("bm25")
-    sentences = sentence_table(documents, rows.sentence_parts, dim)
+    if in_place:
+        sentences = plan.grow_sentences(documents, fresh_sentences, dim)
+    else:
+        sentences = sentence_table(documents, plan.sentence_parts(documents, fresh_sentences), dim)
     clock.lap("sentences")
     index = Index(
         manifest=manifest,
@@ -160,7 +184,7 @@ def build_index(
     clock.lap("write")
     return BuildReport(
         documents=len(documents),
-        chunks=len(rows.chunks),
+        chunks=len(rows.chunks) - rows.masked,
         added=plan.added,
         changed=plan.changed,
         removed=plan.removed,
@@ -169,4 +193,13 @@ def build_index(
         path=index.path,
         rebuilt=plan.previous is None,
         index=index,
+        in_place=in_place,
     )
+
+
+def _grows(previous: Index | None, kind: str) -> bool:
+    """Whether an update may add to ``previous``'s FAISS index: it is of the ``kind`` a full
+    build would now make (IVF-PQ: trained, not the exact index made for too few vectors)."""
+    if previous is None or previous.manifest["faiss_index"] != kind:
+        return False
+    return kind != "ivfpq" or isinstance(previous.dense, faiss.IndexIVF)

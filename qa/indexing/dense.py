@@ -12,8 +12,9 @@ from qa.settings import Settings
 # HNSW parameters, measured in benchmarks/ (RESULTS.md) on 384-d vectors shaped like
 # all-MiniLM-L6-v2 chunk embeddings: at 10^5 vectors, M=32 with efConstruction=64 and
 # efSearch=256 finds 0.978 of the exact top 10 (M=16: 0.927). efConstruction=64 rather than
-# 200 builds the graph about three times faster at that recall, which matters because every
-# update rebuilds it; efSearch is where recall is bought, at about 2 ms a query.
+# 200 builds the graph about three times faster at that recall, which matters because a full
+# build and every compaction rebuild it; efSearch is where recall is bought, at about 2 ms a
+# query.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
@@ -92,6 +93,30 @@ def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
         index.hnsw.efSearch = hnsw_ef_search(len(vectors))
     else:
         index = faiss.IndexFlatIP(dim)
+    _add(index, vectors)
+    return index
+
+
+def grow_dense_index(dense: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+    """A copy of ``dense`` with ``vectors`` added as its rows ``dense.ntotal`` on.
+
+    For an update in place: HNSW inserts the new vectors into the copied graph, IVF-PQ encodes
+    them with its trained quantizers, instead of the whole index being made again. ``dense``
+    itself is the live index, searched by questions on other threads meanwhile, so it is
+    copied (``faiss.clone_index``), never changed.
+    """
+    grown = faiss.clone_index(dense)
+    if isinstance(grown, faiss.IndexHNSW):
+        grown.hnsw.efSearch = hnsw_ef_search(grown.ntotal + len(vectors))
+    # An IVF-PQ index is an IndexRefineFlat around the IVF (its k_factor is copied with it).
+    ivf = faiss.try_extract_index_ivf(grown)
+    if ivf is not None:
+        ivf.nprobe = IVF_NPROBE
+    _add(grown, vectors)
+    return grown
+
+
+def _add(index: faiss.Index, vectors: np.ndarray) -> None:
     if len(vectors):
         # Searching runs on one OpenMP thread (qa.retrieval); building a graph uses them all.
         threads = faiss.omp_get_max_threads()
@@ -100,4 +125,3 @@ def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         finally:
             faiss.omp_set_num_threads(threads)
-    return index

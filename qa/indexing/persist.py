@@ -5,10 +5,14 @@ Layout under ``Settings.index_dir``::
     current -> builds/<id>      a symlink, swapped atomically when a build completes
     builds/<id>/manifest.json   what the index was built from and with
     builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset)
-    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 id i
+    builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 row i; ``null`` for a
+                                masked row (a chunk an update in place took out)
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
-    builds/<id>/bm25/           bm25s index
-    builds/<id>/sentence_*.npy  sentence offsets and vectors (``qa.sentence_vectors``)
+    builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
+                                they stand for when some are masked (``rows.npy``)
+    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``); an
+                                update in place hard-links the live build's vectors file and
+                                appends to it (every other file is written anew)
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
@@ -33,11 +37,13 @@ from qa.indexing.dense import IVF_NPROBE, hnsw_ef_search
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
-from qa.store import Index, IndexMismatchError, IndexMissingError
+from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, FileSignature
 
-#: 2: sentence vectors made at index time.
-FORMAT_VERSION = 2
+#: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
+#: in place); a version 2 index is read as one with neither.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:
@@ -57,6 +63,7 @@ def make_manifest(
     documents: dict[str, str],
     files: dict[str, FileSignature] | None,
     chunks: int,
+    masked: int = 0,
 ) -> dict[str, object]:
     """What an index is built from and with, as ``manifest.json`` records it.
 
@@ -67,7 +74,10 @@ def make_manifest(
         faiss_index: ``flat``, ``hnsw`` or ``ivfpq``.
         documents: Content hash per document id.
         files: Signature per corpus file (``scan_corpus``).
-        chunks: How many chunks.
+        chunks: How many rows the chunk table has (FAISS holds as many vectors).
+        masked: How many of them are masked.
+
+    ``generation`` is set when the build is published (:func:`publish`).
     """
     return {
         "format_version": FORMAT_VERSION,
@@ -78,6 +88,7 @@ def make_manifest(
         "documents": documents,
         "files": files or {},
         "chunks": chunks,
+        "masked_chunks": masked,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -113,14 +124,14 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
             "rebuild it with `qa index --rebuild`"
         )
     lexical = LexicalIndex.load(path / "bm25", len(chunks))
-    sentences = SentenceVectors.load(path, list(documents))
+    sentences = SentenceVectors.load(path, list(documents), int(manifest["dimension"]))
     return Index(manifest, documents, chunks, dense, lexical, path, sentences)
 
 
 def _check_manifest(
     manifest: dict[str, Any], settings: Settings, embedding_name: str | None
 ) -> None:
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise IndexMismatchError(
             "the index was written by another version of qa: rebuild it with `qa index --rebuild`"
         )
@@ -148,10 +159,13 @@ def _check_manifest(
 def publish(index_dir: Path, index: Index) -> Path:
     """Write ``index`` as a new build, make it the live one, prune old builds; its folder.
 
-    Under the build lock, so two processes building the same index take turns.
+    Under the build lock, so two processes building the same index take turns; the build's
+    ``generation`` is the live one's plus one (1 for the first).
     """
     with _build_lock(index_dir):
-        path = _write_build(index_dir, index)
+        index.manifest["generation"] = _live_generation(index_dir) + 1
+        live = current_path(index_dir).resolve() if current_path(index_dir).exists() else None
+        path = _write_build(index_dir, index, live)
         _swap(index_dir, path)
         _prune(index_dir)
     return path
@@ -161,7 +175,15 @@ def current_path(index_dir: Path) -> Path:
     return index_dir / "current"
 
 
-def _write_build(index_dir: Path, index: Index) -> Path:
+def _live_generation(index_dir: Path) -> int:
+    try:
+        manifest = json.loads((current_path(index_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(manifest.get("generation", 0))
+
+
+def _write_build(index_dir: Path, index: Index, live: Path | None) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -172,17 +194,19 @@ def _write_build(index_dir: Path, index: Index) -> Path:
             fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
     with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
         for c in index.chunks:
-            row = {
-                "chunk_id": c.chunk_id,
-                "doc_id": c.doc_id,
-                "index": c.index,
-                "start": c.start,
-                "end": c.end,
-            }
+            row = None
+            if not is_masked(c):
+                row = {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "index": c.index,
+                    "start": c.start,
+                    "end": c.end,
+                }
             fh.write(json.dumps(row) + "\n")
     faiss.write_index(index.dense, str(tmp / "dense.faiss"))
     index.lexical.save(tmp / "bm25")
-    index.sentences.save(tmp)
+    index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))
     _fsync_tree(tmp)
@@ -241,6 +265,9 @@ def _read_chunks(path: Path, documents: dict[str, Document]) -> list[Chunk]:
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
+            if row is None:
+                chunks.append(MASKED)
+                continue
             text = documents[row["doc_id"]].text[row["start"] : row["end"]]
             chunks.append(Chunk(text=text, **row))
     return chunks

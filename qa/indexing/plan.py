@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.indexing.embed import DocumentSentences, sentence_table
 from qa.indexing.persist import current_path, load_index
+from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
-from qa.store import Index, IndexMismatchError, IndexMissingError
+from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, FileSignature
-
-if TYPE_CHECKING:
-    from qa.indexing.embed import DocumentSentences
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +52,15 @@ class Plan:
         documents: list[Document],
         fresh_chunks: list[Chunk],
         fresh_vectors: np.ndarray,
-        fresh_sentences: DocumentSentences,
         dim: int,
-    ) -> Combined:
-        """The new index's rows: reused documents' from the previous index, the rest fresh.
+    ) -> Rows:
+        """The new index's rows made anew (a full build, or a compaction): every document's
+        chunks in the order of ``documents``, reused ones from the previous index.
 
         Args:
             documents: The whole corpus, sorted by id (the order of the new chunk table).
             fresh_chunks: Chunks of :meth:`fresh`'s documents, grouped by document.
             fresh_vectors: Their vectors, row i for chunk i.
-            fresh_sentences: Sentence spans and vectors of the fresh documents.
             dim: The vector size.
         """
         previous = self.previous
@@ -74,40 +71,100 @@ class Plan:
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
         previous_rows: list[int] = []
-        sentence_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for position, doc in enumerate(documents):
+        for doc in documents:
             if doc.doc_id in self.reused:
                 assert previous is not None and old_vectors is not None
                 rows = self.reused[doc.doc_id]
                 chunks.extend(previous.chunks[r] for r in rows)
                 parts.append(old_vectors[rows])
                 previous_rows.extend(rows)
-                sentence_parts.append((position, *previous.sentences.of_document(doc.doc_id)))
             else:
                 rows = fresh_by_doc.get(doc.doc_id, [])
                 chunks.extend(fresh_chunks[r] for r in rows)
                 parts.append(fresh_vectors[rows])
                 previous_rows.extend([-1] * len(rows))
-                sentence_parts.append((position, *fresh_sentences[doc.doc_id]))
         matrix = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-        return Combined(chunks, matrix, previous_rows, sentence_parts)
+        return Rows(chunks, previous_rows, matrix)
+
+    def grow(self, fresh_chunks: list[Chunk]) -> Rows:
+        """The new index's rows for an update in place: the previous chunk table with the rows
+        of removed and changed documents ``MASKED``, and ``fresh_chunks`` appended.
+
+        Every previous row keeps its number, so the previous FAISS index, copied, takes the
+        fresh vectors as its next rows (``qa.indexing.dense.grow_dense_index``); ``vectors`` is
+        left None.
+        """
+        assert self.previous is not None
+        kept = [c.doc_id in self.reused for c in self.previous.chunks]
+        chunks = [c if keep else MASKED for c, keep in zip(self.previous.chunks, kept, strict=True)]
+        previous_rows = [r if keep else -1 for r, keep in enumerate(kept)]
+        return Rows(chunks + fresh_chunks, previous_rows + [-1] * len(fresh_chunks))
+
+    def sentence_parts(
+        self, documents: list[Document], fresh_sentences: DocumentSentences
+    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Per document of ``documents``, ``(position, sentence spans, sentence vectors)``:
+        reused documents' from the previous index, the others' from ``fresh_sentences``."""
+        previous = self.previous
+        parts = []
+        for position, doc in enumerate(documents):
+            if doc.doc_id in self.reused:
+                assert previous is not None
+                parts.append((position, *previous.sentences.of_document(doc.doc_id)))
+            else:
+                parts.append((position, *fresh_sentences[doc.doc_id]))
+        return parts
+
+    def grow_sentences(
+        self, documents: list[Document], fresh_sentences: DocumentSentences, dim: int
+    ) -> SentenceVectors:
+        """The sentence table for an update in place: the previous table's rows as they are
+        (those of documents not reused marked -1), then the fresh documents' rows.
+
+        Its first rows being the previous table's, the previous build's vectors file is
+        appended to on disk rather than written again (``SentenceVectors.save``).
+        """
+        assert self.previous is not None
+        table = self.previous.sentences
+        position = {d.doc_id: n for n, d in enumerate(documents)}
+        moved = [position[d] if d in self.reused else -1 for d in table.doc_ids]
+        old = table.spans.copy()
+        old[:, 0] = np.asarray([*moved, -1], np.int64)[old[:, 0]]  # -1 stays -1
+        fresh = sentence_table(
+            documents,
+            [
+                (position[d.doc_id], *fresh_sentences[d.doc_id])
+                for d in documents
+                if d.doc_id not in self.reused
+            ],
+            dim,
+        )
+        return SentenceVectors(
+            [d.doc_id for d in documents],
+            np.concatenate([old, fresh.spans]),
+            np.concatenate([table.vectors, fresh.vectors]),
+            base=(self.previous.path, len(table)),
+        )
 
 
 @dataclass
-class Combined:
-    """The new index's chunk rows, reused and fresh together, in chunk table order.
+class Rows:
+    """The new index's chunk table, reused and fresh rows together, in row order.
 
     Attributes:
-        chunks: The chunk table.
-        vectors: Row i: the vector of chunk i.
-        previous_rows: Per chunk, its row in the previous index, or -1 (BM25 reuses tokens).
-        sentence_parts: Per document, ``(position, sentence spans, sentence vectors)``.
+        chunks: The chunk table (``MASKED`` where an update in place took a chunk out).
+        previous_rows: Per row, its row in the previous index, or -1 (BM25 reuses tokens).
+        vectors: Row i: the vector of chunk i (None for an update in place, whose vectors
+            are the previous FAISS index's and the fresh ones).
     """
 
     chunks: list[Chunk]
-    vectors: np.ndarray
     previous_rows: list[int]
-    sentence_parts: list[tuple[int, np.ndarray, np.ndarray]]
+    vectors: np.ndarray | None = None
+
+    @property
+    def masked(self) -> int:
+        return sum(map(is_masked, self.chunks))
 
 
 def plan_build(

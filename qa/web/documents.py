@@ -37,12 +37,14 @@ class DocumentHandlers:
             index = self.qa.index
         except IndexMissingError:
             return render_documents([], "There is no index yet: press Update index to build it.")
+        # Masked rows (left by updates in place) belong to no document of the index.
         counts = Counter(chunk.doc_id for chunk in index.chunks)
         docs = sorted(index.documents.values(), key=lambda d: (d.title.lower(), d.doc_id))
         rows = [DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id]) for d in docs]
         built = str(index.manifest.get("built_at", "")).replace("T", " ").replace("+00:00", " UTC")
         summary = (
-            f"{counted(len(rows), 'document')}, {counted(len(index.chunks), 'chunk')} in the index"
+            f"{counted(len(rows), 'document')}, "
+            f"{counted(len(index.chunks) - index.masked, 'chunk')} in the index"
         )
         summary += f" (built {built})." if built else "."
         on_disk = set(corpus_files(self.qa.settings.corpus_dir))

@@ -13,16 +13,21 @@ from tests.conftest import SEED_CORPUS, SEED_IDS
 pytestmark = pytest.mark.slow
 
 
-def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path) -> None:
-    from benchmarks.build import run_build
-
+def one_article_and_another(tmp_path: Path) -> tuple[Path, Path]:
+    """A corpus of the first seed article, and the second held out to be added."""
     corpus = tmp_path / "corpus"
     (corpus / "seed").mkdir(parents=True)
     shutil.copyfile(SEED_CORPUS / SEED_IDS[0], corpus / "seed" / SEED_IDS[0])
     held_out = tmp_path / "held" / "seed" / SEED_IDS[1]
     held_out.parent.mkdir(parents=True)
     shutil.copyfile(SEED_CORPUS / SEED_IDS[1], held_out)
+    return corpus, held_out
 
+
+def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path) -> None:
+    from benchmarks.build import run_build
+
+    corpus, held_out = one_article_and_another(tmp_path)
     fig = run_build(corpus, tmp_path / "index", [held_out])
 
     assert fig["documents"] == 1 and fig["add_one_documents"] == 2
@@ -37,6 +42,29 @@ def test_build_worker_builds_adds_one_article_and_reports_memory(tmp_path: Path)
     assert set(fig["build_stages_s"]) >= {"scan", "chunking", "embedding", "bm25", "write"}
     # The stages are parts of the update (each rounded to the millisecond).
     assert sum(fig["add_one_parts_s"].values()) <= fig["add_one_s"] + 0.01
+
+
+def test_in_place_worker_adds_one_article_both_ways(tmp_path: Path) -> None:
+    from benchmarks.build import in_place_worker
+
+    corpus, article = one_article_and_another(tmp_path)
+    fig = in_place_worker(corpus, tmp_path / "index", article, reps=1)
+
+    assert fig["documents"] == 1 and fig["embedded_chunks"] > 0
+    for way in ("in_place", "rebuild"):
+        assert fig[way]["runs"] == 1
+        assert 0 < fig[way]["beyond_embedding_s"] < fig[way]["s"]
+        assert {"embedding", "faiss", "bm25", "sentences", "write"} <= set(fig[way])
+    searched = fig["masked_search"]
+    assert 0 < searched["masked_rows"] < searched["rows"] and searched["dense_masked_ms"] > 0
+
+
+def test_dense_worker_grows_and_makes_the_same_index() -> None:
+    from benchmarks.build import dense_worker
+
+    fig = dense_worker(2000, "hnsw", added=5, reps=1, dim=32)
+    assert fig["vectors"] == 2000 and fig["kind"] == "hnsw"
+    assert fig["grow_s"] > 0 and fig["make_s"] > 0 and fig["write_s"] > 0
 
 
 def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001

@@ -15,6 +15,7 @@ from qa.indexing.dense import (
     IVF_REFINE_K_FACTOR,
     IVFPQ_M,
     faiss_kind,
+    grow_dense_index,
     make_dense_index,
 )
 from qa.retrieval import dense_search
@@ -101,3 +102,27 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path) -> None:
     assert [r for r, _ in dense_search(again, queries[0], 10)] == [
         r for r, _ in dense_search(index, queries[0], 10)
     ]
+
+
+def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """New rows are encoded by the trained quantizers of a copy, kept exact for re-ranking; the
+    live index, searched meanwhile, is left as it was."""
+    monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 2_000)
+    vectors = _clustered(4_000, seed=4)
+    live = make_dense_index(vectors[:3_000], "ivfpq")
+    before = dense_search(live, vectors[10], 5)
+    grown = grow_dense_index(live, vectors[3_000:])
+    assert live.ntotal == 3_000 and dense_search(live, vectors[10], 5) == before
+    assert isinstance(grown, faiss.IndexRefineFlat) and grown.ntotal == 4_000
+    assert grown.k_factor == IVF_REFINE_K_FACTOR
+    assert faiss.extract_index_ivf(grown).nprobe == IVF_NPROBE
+    np.testing.assert_array_equal(grown.reconstruct(3_500), vectors[3_500])
+    # A new row is its own nearest neighbour, with its exact cosine.
+    for row in (3_000, 3_999):
+        best, cosine = dense_search(grown, vectors[row], 1)[0]
+        assert best == row and cosine == pytest.approx(1.0, abs=1e-5)
+    queries = _clustered(30, seed=5)
+    exact = make_dense_index(vectors, "flat")
+    assert _recall(grown, exact, queries, IVF_REFINE_K_FACTOR) >= 0.95

@@ -1,0 +1,280 @@
+"""Updates in place: new rows appended, removed ones masked, compaction past the bound; the
+answers those give equal a full build's, and questions asked meanwhile see one index whole."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.indexing.persist import load_index
+from qa.pipeline import QA
+from qa.retrieval import Retriever, allowed_rows, dense_search
+from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors
+from qa.settings import Settings
+from qa.store import Index, is_masked
+
+from ..conftest import HashEmbedder
+
+ARTICLES = {
+    "budget.txt": "The chancellor set out the budget on Tuesday. Income tax stays at 22 pence. "
+    "Borrowing will rise to 34 billion pounds next year. The opposition called it a gamble.",
+    "football.txt": "Chelsea beat Arsenal three goals to one at Stamford Bridge. Lampard scored "
+    "twice in the second half. The win keeps Chelsea top of the league by six points.",
+    "phones.txt": "Mobile phone sales rose by a fifth in the third quarter. Nokia sold 50 "
+    "million handsets. Camera phones made up half of all sales in Europe.",
+    "oil.txt": "Oil prices climbed above 50 dollars a barrel in New York. Traders worried "
+    "about supplies from Nigeria. Opex ministers meet in Vienna next week.",
+    "film.txt": "The Aviator won five Oscars at the ceremony in Los Angeles. Cate Blanchett "
+    "was named best supporting actress. Million Dollar Baby took best picture.",
+    "court.txt": "The high court ruled the detention of foreign suspects unlawful. Nine law "
+    "lords heard the appeal. The home secretary said the law would be reviewed.",
+    "music.txt": "The band topped the album chart for a third week. Their tour sold out in "
+    "four hours. Tickets for the London shows went for 40 pounds.",
+    "bank.txt": "The Bank of England held interest rates at 4.75 percent. House prices cooled "
+    "in the spring. Economists expect a cut before the summer.",
+}
+LATER = {
+    "0_election.txt": "The prime minister called an election for the fifth of May. Labour "
+    "leads the polls by eight points. The campaign starts on Monday.",
+    "strike.txt": "Postal workers voted to strike over pay. The union wants a rise of four "
+    "percent. Letters may be delayed across Scotland next week.",
+}
+QUESTIONS = [
+    "How many handsets did Nokia sell?",
+    "When is the election?",
+    "Who scored twice for Chelsea?",
+    "What did the high court rule?",
+    "Why may letters be delayed?",
+    "How much will borrowing rise?",
+    "oil prices barrel",
+]
+
+
+class WeightedHashEmbedder(HashEmbedder):
+    """HashEmbedder with more dimensions, a weight per word and one dimension every text has,
+    so that different chunks seldom tie on cosine (not even at 0, sharing no word with the
+    question): exact ties are ranked by row, which an update orders otherwise than a full build
+    does."""
+
+    dimension = 512
+
+    def _hash(self, texts, normalize: bool = True) -> np.ndarray:  # noqa: ANN001
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        out[:, 0] = 1.0
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest())
+                out[row, digest % self.dimension] += 1.0 + (digest >> 16) % 97 / 31
+        if not normalize:
+            return out
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+def make_qa(
+    tmp_path: Path,
+    name: str,
+    articles: dict[str, str],
+    embedder: HashEmbedder | None = None,
+    **settings: object,
+) -> QA:
+    corpus = tmp_path / f"{name}-corpus"
+    corpus.mkdir()
+    for file, text in articles.items():
+        (corpus / file).write_text(text)
+    values = {
+        "corpus_dir": corpus,
+        "index_dir": tmp_path / f"{name}-index",
+        "chunk_size": 12,
+        "chunk_overlap": 3,
+        "embedding_model": "test",
+        "reader_model": "none",
+        **settings,
+    }
+    embedder = embedder or WeightedHashEmbedder()
+    return QA(Settings(**values), embedder=embedder)  # type: ignore[arg-type]
+
+
+def full_build(tmp_path: Path, articles: dict[str, str], **settings: object) -> QA:
+    qa = make_qa(tmp_path, "full", articles, **settings)
+    assert qa.build(rebuild=True, show_progress=False).rebuilt
+    return qa
+
+
+def rankings(qa: QA | Index, settings: Settings | None = None) -> list[list[tuple]]:
+    """Per question and mode, the passages found (ties in score put in document order)."""
+    index = qa.index if isinstance(qa, QA) else qa
+    retriever = Retriever(index, WeightedHashEmbedder(), settings or qa.settings)  # type: ignore[union-attr]
+    out = []
+    for question in QUESTIONS:
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = retriever.search(question, k=8, mode=mode)  # type: ignore[arg-type]
+            found = [(round(p.score, 6), p.chunk.doc_id, p.chunk.start, p.chunk.end) for p in hits]
+            out.append(sorted(found, key=lambda h: (-h[0], *h[1:])))
+    return out
+
+
+def answers(qa: QA) -> list[list[tuple]]:
+    out = []
+    for question in QUESTIONS:
+        result = qa.ask(question, threshold=0.0, n_answers=3)
+        out.append([(a.doc_id, a.start, a.end, a.text, round(a.score, 5)) for a in result.answers])
+    return out
+
+
+def edit(qa: QA, add: dict[str, str] | None = None, remove: tuple[str, ...] = ()) -> None:
+    for file, text in (add or {}).items():
+        (qa.settings.corpus_dir / file).write_text(text)
+    for file in remove:
+        (qa.settings.corpus_dir / file).unlink()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_added_documents_are_appended_and_answer_as_a_full_build(tmp_path: Path, kind: str) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES, faiss_index=kind)
+    qa.build(show_progress=False)
+    before = qa.index
+    edit(qa, add=LATER)
+    report = qa.build(show_progress=False)
+    assert report.in_place and not report.rebuilt and report.added == sorted(LATER)
+    index = qa.index
+    # Previous rows keep their numbers; the new documents' chunks come after them.
+    assert index.chunks[: len(before.chunks)] == before.chunks
+    assert {c.doc_id for c in index.chunks[len(before.chunks) :]} == set(LATER)
+    assert index.dense.ntotal == len(index.chunks) == index.lexical.size
+    np.testing.assert_array_equal(index.vectors()[: len(before.chunks)], before.vectors())
+    assert index.manifest["generation"] == before.manifest["generation"] + 1 == 2
+
+    full = full_build(tmp_path, {**ARTICLES, **LATER}, faiss_index=kind)
+    assert full.index.chunks != index.chunks  # rows in another order...
+    assert rankings(qa) == rankings(full)  # ...the same passages and scores
+    assert answers(qa) == answers(full)
+    reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+    assert rankings(reloaded, qa.settings) == rankings(full)
+    assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
+    # The sentence vectors file is the previous build's, appended to; that build still reads
+    # its own rows from it.
+    shared = [build / RAW_VECTORS_FILE for build in (before.path, index.path)]
+    assert shared[0].stat().st_ino == shared[1].stat().st_ino
+    again = SentenceVectors.load(
+        before.path, list(before.documents), WeightedHashEmbedder.dimension
+    )
+    np.testing.assert_array_equal(again.vectors, before.sentences.vectors)
+    np.testing.assert_array_equal(again.spans, before.sentences.spans)
+
+
+def test_removed_and_changed_documents_old_rows_are_never_returned(tmp_path: Path) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES, compact_at=0.5)
+    qa.build(show_progress=False)
+    changed = {"phones.txt": "Nokia cut its prices. Mobile phone sales fell in the fourth quarter."}
+    edit(qa, add=changed, remove=("oil.txt",))
+    report = qa.build(show_progress=False)
+    assert report.in_place and (report.removed, report.changed) == (["oil.txt"], ["phones.txt"])
+    reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+    for index in (qa.index, reloaded):
+        masked = [row for row, c in enumerate(index.chunks) if is_masked(c)]
+        assert len(masked) == index.masked == index.manifest["masked_chunks"] > 0
+        old_texts = [ARTICLES["oil.txt"], ARTICLES["phones.txt"]]
+        n = len(index.chunks)
+        for query in [*old_texts, *QUESTIONS]:
+            vector = WeightedHashEmbedder().encode_query(query)
+            dense = dense_search(index.dense, vector, n, allowed_rows(index))
+            lexical = index.lexical.search(query, n)
+            assert dense and not {row for row, _ in dense} & set(masked)
+            assert not {row for row, _ in lexical} & set(masked)
+            assert not index.lexical.scores(query)[masked].any()
+            for mode in ("hybrid", "dense", "lexical"):
+                retriever = Retriever(index, WeightedHashEmbedder(), qa.settings)
+                for p in retriever.search(query, n, mode):  # type: ignore[arg-type]
+                    assert p.chunk.doc_id != "oil.txt"
+                    assert index.documents[p.chunk.doc_id].text[p.chunk.start : p.chunk.end] == (
+                        p.chunk.text
+                    )
+    full = full_build(
+        tmp_path, {k: v for k, v in {**ARTICLES, **changed}.items() if k != "oil.txt"}
+    )
+    assert rankings(qa) == rankings(full)
+    assert answers(qa) == answers(full)
+    # From disk too: the sentence rows the update left behind are not the document's.
+    assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
+    # The documents tab counts the live chunks, as the full build has them.
+    from qa.web.app import WebApp
+
+    live = len(full.index.chunks)
+    assert live < len(qa.index.chunks)
+    assert f"{len(full.index.documents)} documents, {live} chunks in the index" in (
+        WebApp(qa).documents_html()
+    )
+
+
+def test_compaction_past_the_bound_renumbers_rows_and_answers_the_same(tmp_path: Path) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES, compact_at=0.2)
+    qa.build(show_progress=False)
+    edit(qa, remove=("court.txt",))
+    first = qa.build(show_progress=False)
+    masked = qa.index.masked
+    assert first.in_place and 0 < masked < 0.2 * len(qa.index.chunks)
+    edit(qa, remove=("music.txt",))
+    second = qa.build(show_progress=False)
+    assert not second.in_place and not second.rebuilt and second.embedded_chunks == 0
+    assert qa.index.masked == 0 and qa.index.live_rows is None
+    assert qa.index.manifest["generation"] == 3
+
+    rest = {k: v for k, v in ARTICLES.items() if k not in ("court.txt", "music.txt")}
+    full = full_build(tmp_path, rest)
+    # Compacted rows are numbered as a full build numbers them.
+    assert qa.index.chunks == full.index.chunks
+    np.testing.assert_allclose(qa.index.vectors(), full.index.vectors(), atol=1e-6)
+    assert rankings(qa) == rankings(full)
+    assert answers(qa) == answers(full)
+
+
+class WaitingEmbedder(WeightedHashEmbedder):
+    """Embeds once ``asked`` is set, if given: questions are asked while the update runs."""
+
+    asked: threading.Event | None = None
+
+    def encode_pooled(self, texts, spans, *, progress=None):  # noqa: ANN001, ANN201
+        assert self.asked is None or self.asked.wait(60)
+        return super().encode_pooled(texts, spans, progress=progress)
+
+
+def test_questions_during_an_update_see_the_old_or_the_new_index_whole(tmp_path: Path) -> None:
+    embedder = WaitingEmbedder()
+    qa = make_qa(tmp_path, "live", ARTICLES, embedder, compact_at=0.5)
+    qa.build(show_progress=False)
+    old = qa.index
+    old_chunks, old_total = list(old.chunks), old.dense.ntotal
+    before = rankings(qa)
+    seen: list[list[list[tuple]]] = []
+    embedder.asked, done = threading.Event(), threading.Event()
+
+    def ask_meanwhile() -> None:
+        while not done.is_set():
+            seen.append(rankings(qa))
+            if len(seen) >= 4:
+                embedder.asked.set()  # type: ignore[union-attr]
+
+    askers = [threading.Thread(target=ask_meanwhile) for _ in range(2)]
+    for thread in askers:
+        thread.start()
+    edit(qa, add=LATER, remove=("bank.txt",))
+    try:
+        report = qa.build(show_progress=False)
+    finally:
+        done.set()
+        for thread in askers:
+            thread.join()
+    assert report.in_place and report.embedded_chunks
+    after = rankings(qa)
+    assert before != after
+    assert len(seen) >= 4
+    assert all(result in (before, after) for result in seen)
+    # The index questions were reading is untouched: the update added to a copy.
+    assert old.chunks == old_chunks and old.dense.ntotal == old_total
+    assert rankings(old, qa.settings) == before
