@@ -176,11 +176,11 @@ def dense_search(
     flat, HNSW and IVF-PQ indexes (those ``qa.indexing.dense`` builds) honour. An HNSW search
     with few allowed rows scans them exactly in the graph's storage (``HNSW_EXACT_ROWS``); one
     with more walks the graph with the selector, at the index's ``efSearch`` as an unfiltered
-    search does. A re-ranked IVF-PQ index (``IndexRefineFlat``) takes its codes' best
+    search does. A re-ranked IVF-PQ index (``IndexRefine``) takes its codes' best
     ``k x k_factor`` (the index's own factor if None) among the allowed rows, at its ``nprobe``,
-    and ranks them by the exact vectors; with few allowed rows it scans them exactly in its flat
-    vectors, as HNSW does. An index that takes no selector is searched ever deeper until ``k``
-    allowed rows are found or none is left.
+    and ranks them by the vectors it keeps (float16 or exact); with few allowed rows it scans
+    them exactly in those vectors, as HNSW does. An index that takes no selector is searched
+    ever deeper until ``k`` allowed rows are found or none is left.
     """
     # The parameters point into the bitmap and each other: this frame keeps them all alive
     # during the search.

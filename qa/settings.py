@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 RetrievalMode = Literal["hybrid", "dense", "lexical"]
 FaissKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+IvfpqRefine = Literal["fp16", "flat"]
 #: Kept here, not imported from qa.embedding, so reading settings imports no model code.
 QueryEncoderKind = Literal["auto", "torch", "onnx-int8"]
 ReaderPrecision = Literal["auto", "fp32", "bf16"]
@@ -29,6 +30,7 @@ CHOICES: dict[str, Any] = {
     "reader_precision": ReaderPrecision,
     "reader_runtime": ReaderRuntime,
     "faiss_index": FaissKind,
+    "ivfpq_refine": IvfpqRefine,
     "agreement": Agreement,
     "engine": Engine,
 }
@@ -105,6 +107,10 @@ class Settings:
             are ranked again by their exact vectors, of which the best ``k`` are returned. The
             codes alone found 0.79 of the exact top 10 on real chunk vectors; their top 100
             re-ranked, 0.993 (docs/scaling.md). A search at depth 50 re-ranks 500 vectors.
+        ivfpq_refine: What an IVF-PQ index keeps to re-rank by: ``fp16``, every vector in half
+            precision (768 bytes a 384-d vector; its cosines within about 1e-3 of the exact
+            ones), or ``flat``, the float32 vectors (1,536 bytes). At 2 million chunks a shard,
+            1.5 GB against 3.1 GB of memory.
         compact_at: Share of the chunk table's rows an update in place may leave masked.
             An update adds new chunks to the live index's FAISS index and tables and masks the
             rows of removed and changed documents (``qa.indexing.build``); one that would leave
@@ -165,6 +171,7 @@ class Settings:
     hnsw_threshold: int = 50_000
     ivfpq_threshold: int = 5_000_000
     ivfpq_k_factor: int = 10
+    ivfpq_refine: IvfpqRefine = "fp16"
     compact_at: float = 0.2
     batch_size: int = 32
     query_encoder: QueryEncoderKind = "auto"

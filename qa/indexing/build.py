@@ -8,10 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
-from qa.indexing.dense import faiss_kind, grow_dense_index, make_dense_index
+from qa.indexing.dense import faiss_kind, grow_dense_index, make_dense_index, refine_of
 from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
 from qa.indexing.plan import compare, plan_build
@@ -139,14 +138,14 @@ def build_index(
 
     dim = embedder.dimension
     kind = faiss_kind(settings, len(fresh_chunks) + sum(map(len, plan.reused.values())))
-    rows = plan.grow(fresh_chunks) if _grows(plan.previous, kind) else None
+    rows = plan.grow(fresh_chunks) if _grows(plan.previous, kind, settings) else None
     if rows is not None and rows.masked < settings.compact_at * len(rows.chunks):
         assert plan.previous is not None
         dense = grow_dense_index(plan.previous.dense, fresh_vectors)
     else:
         rows = plan.combine(documents, fresh_chunks, fresh_vectors, dim)
         assert rows.vectors is not None
-        dense = make_dense_index(rows.vectors, kind)
+        dense = make_dense_index(rows.vectors, kind, settings.ivfpq_refine)
     in_place = rows.vectors is None
     manifest = make_manifest(
         settings,
@@ -197,9 +196,10 @@ def build_index(
     )
 
 
-def _grows(previous: Index | None, kind: str) -> bool:
+def _grows(previous: Index | None, kind: str, settings: Settings) -> bool:
     """Whether an update may add to ``previous``'s FAISS index: it is of the ``kind`` a full
-    build would now make (IVF-PQ: trained, not the exact index made for too few vectors)."""
+    build would now make (IVF-PQ: trained, not the exact index made for too few vectors, and
+    re-ranking by the vectors ``settings.ivfpq_refine`` names)."""
     if previous is None or previous.manifest["faiss_index"] != kind:
         return False
-    return kind != "ivfpq" or isinstance(previous.dense, faiss.IndexIVF)
+    return kind != "ivfpq" or refine_of(previous.dense) == settings.ivfpq_refine

@@ -25,7 +25,9 @@ HNSW_EF_SEARCH = 256
 # ``IVF_NPROBE`` of the lists are scanned per query (measured on 10^6 vectors by
 # benchmarks/ray_scale.py). The codes alone find 0.79 of the exact top 10 on real chunk
 # vectors; their best k x ``IVF_REFINE_K_FACTOR`` re-ranked by the exact vectors (FAISS's
-# IndexRefineFlat, which keeps them beside the codes) found 0.993.
+# IndexRefineFlat, which keeps them beside the codes) found 0.993. ``Settings.ivfpq_refine``
+# ``fp16`` (the default) keeps them in half precision instead (IndexRefine over a float16
+# IndexScalarQuantizer), at half the memory.
 IVFPQ_M = 48
 IVF_NPROBE = 32
 #: The index's own re-ranking depth, a multiple of k; ``Settings.ivfpq_k_factor`` (the same by
@@ -67,13 +69,14 @@ def faiss_kind(settings: Settings, n: int) -> str:
     return "hnsw" if n > settings.hnsw_threshold else "flat"
 
 
-def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+def make_dense_index(vectors: np.ndarray, kind: str, refine: str = "fp16") -> faiss.Index:
     """An inner-product FAISS index over normalised ``vectors``: exact, HNSW or IVF-PQ.
 
-    IVF-PQ is trained on an even sample of ``vectors`` and wrapped in an ``IndexRefineFlat``
-    that keeps the exact vectors: a search takes the codes' best ``k x k_factor`` and ranks
-    them by the exact vectors, and a row reconstructs to its exact vector like the others'.
-    Below ``IVF_TRAIN_MIN`` vectors there is too little to train on, and the index is exact.
+    IVF-PQ is trained on an even sample of ``vectors`` and wrapped in an ``IndexRefine`` that
+    keeps the vectors beside the codes (``refine``: ``fp16``, in half precision, or ``flat``,
+    exact): a search takes the codes' best ``k x k_factor`` and ranks them by those vectors,
+    and a row reconstructs to its kept vector. Below ``IVF_TRAIN_MIN`` vectors there is too
+    little to train on, and the index is exact.
     """
     dim = vectors.shape[1]
     index: faiss.Index
@@ -85,7 +88,11 @@ def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
         step = max(1, len(vectors) // max(IVF_TRAIN_MIN, lists * IVF_TRAIN_PER_LIST))
         ivf.train(np.ascontiguousarray(vectors[::step], dtype=np.float32))
         ivf.nprobe = IVF_NPROBE
-        index = faiss.IndexRefineFlat(ivf)
+        index = (
+            faiss.IndexRefineFlat(ivf)
+            if refine == "flat"
+            else faiss.IndexRefine(ivf, _half_precision(dim))
+        )
         index.k_factor = IVF_REFINE_K_FACTOR
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -95,6 +102,22 @@ def make_dense_index(vectors: np.ndarray, kind: str) -> faiss.Index:
         index = faiss.IndexFlatIP(dim)
     _add(index, vectors)
     return index
+
+
+def _half_precision(dim: int) -> faiss.Index:
+    """An inner-product index of ``dim``-d vectors stored as float16 (no training needed)."""
+    return faiss.IndexScalarQuantizer(
+        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+
+
+def refine_of(dense: faiss.Index) -> str | None:
+    """What a re-ranked IVF-PQ index keeps to re-rank by (``fp16`` or ``flat``, as
+    ``Settings.ivfpq_refine`` names it); None for an index that is not one."""
+    if not isinstance(dense, faiss.IndexRefine):
+        return None
+    kept = faiss.downcast_index(dense.refine_index)
+    return "fp16" if isinstance(kept, faiss.IndexScalarQuantizer) else "flat"
 
 
 def grow_dense_index(dense: faiss.Index, vectors: np.ndarray) -> faiss.Index:
@@ -108,7 +131,7 @@ def grow_dense_index(dense: faiss.Index, vectors: np.ndarray) -> faiss.Index:
     grown = faiss.clone_index(dense)
     if isinstance(grown, faiss.IndexHNSW):
         grown.hnsw.efSearch = hnsw_ef_search(grown.ntotal + len(vectors))
-    # An IVF-PQ index is an IndexRefineFlat around the IVF (its k_factor is copied with it).
+    # An IVF-PQ index is an IndexRefine around the IVF (its k_factor is copied with it).
     ivf = faiss.try_extract_index_ivf(grown)
     if ivf is not None:
         ivf.nprobe = IVF_NPROBE

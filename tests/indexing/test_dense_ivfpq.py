@@ -1,5 +1,5 @@
-"""IVF-PQ, the FAISS index of large shards: built, re-ranked by the exact vectors, searched
-(filtered too), saved."""
+"""IVF-PQ, the FAISS index of large shards: built, re-ranked by the vectors it keeps (float16 by
+default, or exact), searched (filtered too), grown in place, saved."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ from qa.indexing.dense import (
     faiss_kind,
     grow_dense_index,
     make_dense_index,
+    refine_of,
 )
 from qa.retrieval import dense_search
 from qa.settings import Settings
+
+REFINES = pytest.mark.parametrize("refine", ["fp16", "flat"])
+#: How far a kept vector's cosine may be from the exact one (float16: about 1e-3 at worst).
+TOLERANCE = {"fp16": 2e-3, "flat": 1e-6}
 
 
 def _clustered(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
@@ -50,32 +55,43 @@ def _recall(index: faiss.Index, exact: faiss.Index, queries: np.ndarray, k_facto
     return float(np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)]))
 
 
-def test_re_ranking_finds_more_of_the_exact_top_10(monkeypatch: pytest.MonkeyPatch) -> None:
+@REFINES
+def test_re_ranking_finds_more_of_the_exact_top_10(
+    monkeypatch: pytest.MonkeyPatch, refine: str
+) -> None:
     """A few thousand vectors (the index trains on fewer than it would in use): the codes'
     top 10 alone (``k_factor`` 1 re-ranks just those) against their top 100 re-ranked."""
     monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 2_000)
     vectors = _clustered(4_000, seed=2)
-    index = make_dense_index(vectors, "ivfpq")
-    assert isinstance(index, faiss.IndexRefineFlat)
+    index = make_dense_index(vectors, "ivfpq", refine)
+    assert isinstance(index, faiss.IndexRefine) and refine_of(index) == refine
     queries = _clustered(30, seed=3)
     exact = make_dense_index(vectors, "flat")
     codes_alone = _recall(index, exact, queries, k_factor=1)
     re_ranked = _recall(index, exact, queries, k_factor=IVF_REFINE_K_FACTOR)
     assert re_ranked > codes_alone
     assert re_ranked >= 0.95
-    # Re-ranked cosines are the exact ones.
+    # Re-ranked cosines are those of the kept vectors: exact, or within float16's rounding.
     rows = dense_search(index, queries[0], 5)
-    assert [s for _, s in rows] == pytest.approx([float(vectors[r] @ queries[0]) for r, _ in rows])
-    # A filter of few rows scans them exactly.
+    assert [s for _, s in rows] == pytest.approx(
+        [float(vectors[r] @ queries[0]) for r, _ in rows], abs=TOLERANCE[refine]
+    )
+    # A filter of few rows scans them all in the kept vectors.
     few = np.zeros(len(vectors), dtype=bool)
     few[::400] = True
-    assert dense_search(index, queries[0], 5, few) == dense_search(exact, queries[0], 5, few)
+    found, expected = (
+        dense_search(index, queries[0], 5, few),
+        dense_search(exact, queries[0], 5, few),
+    )
+    assert [r for r, _ in found] == [r for r, _ in expected]
+    assert [s for _, s in found] == pytest.approx([s for _, s in expected], abs=TOLERANCE[refine])
 
 
-def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path) -> None:
+@REFINES
+def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -> None:
     vectors = _clustered(20_000)
-    index = make_dense_index(vectors, "ivfpq")
-    assert isinstance(index, faiss.IndexRefineFlat) and index.k_factor == IVF_REFINE_K_FACTOR
+    index = make_dense_index(vectors, "ivfpq", refine)
+    assert refine_of(index) == refine and index.k_factor == IVF_REFINE_K_FACTOR
     ivf = faiss.downcast_index(index.base_index)
     assert isinstance(ivf, faiss.IndexIVFPQ)
     assert index.ntotal == 20_000 and ivf.pq.M == IVFPQ_M and ivf.nprobe == IVF_NPROBE
@@ -85,8 +101,10 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path) -> None:
     # re-ranking found 0.91 of it here, more than the codes alone.
     re_ranked = _recall(index, exact, queries, IVF_REFINE_K_FACTOR)
     assert re_ranked > max(0.85, _recall(index, exact, queries, 1))
-    # Rows reconstruct to their exact vectors (fusion gives BM25-only hits their cosine).
-    np.testing.assert_array_equal(index.reconstruct(5), vectors[5])
+    # Rows reconstruct to their kept vectors (fusion gives BM25-only hits their cosine).
+    np.testing.assert_allclose(index.reconstruct(5), vectors[5], atol=TOLERANCE[refine] / 4)
+    if refine == "fp16":
+        np.testing.assert_array_equal(index.reconstruct(5), vectors[5].astype(np.float16))
 
     allowed = np.zeros(20_000, dtype=bool)
     allowed[::7] = True
@@ -97,32 +115,44 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path) -> None:
 
     faiss.write_index(index, str(tmp_path / "dense.faiss"))
     again = faiss.read_index(str(tmp_path / "dense.faiss"))
-    assert isinstance(again, faiss.IndexRefineFlat) and again.k_factor == IVF_REFINE_K_FACTOR
+    assert refine_of(again) == refine and again.k_factor == IVF_REFINE_K_FACTOR
+    assert path_size(tmp_path / "dense.faiss") < (900 if refine == "fp16" else 1_700) * 20_000
     assert faiss.extract_index_ivf(again).nprobe == IVF_NPROBE
     assert [r for r, _ in dense_search(again, queries[0], 10)] == [
         r for r, _ in dense_search(index, queries[0], 10)
     ]
 
 
+@REFINES
 def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, refine: str
 ) -> None:
     """New rows are encoded by the trained quantizers of a copy, kept exact for re-ranking; the
     live index, searched meanwhile, is left as it was."""
     monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 2_000)
     vectors = _clustered(4_000, seed=4)
-    live = make_dense_index(vectors[:3_000], "ivfpq")
+    live = make_dense_index(vectors[:3_000], "ivfpq", refine)
     before = dense_search(live, vectors[10], 5)
     grown = grow_dense_index(live, vectors[3_000:])
     assert live.ntotal == 3_000 and dense_search(live, vectors[10], 5) == before
-    assert isinstance(grown, faiss.IndexRefineFlat) and grown.ntotal == 4_000
+    assert refine_of(grown) == refine and grown.ntotal == 4_000
     assert grown.k_factor == IVF_REFINE_K_FACTOR
     assert faiss.extract_index_ivf(grown).nprobe == IVF_NPROBE
-    np.testing.assert_array_equal(grown.reconstruct(3_500), vectors[3_500])
+    np.testing.assert_allclose(grown.reconstruct(3_500), vectors[3_500], atol=TOLERANCE[refine])
     # A new row is its own nearest neighbour, with its exact cosine.
     for row in (3_000, 3_999):
         best, cosine = dense_search(grown, vectors[row], 1)[0]
-        assert best == row and cosine == pytest.approx(1.0, abs=1e-5)
+        assert best == row and cosine == pytest.approx(1.0, abs=TOLERANCE[refine])
     queries = _clustered(30, seed=5)
     exact = make_dense_index(vectors, "flat")
     assert _recall(grown, exact, queries, IVF_REFINE_K_FACTOR) >= 0.95
+
+
+def path_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def test_the_refine_setting_is_checked() -> None:
+    assert Settings().ivfpq_refine == "fp16"
+    with pytest.raises(ValueError, match="ivfpq_refine"):
+        Settings(ivfpq_refine="sq4")  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import qa.indexing.dense
+from qa.indexing.dense import refine_of
 from qa.indexing.persist import load_index
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
@@ -278,3 +280,37 @@ def test_questions_during_an_update_see_the_old_or_the_new_index_whole(tmp_path:
     # The index questions were reading is untouched: the update added to a copy.
     assert old.chunks == old_chunks and old.dense.ntotal == old_total
     assert rankings(old, qa.settings) == before
+
+
+def test_an_ivfpq_index_grows_in_place_and_a_new_refine_setting_remakes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IVF-PQ (trained here on a few hundred chunks) takes new chunks through its trained
+    quantizers, in place; asked to keep other vectors for re-ranking, the next update makes
+    the index anew rather than growing one of the old kind."""
+    monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 256)
+    monkeypatch.setattr(qa.indexing.dense, "IVFPQ_M", 32)  # this embedder's 512 dimensions
+    words = sorted({w for text in ARTICLES.values() for w in re.findall(r"[a-z]+", text)})
+    filler = {
+        f"filler{i:02d}.txt": " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(60)) + "."
+        for i in range(40)
+    }
+    live = make_qa(tmp_path, "live", {**ARTICLES, **filler}, faiss_index="ivfpq")
+    live.build(show_progress=False)
+    assert len(live.index.chunks) >= 256 and refine_of(live.index.dense) == "fp16"
+    edit(live, add=LATER)
+    report = live.build(show_progress=False)
+    assert report.in_place and report.added == sorted(LATER)
+    index = live.index
+    assert refine_of(index.dense) == "fp16" and index.dense.ntotal == len(index.chunks)
+    for chunk in index.chunks:
+        if chunk.doc_id in LATER:
+            vector = WeightedHashEmbedder().encode_query(chunk.text)
+            best, cosine = dense_search(index.dense, vector, 1)[0]
+            assert index.chunks[best].text == chunk.text and cosine == pytest.approx(1, abs=2e-3)
+
+    flat = QA(live.settings.replace(ivfpq_refine="flat"), embedder=WeightedHashEmbedder())
+    edit(flat, add={"strike.txt": LATER["strike.txt"] + " The talks resume on Friday."})
+    report = flat.build(show_progress=False)
+    assert not report.in_place and report.changed == ["strike.txt"]
+    assert refine_of(flat.index.dense) == "flat" and flat.index.masked == 0
