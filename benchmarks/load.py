@@ -126,10 +126,19 @@ def free_port() -> int:
 
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` in MiB (``VmRSS``)."""
+    return memory_mib(pid).get("VmRSS", 0.0)
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """Resident memory of process ``pid`` in MiB: ``VmRSS`` and its parts, ``RssAnon`` (the
+    process's own heap and arenas: what a leak grows) and ``RssFile`` (pages of mapped files,
+    such as the index's memory-mapped tables: the kernel may drop them)."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            out[name] = round(int(value.split()[0]) / 1024, 1)
+    return out
 
 
 class Server:
@@ -170,6 +179,9 @@ class Server:
 
     def rss_mib(self) -> float:
         return rss_mib(self.process.pid)
+
+    def memory_mib(self) -> dict[str, float]:
+        return memory_mib(self.process.pid)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
@@ -381,13 +393,23 @@ def run_soak(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     updater = Updater(server.url, documents)
     deadline = time.monotonic() + args.soak_minutes * 60
     samples: list[tuple[float, float]] = []
+    parts: list[dict[str, float]] = []
     begun = time.monotonic()
     stop = threading.Event()
 
+    def take() -> None:
+        memory = server.memory_mib()
+        parts.append(memory)
+        samples.append((round(time.monotonic() - begun, 1), memory.get("VmRSS", 0.0)))
+
     def sample() -> None:
         while not stop.is_set():
-            samples.append((round(time.monotonic() - begun, 1), server.rss_mib()))
-            print_figure("soak", "server RSS MiB", samples[-1][1])
+            take()
+            print_figure(
+                "soak",
+                "server RSS MiB (anon / file)",
+                f"{samples[-1][1]} ({parts[-1].get('RssAnon')} / {parts[-1].get('RssFile')})",
+            )
             stop.wait(args.sample_s)
 
     def update_now_and_then() -> None:
@@ -409,8 +431,10 @@ def run_soak(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         for helper in helpers:
             helper.join()
-    samples.append((round(time.monotonic() - begun, 1), server.rss_mib()))
+    take()
     half = [rss for t, rss in samples if t >= samples[-1][0] / 2]
+    anon = [p.get("RssAnon", 0.0) for p in parts]
+    anon_half = [a for (t, _), a in zip(samples, anon, strict=True) if t >= samples[-1][0] / 2]
     figures = report(outcomes)
     figures.update(
         clients=args.clients,
@@ -420,6 +444,9 @@ def run_soak(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         rss_growth_mib=round(samples[-1][1] - samples[0][1], 1),
         rss_growth_second_half_mib=round(half[-1] - half[0], 1) if half else 0.0,
         rss_peak_mib=max(rss for _, rss in samples),
+        memory_samples=parts,
+        anon_growth_mib=round(anon[-1] - anon[0], 1),
+        anon_growth_second_half_mib=round(anon_half[-1] - anon_half[0], 1) if anon_half else 0.0,
     )
     return figures
 
@@ -471,7 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("questions", "unexpected_errors", "offset_problems", "during_update"):
         print_figure("load", key, figures[key])
     print_figure("load", "latency", figures["latency"])
-    for key in ("server_rss_mib", "rss_growth_mib", "rss_growth_second_half_mib"):
+    for key in (
+        "server_rss_mib",
+        "rss_growth_mib",
+        "rss_growth_second_half_mib",
+        "anon_growth_mib",
+        "anon_growth_second_half_mib",
+    ):
         if key in figures:
             print_figure("load", key, figures[key])
     print(f"figures: {args.out / name}")
