@@ -396,8 +396,6 @@ def pq_real(bbc_index: Path) -> None:
         "PQ48 top 100 re-ranked by float16 vectors, recall@10",
         round(recall(rerank(halves)), 3),
     )
-    same = np.mean([list(a) == list(b) for a, b in zip(rerank(halves), reranked, strict=True)])
-    print_figure("pq-real", "float16 re-ranking: top 10 in the exact order, share", round(same, 3))
     print_figure(
         "pq-real",
         "float16 against exact cosines, largest difference",

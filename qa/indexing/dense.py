@@ -7,7 +7,7 @@ import os
 import faiss
 import numpy as np
 
-from qa.settings import Settings
+from qa.settings import IvfpqRefine, Settings
 
 # HNSW parameters, measured in benchmarks/ (RESULTS.md) on 384-d vectors shaped like
 # all-MiniLM-L6-v2 chunk embeddings: at 10^5 vectors, M=32 with efConstruction=64 and
@@ -69,7 +69,7 @@ def faiss_kind(settings: Settings, n: int) -> str:
     return "hnsw" if n > settings.hnsw_threshold else "flat"
 
 
-def make_dense_index(vectors: np.ndarray, kind: str, refine: str = "fp16") -> faiss.Index:
+def make_dense_index(vectors: np.ndarray, kind: str, refine: IvfpqRefine = "fp16") -> faiss.Index:
     """An inner-product FAISS index over normalised ``vectors``: exact, HNSW or IVF-PQ.
 
     IVF-PQ is trained on an even sample of ``vectors`` and wrapped in an ``IndexRefine`` that
@@ -111,7 +111,7 @@ def _half_precision(dim: int) -> faiss.Index:
     )
 
 
-def refine_of(dense: faiss.Index) -> str | None:
+def refine_of(dense: faiss.Index) -> IvfpqRefine | None:
     """What a re-ranked IVF-PQ index keeps to re-rank by (``fp16`` or ``flat``, as
     ``Settings.ivfpq_refine`` names it); None for an index that is not one."""
     if not isinstance(dense, faiss.IndexRefine):

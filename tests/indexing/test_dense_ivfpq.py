@@ -116,7 +116,7 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -
     faiss.write_index(index, str(tmp_path / "dense.faiss"))
     again = faiss.read_index(str(tmp_path / "dense.faiss"))
     assert refine_of(again) == refine and again.k_factor == IVF_REFINE_K_FACTOR
-    assert path_size(tmp_path / "dense.faiss") < (900 if refine == "fp16" else 1_700) * 20_000
+    assert (tmp_path / "dense.faiss").stat().st_size < (900 if refine == "fp16" else 1_700) * 20_000
     assert faiss.extract_index_ivf(again).nprobe == IVF_NPROBE
     assert [r for r, _ in dense_search(again, queries[0], 10)] == [
         r for r, _ in dense_search(index, queries[0], 10)
@@ -146,10 +146,6 @@ def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
     queries = _clustered(30, seed=5)
     exact = make_dense_index(vectors, "flat")
     assert _recall(grown, exact, queries, IVF_REFINE_K_FACTOR) >= 0.95
-
-
-def path_size(path: Path) -> int:
-    return path.stat().st_size
 
 
 def test_the_refine_setting_is_checked() -> None:
