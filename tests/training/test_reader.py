@@ -246,9 +246,13 @@ def test_a_budget_too_short_for_the_plan_ends_the_schedule_early_and_completes(
     data_dir: Path, tiny_reader_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
     # Enough steps timed that the fitted schedule holds on a machine whose speed wobbles (two
-    # timed steps of this tiny model were too few: it once ran 327 of 430 fitted steps).
+    # timed steps of this tiny model were too few: it once ran 327 of 430 fitted steps), and a
+    # schedule fitted to half the time left: at 0.95 a 3% slowdown on a busy CI machine once
+    # stopped it at 495 of 510 fitted steps. A 6-second run is all noise; the margin is the
+    # product's, the test checks the shortening and the completion.
     monkeypatch.setattr(training, "FIT_SKIP_STEPS", 5)
     monkeypatch.setattr(training, "FIT_AFTER_STEPS", 60)
+    monkeypatch.setattr(training, "FIT_MARGIN", 0.5)
     out = tmp_path / "reader"
     metrics = train_reader(
         data_dir,
