@@ -122,6 +122,30 @@ class _Postings:
     lengths: np.ndarray
 
 
+class _FlatIds(Sequence[np.ndarray]):
+    """Every BM25 document's token ids as one array: document i is
+    ``flat[offsets[i]:offsets[i + 1]]`` (what ``_VectorisedBM25`` builds from without a list of
+    arrays)."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat = flat
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]  # no slices
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+
+@dataclass(frozen=True)
+class _Corpus:
+    """A corpus as bm25s's ``index`` takes one: token ids per document, and the vocabulary."""
+
+    ids: _FlatIds
+    vocab: dict[str, int]
+
+
 class _VectorisedBM25(bm25s.BM25):
     """bm25s.BM25 whose index build runs in numpy (same scores; see the module docstring)."""
 
@@ -140,12 +164,16 @@ class _VectorisedBM25(bm25s.BM25):
         self.nonoccurrence_array = None
         # Either csc backend of bm25s yields the same CSC arrays that scipy builds here.
         n_docs, n_vocab = len(corpus_token_ids), len(unique_token_ids)
-        lengths = np.fromiter((len(d) for d in corpus_token_ids), np.int64, n_docs)
-        flat = (
-            np.concatenate([np.asarray(d, np.int64) for d in corpus_token_ids])
-            if lengths.sum()
-            else np.zeros(0, np.int64)
-        )
+        if isinstance(corpus_token_ids, _FlatIds):
+            lengths = np.diff(corpus_token_ids.offsets)
+            flat = corpus_token_ids.flat.astype(np.int64, copy=False)
+        else:
+            lengths = np.fromiter((len(d) for d in corpus_token_ids), np.int64, n_docs)
+            flat = (
+                np.concatenate([np.asarray(d, np.int64) for d in corpus_token_ids])
+                if lengths.sum()
+                else np.zeros(0, np.int64)
+            )
         pairs, tf = np.unique(
             np.repeat(np.arange(n_docs, dtype=np.int64), lengths) * n_vocab + flat,
             return_counts=True,
@@ -210,42 +238,58 @@ class LexicalIndex:
         row number but is no BM25 document, so idf and the mean length are those of the live
         chunks alone, as a full rebuild of them has it.
         """
+        n = len(texts)
         prev_ids = previous.token_ids if previous is not None else None
         prev_offsets = previous.token_offsets if previous is not None else None
-        if previous is None or previous_rows is None or prev_ids is None or prev_offsets is None:
-            previous_rows = [-1] * len(texts)
+        live = np.fromiter((t is not None for t in texts), bool, n)
+        reuse = np.zeros(n, bool)
+        if previous_rows is not None and prev_ids is not None and prev_offsets is not None:
+            source = np.asarray(previous_rows, np.int64)
+            reuse = live & (source >= 0)
         vocab = previous.vocabulary if previous is not None else {}
-        fresh = [i for i, r in enumerate(previous_rows) if r < 0 and texts[i] is not None]
-        fresh_tokens = dict(zip(fresh, tokenize([texts[i] or "" for i in fresh]), strict=True))
-        per_chunk: list[np.ndarray] = []
-        for i, r in enumerate(previous_rows):
-            if texts[i] is None:
-                per_chunk.append(np.zeros(0, np.int64))
-            elif r >= 0:
-                assert prev_ids is not None and prev_offsets is not None
-                per_chunk.append(prev_ids[prev_offsets[r] : prev_offsets[r + 1]])
-            else:
-                ids = (vocab.setdefault(t, len(vocab)) for t in fresh_tokens[i])
-                per_chunk.append(np.fromiter(ids, np.int64))
-        offsets = np.zeros(len(per_chunk) + 1, np.int64)
-        np.cumsum([len(c) for c in per_chunk], out=offsets[1:])
-        flat = np.concatenate(per_chunk).astype(np.int64) if per_chunk else np.zeros(0, np.int64)
-        # Keep only the words some chunk still has, numbered densely.
-        used, flat = np.unique(flat, return_inverse=True)
+        fresh = np.flatnonzero(live & ~reuse)
+        fresh_ids = [
+            np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64)
+            for tokens in tokenize([texts[int(i)] or "" for i in fresh])
+        ]
+        lengths = np.zeros(n, np.int64)
+        lengths[fresh] = [len(ids) for ids in fresh_ids]
+        if reuse.any():
+            assert prev_ids is not None and prev_offsets is not None
+            from_rows = source[reuse]
+            lengths[reuse] = prev_offsets[from_rows + 1] - prev_offsets[from_rows]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.empty(int(offsets[-1]), np.int64)
+        if reuse.any():
+            assert prev_ids is not None and prev_offsets is not None
+            # Every reused chunk's ids copied at once: position k of chunk i's ids comes from
+            # position k of its previous row's.
+            counts = lengths[reuse]
+            within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+            flat[np.repeat(offsets[:-1][reuse], counts) + within] = np.asarray(prev_ids)[
+                np.repeat(prev_offsets[from_rows], counts) + within
+            ]
+        for i, ids in zip(fresh, fresh_ids, strict=True):
+            flat[offsets[i] : offsets[i + 1]] = ids
+        # Keep only the words some chunk still has, numbered densely in their old order.
+        present = np.bincount(flat, minlength=len(vocab)) > 0
+        flat = (np.cumsum(present) - 1)[flat]
         words = {i: t for t, i in vocab.items()}
-        compact = {words[int(i)]: n for n, i in enumerate(used)}
+        compact = {words[int(i)]: k for k, i in enumerate(np.flatnonzero(present))}
         retriever = _VectorisedBM25()
-        live = [i for i, t in enumerate(texts) if t is not None]
+        rows = np.flatnonzero(live)
         # bm25s cannot index an empty corpus; an empty index simply never matches.
-        if live:
-            chunks = [flat[offsets[i] : offsets[i + 1]] for i in live]
+        if len(rows):
+            live_offsets = np.zeros(len(rows) + 1, np.int64)
+            np.cumsum(lengths[rows], out=live_offsets[1:])
+            # Masked rows hold no tokens, so the live chunks' ids are ``flat`` as it is.
             retriever.index(
-                (chunks, compact),
+                _Corpus(_FlatIds(flat, live_offsets), compact),
                 create_empty_token=bool(compact),
                 show_progress=False,
             )
-        rows = np.asarray(live, np.int64) if len(live) < len(texts) else None
-        return cls(retriever, len(texts), flat.astype(np.int32), offsets, rows)
+        return cls(retriever, n, flat.astype(np.int32), offsets, rows if len(rows) < n else None)
 
     @property
     def vocabulary(self) -> dict[str, int]:

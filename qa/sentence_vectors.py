@@ -22,13 +22,13 @@ stored with their offsets; a lookup checks the offsets, so a sentence the index 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qa.appending import link_and_append
 from qa.types import Chunk, Document
 
 #: The vectors as index format 2 saved them; format 3 saves them headerless (``RAW_VECTORS_FILE``)
@@ -101,16 +101,9 @@ class SentenceVectors:
         rows = np.ascontiguousarray(self.vectors, dtype=np.float16)
         shared = self.base[1] if self.base is not None and self.base[0] == live else -1
         shared_bytes = shared * rows.itemsize * rows.shape[1]
-        if live is not None and 0 <= shared_bytes <= _size(live / RAW_VECTORS_FILE):
-            try:
-                os.link(live / RAW_VECTORS_FILE, target)
-            except OSError:  # no hard links here: written whole below
-                pass
-            else:
-                with target.open("r+b") as fh:
-                    fh.truncate(shared_bytes)
-                    fh.seek(0, os.SEEK_END)
-                    fh.write(rows[shared:].tobytes())
+        if live is not None and shared >= 0:
+            tail = rows[shared:].tobytes()
+            if link_and_append(live / RAW_VECTORS_FILE, target, shared_bytes, tail):
                 return
         rows.tofile(target)
 
@@ -130,14 +123,6 @@ class SentenceVectors:
         if len(spans) != len(vectors):
             raise ValueError(f"{len(spans)} sentence spans but {len(vectors)} sentence vectors")
         return cls(doc_ids, spans, vectors)
-
-
-def _size(path: Path) -> int:
-    """Bytes of ``path``, -1 if there is no such file (an index of format 2 has none)."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return -1
 
 
 def chunk_sentence_spans(

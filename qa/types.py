@@ -35,7 +35,8 @@ class Document:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not ``asdict``: its deep copy was most of the time writing a corpus's documents.
+        return {**vars(self), "metadata": dict(self.metadata)}
 
 
 @dataclass(frozen=True)

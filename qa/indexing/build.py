@@ -179,7 +179,7 @@ def build_index(
         path=Path(),  # set once written
         sentences=sentences,
     )
-    index.path = publish(settings.index_dir, index)
+    index.path = publish(settings.index_dir, index, plan.previous if in_place else None)
     clock.lap("write")
     return BuildReport(
         documents=len(documents),

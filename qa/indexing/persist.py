@@ -4,15 +4,21 @@ Layout under ``Settings.index_dir``::
 
     current -> builds/<id>      a symlink, swapped atomically when a build completes
     builds/<id>/manifest.json   what the index was built from and with
-    builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset)
+    builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset); a
+                                later line of the same id replaces a document, a line
+                                ``{"removed": id}`` takes it out
     builds/<id>/chunks.jsonl    chunk table, row i = FAISS id i = BM25 row i; ``null`` for a
                                 masked row (a chunk an update in place took out)
+    builds/<id>/masked.npy      the masked rows, when some are (their lines in chunks.jsonl
+                                may still be the chunks they were)
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
     builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
                                 they stand for when some are masked (``rows.npy``)
-    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``); an
-                                update in place hard-links the live build's vectors file and
-                                appends to it (every other file is written anew)
+    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``)
+
+An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl`` and
+sentence vectors file and appends to them (``qa.appending``): the manifest's ``table_bytes``
+says how much of each table file is the build's own; every other file is written anew.
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
@@ -25,14 +31,16 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faiss
+import numpy as np
 
+from qa.appending import link_and_append
 from qa.indexing.dense import IVF_NPROBE, hnsw_ef_search
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
@@ -41,9 +49,13 @@ from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_ma
 from qa.types import Chunk, Document, FileSignature
 
 #: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
-#: in place); a version 2 index is read as one with neither.
-FORMAT_VERSION = 3
-READABLE_FORMATS = (2, 3)
+#: in place); a version 2 index is read as one with neither. 4: table files shared and
+#: appended to (``table_bytes``, ``masked.npy``, documents taken out by a later line).
+FORMAT_VERSION = 4
+READABLE_FORMATS = (2, 3, 4)
+DOCUMENTS_FILE = "documents.jsonl"
+CHUNKS_FILE = "chunks.jsonl"
+MASKED_FILE = "masked.npy"
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:
@@ -111,8 +123,10 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     path = path.resolve()
     manifest = json.loads((path / "manifest.json").read_text())
     _check_manifest(manifest, settings, embedding_name)
-    documents = {d.doc_id: d for d in _read_documents(path / "documents.jsonl")}
-    chunks = _read_chunks(path / "chunks.jsonl", documents)
+    sizes = manifest.get("table_bytes", {})
+    documents = _read_documents(path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
+    masked = np.load(path / MASKED_FILE) if (path / MASKED_FILE).exists() else None
+    chunks = _read_chunks(path / CHUNKS_FILE, documents, sizes.get(CHUNKS_FILE), masked)
     dense = faiss.read_index(str(path / "dense.faiss"))
     if isinstance(dense, faiss.IndexHNSW):
         dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
@@ -156,16 +170,23 @@ def _check_manifest(
         )
 
 
-def publish(index_dir: Path, index: Index) -> Path:
+def publish(index_dir: Path, index: Index, base: Index | None = None) -> Path:
     """Write ``index`` as a new build, make it the live one, prune old builds; its folder.
 
     Under the build lock, so two processes building the same index take turns; the build's
     ``generation`` is the live one's plus one (1 for the first).
+
+    Args:
+        index_dir: Where the builds are.
+        index: The index to write.
+        base: The index ``index`` was made from by an update in place (its documents and
+            chunk rows, masks aside, are the first of ``index``'s): when it is still the live
+            build, its table files are shared and appended to instead of written whole.
     """
     with _build_lock(index_dir):
         index.manifest["generation"] = _live_generation(index_dir) + 1
         live = current_path(index_dir).resolve() if current_path(index_dir).exists() else None
-        path = _write_build(index_dir, index, live)
+        path = _write_build(index_dir, index, live, base)
         _swap(index_dir, path)
         _prune(index_dir)
     return path
@@ -183,27 +204,17 @@ def _live_generation(index_dir: Path) -> int:
     return int(manifest.get("generation", 0))
 
 
-def _write_build(index_dir: Path, index: Index, live: Path | None) -> Path:
+def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index | None) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     tmp = builds / f".tmp-{stamp}-{os.getpid()}"
     tmp.mkdir()
-    with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
-        for doc in index.documents.values():
-            fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
-    with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-        for c in index.chunks:
-            row = None
-            if not is_masked(c):
-                row = {
-                    "chunk_id": c.chunk_id,
-                    "doc_id": c.doc_id,
-                    "index": c.index,
-                    "start": c.start,
-                    "end": c.end,
-                }
-            fh.write(json.dumps(row) + "\n")
+    shared = live is not None and base is not None and base.path.resolve() == live
+    index.manifest["table_bytes"] = _write_tables(tmp, index, base if shared else None)
+    if index.masked:
+        assert index.live_rows is not None
+        np.save(tmp / MASKED_FILE, np.flatnonzero(~index.live_rows))
     faiss.write_index(index.dense, str(tmp / "dense.faiss"))
     index.lexical.save(tmp / "bm25")
     index.sentences.save(tmp, live)
@@ -255,19 +266,120 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(fh.fileno())
 
 
-def _read_documents(path: Path) -> list[Document]:
-    with path.open(encoding="utf-8") as fh:
-        return [Document(**json.loads(line)) for line in fh]
+def _write_tables(tmp: Path, index: Index, base: Index | None) -> dict[str, int]:
+    """Write the build's ``documents.jsonl`` and ``chunks.jsonl``; the bytes of each that are
+    the build's (``table_bytes``).
+
+    From a ``base`` that is the live build (of format 4), each file is the live one's,
+    hard-linked, with the documents added, changed or removed since and the new chunk rows
+    appended (the rows the update masked are listed in ``masked.npy``); otherwise, or where
+    that fails, written whole.
+    """
+    # A base of format 3 or before reads its table files whole: appending to them would
+    # change that build, which a process may still be loading.
+    kept = base.manifest.get("table_bytes") if base is not None else None
+    if base is not None and kept is not None:
+        documents = _encode_lines(_document_changes(base.documents, index.documents))
+        chunks = _encode_lines(_chunk_row(c) for c in index.chunks[len(base.chunks) :])
+        if link_and_append(
+            base.path / DOCUMENTS_FILE, tmp / DOCUMENTS_FILE, kept[DOCUMENTS_FILE], documents
+        ):
+            if link_and_append(
+                base.path / CHUNKS_FILE, tmp / CHUNKS_FILE, kept[CHUNKS_FILE], chunks
+            ):
+                return {
+                    DOCUMENTS_FILE: kept[DOCUMENTS_FILE] + len(documents),
+                    CHUNKS_FILE: kept[CHUNKS_FILE] + len(chunks),
+                }
+            (tmp / DOCUMENTS_FILE).unlink()
+    return {
+        DOCUMENTS_FILE: _write_lines(
+            tmp / DOCUMENTS_FILE, (doc.to_dict() for doc in index.documents.values())
+        ),
+        CHUNKS_FILE: _write_lines(tmp / CHUNKS_FILE, (_chunk_row(c) for c in index.chunks)),
+    }
 
 
-def _read_chunks(path: Path, documents: dict[str, Document]) -> list[Chunk]:
-    chunks = []
-    with path.open(encoding="utf-8") as fh:
+def _document_changes(
+    before: dict[str, Document], after: dict[str, Document]
+) -> Iterator[dict[str, Any]]:
+    """The ``documents.jsonl`` lines that make ``before`` into ``after``."""
+    for doc_id in before:
+        if doc_id not in after:
+            yield {"removed": doc_id}
+    for doc_id, doc in after.items():
+        known = before.get(doc_id)
+        if known is not doc and known != doc:
+            yield doc.to_dict()
+
+
+def _chunk_row(chunk: Chunk) -> dict[str, Any] | None:
+    """A chunk's ``chunks.jsonl`` line (its text is sliced from its document on load)."""
+    if is_masked(chunk):
+        return None
+    return {
+        "chunk_id": chunk.chunk_id,
+        "doc_id": chunk.doc_id,
+        "index": chunk.index,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+
+
+def _encode_lines(rows: Iterable[Any]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+
+
+def _write_lines(path: Path, rows: Iterable[Any]) -> int:
+    """Write ``rows`` to ``path`` as JSON lines; the bytes written."""
+    written = 0
+    with path.open("wb") as fh:
+        for row in rows:
+            written += fh.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+    return written
+
+
+def _lines(path: Path, size: int | None) -> Iterator[bytes]:
+    """The lines of ``path``'s first ``size`` bytes (all of them for None): a shared table
+    file may run on past a build's own share."""
+    left = size
+    with path.open("rb") as fh:
         for line in fh:
-            row = json.loads(line)
-            if row is None:
-                chunks.append(MASKED)
-                continue
-            text = documents[row["doc_id"]].text[row["start"] : row["end"]]
-            chunks.append(Chunk(text=text, **row))
+            if left is not None:
+                if left <= 0:
+                    return
+                left -= len(line)
+            yield line
+    if left:
+        raise IndexMismatchError(
+            f"{path} is shorter than its build says: rebuild it with `qa index --rebuild`"
+        )
+
+
+def _read_documents(path: Path, size: int | None) -> dict[str, Document]:
+    documents: dict[str, Document] = {}
+    for line in _lines(path, size):
+        row = json.loads(line)
+        if "removed" in row:
+            documents.pop(row["removed"], None)
+        else:
+            documents[row["doc_id"]] = Document(**row)
+    if size is None:
+        return documents
+    # Appended to (format 4): in document id order, as a build orders them.
+    return dict(sorted(documents.items()))
+
+
+def _read_chunks(
+    path: Path, documents: dict[str, Document], size: int | None, masked: np.ndarray | None
+) -> list[Chunk]:
+    out = set() if masked is None else set(masked.tolist())
+    chunks = []
+    for n, line in enumerate(_lines(path, size)):
+        row = json.loads(line)
+        if row is None or n in out:
+            chunks.append(MASKED)
+            continue
+        text = documents[row["doc_id"]].text[row["start"] : row["end"]]
+        chunks.append(Chunk(text=text, **row))
     return chunks

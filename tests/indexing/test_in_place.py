@@ -11,14 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import qa.appending as qa_appending
 import qa.indexing.dense
 from qa.indexing.dense import refine_of
-from qa.indexing.persist import load_index
+from qa.indexing.persist import (
+    CHUNKS_FILE,
+    DOCUMENTS_FILE,
+    MASKED_FILE,
+    _read_chunks,
+    _read_documents,
+    load_index,
+)
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
 from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors
 from qa.settings import Settings
 from qa.store import Index, is_masked
+from qa.types import Chunk, Document
 
 from ..conftest import HashEmbedder
 
@@ -314,3 +323,87 @@ def test_an_ivfpq_index_grows_in_place_and_a_new_refine_setting_remakes_it(
     report = flat.build(show_progress=False)
     assert not report.in_place and report.changed == ["strike.txt"]
     assert refine_of(flat.index.dense) == "flat" and flat.index.masked == 0
+
+
+def table_files(path: Path) -> dict[str, int]:
+    """The inode of each table file of the build at ``path``."""
+    return {name: (path / name).stat().st_ino for name in (DOCUMENTS_FILE, CHUNKS_FILE)}
+
+
+def read_build(index: Index) -> tuple[dict[str, Document], list[Chunk]]:
+    """The documents and chunk rows the build folder of ``index`` holds, read as a load reads
+    them (by the build's own share of its table files)."""
+    sizes = index.manifest.get("table_bytes", {})
+    masked = index.path / MASKED_FILE
+    documents = _read_documents(index.path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
+    chunks = _read_chunks(
+        index.path / CHUNKS_FILE,
+        documents,
+        sizes.get(CHUNKS_FILE),
+        np.load(masked) if masked.exists() else None,
+    )
+    return documents, chunks
+
+
+def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_own(
+    tmp_path: Path,
+) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES, compact_at=0.9)
+    qa.build(show_progress=False)
+    first = qa.index
+    # What a build that died after appending would leave: bytes past the live build's share.
+    for name in (DOCUMENTS_FILE, CHUNKS_FILE):
+        with (first.path / name).open("ab") as fh:
+            fh.write(b'{"doc_id": "half written\n')
+    changed = {"phones.txt": "Nokia cut its prices. Mobile phone sales fell in the fourth quarter."}
+    builds = [first]
+    for add, remove in (({**LATER, **changed}, ("oil.txt",)), ({}, ("0_election.txt",))):
+        edit(qa, add=add, remove=remove)
+        report = qa.build(show_progress=False)
+        assert report.in_place and qa.index.masked
+        previous = builds[-1]
+        builds.append(qa.index)
+        assert table_files(qa.index.path) == table_files(previous.path), "shared, not rewritten"
+        # The build before (kept for processes still loading it) reads its own share still.
+        for build in (previous, qa.index):
+            documents, chunks = read_build(build)
+            assert list(documents.items()) == list(build.documents.items())
+            assert chunks == build.chunks
+    assert "oil.txt" not in builds[-1].documents and "0_election.txt" in builds[1].documents
+    assert builds[-1].documents["phones.txt"].text == changed["phones.txt"]
+    reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+    assert reloaded.chunks == qa.index.chunks and reloaded.masked == qa.index.masked
+    full = full_build(
+        tmp_path,
+        {k: v for k, v in {**ARTICLES, **LATER, **changed}.items() if k not in REMOVED},
+    )
+    assert list(reloaded.documents) == list(full.index.documents)
+    assert rankings(reloaded, qa.settings) == rankings(full)
+
+
+REMOVED = ("oil.txt", "0_election.txt")
+
+
+@pytest.mark.parametrize("base", ["format 3", "no hard links"])
+def test_tables_of_an_older_build_or_without_hard_links_are_written_right(
+    tmp_path: Path, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES)
+    qa.build(show_progress=False)
+    first = qa.index
+    if base == "format 3":
+        # An index of format 3 reads its table files whole: they are not appended to.
+        del first.manifest["table_bytes"]
+    else:
+
+        def no_links(source: object, target: object) -> None:
+            raise OSError("hard links are not supported here")
+
+        monkeypatch.setattr(qa_appending.os, "link", no_links)
+    edit(qa, add=LATER, remove=("court.txt",))
+    assert qa.build(show_progress=False).in_place
+    assert table_files(qa.index.path) != table_files(first.path), "written whole"
+    documents, chunks = read_build(qa.index)
+    assert list(documents.items()) == list(qa.index.documents.items())
+    assert chunks == qa.index.chunks
+    assert (read_build(first)[0], read_build(first)[1]) == (first.documents, first.chunks)
