@@ -90,6 +90,38 @@ def test_a_corrupted_cached_file_is_rebuilt_with_a_warning(
     assert any("differs from the SHA-256" in r.getMessage() for r in caplog.records)
 
 
+def test_a_checked_file_is_not_read_again_until_it_is_written_to(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeExport()
+    _patch_export(monkeypatch, fake)
+    path = query_encoder_file()
+    hashed: list[Path] = []
+    real_sha256 = checksums.sha256
+
+    def counting(target: Path) -> str:
+        hashed.append(target)
+        return real_sha256(target)
+
+    monkeypatch.setattr(checksums, "sha256", counting)
+    query_encoder_file()  # the first load after the build checks it in full...
+    query_encoder_file()  # ...the next ones trust its recorded stamp
+    assert hashed == [path] and fake.calls == 1
+    # Rewritten with the same bytes: a new mtime, so it is read and checked again (after a
+    # pause longer than the file system clock's tick, which may be a few milliseconds).
+    time.sleep(0.05)
+    path.write_bytes(path.read_bytes())
+    query_encoder_file()
+    assert hashed == [path, path] and fake.calls == 1
+    # Damaged with its size kept and its stamp file left behind: the new mtime gives it away.
+    damaged = bytearray(path.read_bytes())
+    damaged[0] ^= 0xFF
+    time.sleep(0.05)
+    path.write_bytes(bytes(damaged))
+    query_encoder_file()
+    assert fake.calls == 2 and path.read_bytes() != bytes(damaged)
+
+
 def test_a_file_without_its_digest_is_built_again(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
