@@ -90,12 +90,18 @@ def test_a_corrupted_cached_file_is_rebuilt_with_a_warning(
     assert any("differs from the SHA-256" in r.getMessage() for r in caplog.records)
 
 
-def test_a_checked_file_is_not_read_again_until_it_is_written_to(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def built(cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeExport, Path]:
+    """A question encoder built into the cache by a stand-in export, and that export."""
     fake = FakeExport()
     _patch_export(monkeypatch, fake)
-    path = query_encoder_file()
+    return fake, query_encoder_file()
+
+
+def test_a_checked_file_is_not_read_again_until_it_is_written_to(
+    built: tuple[FakeExport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, path = built
     hashed: list[Path] = []
     real_sha256 = checksums.sha256
 
@@ -122,12 +128,8 @@ def test_a_checked_file_is_not_read_again_until_it_is_written_to(
     assert fake.calls == 2 and path.read_bytes() != bytes(damaged)
 
 
-def test_a_file_without_its_digest_is_built_again(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = FakeExport()
-    _patch_export(monkeypatch, fake)
-    path = query_encoder_file()
+def test_a_file_without_its_digest_is_built_again(built: tuple[FakeExport, Path]) -> None:
+    fake, path = built
     (path.parent / "model.onnx.sha256").unlink()  # as a build stopped before recording it
     query_encoder_file()
     assert fake.calls == 2 and (path.parent / "model.onnx.sha256").is_file()
