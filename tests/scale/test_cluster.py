@@ -95,27 +95,25 @@ def _seed_questions() -> list[str]:
         return [json.loads(line)["question"] for line in fh]
 
 
-@pytest.fixture(scope="module")
-def same_text(single) -> dict[str, str]:
-    """Per document id, the first id (in id order) of the documents with its very text: the
-    BBC set holds about a hundred articles twice, whose chunks tie and may come in either
-    order from one index and from the shards' merge."""
-    first: dict[str, str] = {}
-    return {
-        doc_id: first.setdefault(doc.text, doc_id)
-        for doc_id, doc in sorted(single.index.documents.items())
-    }
+def _answers(result) -> list[tuple[str, str, int, int]]:
+    return [(a.text, a.doc_id, a.start, a.end) for a in result.answers]
 
 
-def _answers(result, same_text: dict[str, str] | None = None) -> list[tuple[str, str, int, int]]:
-    """The answers' text and place (a document with another's text named as that one)."""
-    same = same_text or {}
-    return [(a.text, same.get(a.doc_id, a.doc_id), a.start, a.end) for a in result.answers]
+def _read(result) -> list[tuple[str, str, int]]:
+    """The answers as read: each one's words, the passage they stand in and where in it. The
+    BBC set holds about a hundred articles twice and more nearly twice; passages of the very
+    same words tie, and one index and the shards' merge may put either copy first."""
+    return [(a.text, a.context, a.start - a.context_start) for a in result.answers]
 
 
-def _chunks(passages, same_text: dict[str, str]) -> list[tuple[str, int]]:
-    """The passages' chunks, as (document, chunk number), named as ``_answers`` names them."""
-    return [(same_text.get(p.chunk.doc_id, p.chunk.doc_id), p.chunk.index) for p in passages]
+def _reply_read(reply: dict) -> list[tuple[str, str, int]]:
+    """An API reply's answers as ``_read`` reads answers."""
+    return [(a["text"], a["context"], a["start"] - a["context_start"]) for a in reply["answers"]]
+
+
+def _texts(passages) -> list[str]:
+    """The passages' words (for the same reason as ``_read``)."""
+    return [p.chunk.text for p in passages]
 
 
 def test_build_embeds_on_both_nodes_into_two_shards(sharded, single) -> None:
@@ -151,40 +149,38 @@ def test_one_shard_is_the_single_index(cluster, embedder, tmp_path: Path) -> Non
         assert ours == [p.chunk.chunk_id for p in single.search(question)], question
 
 
-def test_seed_answers_equal_the_single_index(served, single, same_text) -> None:
+def test_seed_answers_equal_the_single_index(served, single) -> None:
     """Dense search is exact on both, so its passages and answers are the single index's.
-    Hybrid fuses BM25, now scored under the statistics gathered from both shards (the same
-    scores as the single index's); the tolerance below predates that and is kept until this
-    cluster test has run with it (docs/scaling.md)."""
+    Hybrid fuses BM25 scored under the statistics gathered from both shards, the scores one
+    index gives, so its answers are the single index's too (85 of 85 when this test first ran
+    with the whole BBC set; before global statistics 84 of 85 with 12 BBC articles)."""
     qa, _ = served
     questions = _seed_questions()
     for question in questions:
-        dense = _chunks(qa.search(question, mode="dense"), same_text)
-        assert dense == _chunks(single.search(question, mode="dense"), same_text), question
+        dense = _texts(qa.search(question, mode="dense"))
+        assert dense == _texts(single.search(question, mode="dense")), question
         ours, theirs = qa.ask(question, mode="dense"), single.ask(question, mode="dense")
         assert ours.abstained == theirs.abstained, question
-        assert _answers(ours, same_text) == _answers(theirs, same_text), question
+        assert _read(ours) == _read(theirs), question
         assert [a.score for a in ours.answers] == pytest.approx(
             [a.score for a in theirs.answers], abs=1e-4
         )
-    differ = [
-        q for q in questions if _answers(qa.ask(q), same_text) != _answers(single.ask(q), same_text)
-    ]
+    differ = [q for q in questions if _read(qa.ask(q)) != _read(single.ask(q))]
     print(
         f"\nhybrid: {len(questions) - len(differ)} of {len(questions)} seed questions answered "
         f"the same as by the single index; differ: {differ}"
     )
-    assert len(differ) <= 0.05 * len(questions), differ
+    assert not differ
 
 
-def test_the_router_answers_with_its_reader_deployment(served, single, same_text) -> None:
+def test_the_router_answers_with_its_reader_deployment(served, single) -> None:
     _, handle = served
     question = _seed_questions()[0]
     result = handle.ask.remote(question).result()
-    assert _answers(result, same_text)[:1] == _answers(single.ask(question), same_text)[:1]
+    assert _read(result)[:1] == _read(single.ask(question))[:1]
 
 
-def test_the_web_chat_answers_through_the_cluster(served, single, same_text) -> None:
+def test_the_web_chat_answers_through_the_cluster(served, single) -> None:
     """The web page's HTTP answer (``/ask``) through the cluster is the single index's."""
     from qa.web.app import WebApp
 
@@ -192,10 +188,7 @@ def test_the_web_chat_answers_through_the_cluster(served, single, same_text) -> 
     for question in _seed_questions()[:3]:
         ours, theirs = WebApp(qa).api_ask(question), WebApp(single).api_ask(question)
         assert ours["answers"], question
-        fields = ("text", "start", "end")
-        assert [[same_text[a["doc_id"]], *(a[f] for f in fields)] for a in ours["answers"]] == [
-            [same_text[a["doc_id"]], *(a[f] for f in fields)] for a in theirs["answers"]
-        ]
+        assert _reply_read(ours) == _reply_read(theirs), question
 
 
 def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, embedder) -> None:
