@@ -183,6 +183,9 @@ def publish(index_dir: Path, index: Index, base: Index | None = None) -> Path:
             chunk rows, masks aside, are the first of ``index``'s): when it is still the live
             build, its table files are shared and appended to instead of written whole.
     """
+    # Absolute, so the build's path (``Index.path``) compares equal to the live one's resolved
+    # link: pruning keeps the build before, and the next update in place finds its base live.
+    index_dir = Path(index_dir).resolve()
     with _build_lock(index_dir):
         index.manifest["generation"] = _live_generation(index_dir) + 1
         live = current_path(index_dir).resolve() if current_path(index_dir).exists() else None
@@ -210,7 +213,7 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     tmp = builds / f".tmp-{stamp}-{os.getpid()}"
     tmp.mkdir()
-    shared = live is not None and base is not None and base.path.resolve() == live
+    shared = live is not None and base is not None and base.path == live
     index.manifest["table_bytes"] = _write_tables(tmp, index, base if shared else None)
     if index.masked:
         assert index.live_rows is not None

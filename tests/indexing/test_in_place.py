@@ -407,3 +407,20 @@ def test_tables_of_an_older_build_or_without_hard_links_are_written_right(
     assert list(documents.items()) == list(qa.index.documents.items())
     assert chunks == qa.index.chunks
     assert (read_build(first)[0], read_build(first)[1]) == (first.documents, first.chunks)
+
+
+def test_an_index_named_by_a_relative_path_shares_its_files_and_keeps_the_build_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``index`` (the default) and not an absolute path: builds are named by absolute paths, so
+    the next update in place finds its base live and shares the tables and sentence vectors,
+    and pruning keeps the build before for processes still loading it."""
+    monkeypatch.chdir(tmp_path)
+    qa = make_qa(Path("."), "live", ARTICLES, index_dir=Path("index"))
+    qa.build(show_progress=False)
+    first = qa.index
+    edit(qa, add=LATER)
+    assert qa.build(show_progress=False).in_place
+    assert first.path.is_absolute() and first.path.is_dir(), "the build before is kept"
+    for name in (DOCUMENTS_FILE, CHUNKS_FILE, RAW_VECTORS_FILE):
+        assert (first.path / name).stat().st_ino == (qa.index.path / name).stat().st_ino, name
