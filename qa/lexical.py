@@ -257,18 +257,19 @@ class LexicalIndex:
         if reuse.any():
             assert prev_ids is not None and prev_offsets is not None
             from_rows = source[reuse]
-            lengths[reuse] = prev_offsets[from_rows + 1] - prev_offsets[from_rows]
+            starts = prev_offsets[from_rows]
+            counts = prev_offsets[from_rows + 1] - starts
+            lengths[reuse] = counts
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.empty(int(offsets[-1]), np.int64)
         if reuse.any():
-            assert prev_ids is not None and prev_offsets is not None
+            assert prev_ids is not None
             # Every reused chunk's ids copied at once: position k of chunk i's ids comes from
             # position k of its previous row's.
-            counts = lengths[reuse]
             within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
             flat[np.repeat(offsets[:-1][reuse], counts) + within] = np.asarray(prev_ids)[
-                np.repeat(prev_offsets[from_rows], counts) + within
+                np.repeat(starts, counts) + within
             ]
         for i, ids in zip(fresh, fresh_ids, strict=True):
             flat[offsets[i] : offsets[i + 1]] = ids

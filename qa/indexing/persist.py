@@ -329,17 +329,19 @@ def _chunk_row(chunk: Chunk) -> dict[str, Any] | None:
     }
 
 
+def _json_line(row: Any) -> bytes:
+    """One line of a table file."""
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def _encode_lines(rows: Iterable[Any]) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+    return b"".join(map(_json_line, rows))
 
 
 def _write_lines(path: Path, rows: Iterable[Any]) -> int:
     """Write ``rows`` to ``path`` as JSON lines; the bytes written."""
-    written = 0
     with path.open("wb") as fh:
-        for row in rows:
-            written += fh.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-    return written
+        return sum(fh.write(_json_line(row)) for row in rows)
 
 
 def _lines(path: Path, size: int | None) -> Iterator[bytes]:
