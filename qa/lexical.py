@@ -451,5 +451,6 @@ class LexicalIndex:
             rows = np.load(directory / ROWS_FILE)
         if size == 0 or (rows is not None and len(rows) == 0):
             return cls(bm25s.BM25(), size, token_ids, token_offsets, rows)
-        retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        # The score matrix is memory-mapped (see ``qa.indexing.persist``).
+        retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False, verbosity=0)
         return cls(retriever, size, token_ids, token_offsets, rows)

@@ -58,6 +58,9 @@ class Index:
     lexical: LexicalIndex
     path: Path
     sentences: SentenceVectors
+    #: Whether ``dense`` is memory-mapped from ``path``'s FAISS file (``qa.indexing.persist``):
+    #: its storage is then read-only, and a copy to add to is read from the file.
+    dense_mapped: bool = False
 
     @cached_property
     def chunk_documents(self) -> np.ndarray:

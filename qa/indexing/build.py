@@ -141,7 +141,9 @@ def build_index(
     rows = plan.grow(fresh_chunks) if _grows(plan.previous, kind, settings) else None
     if rows is not None and rows.masked < settings.compact_at * len(rows.chunks):
         assert plan.previous is not None
-        dense = grow_dense_index(plan.previous.dense, fresh_vectors)
+        previous = plan.previous
+        mapped = previous.path if previous.dense_mapped else None
+        dense = grow_dense_index(previous.dense, fresh_vectors, mapped)
     else:
         rows = plan.combine(documents, fresh_chunks, fresh_vectors, dim)
         assert rows.vectors is not None

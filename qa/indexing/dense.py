@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -15,6 +16,9 @@ from qa.settings import IvfpqRefine, Settings
 # 200 builds the graph about three times faster at that recall, which matters because a full
 # build and every compaction rebuild it; efSearch is where recall is bought, at about 2 ms a
 # query.
+#: The FAISS index's file in a build folder.
+DENSE_FILE = "dense.faiss"
+
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
@@ -120,15 +124,22 @@ def refine_of(dense: faiss.Index) -> IvfpqRefine | None:
     return "fp16" if isinstance(kept, faiss.IndexScalarQuantizer) else "flat"
 
 
-def grow_dense_index(dense: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+def grow_dense_index(
+    dense: faiss.Index, vectors: np.ndarray, mapped_from: Path | None = None
+) -> faiss.Index:
     """A copy of ``dense`` with ``vectors`` added as its rows ``dense.ntotal`` on.
 
     For an update in place: HNSW inserts the new vectors into the copied graph, IVF-PQ encodes
     them with its trained quantizers, instead of the whole index being made again. ``dense``
     itself is the live index, searched by questions on other threads meanwhile, so it is
-    copied (``faiss.clone_index``), never changed.
+    copied (``faiss.clone_index``), never changed. A memory-mapped index (``mapped_from``, its
+    build folder) is read again from its file instead: a clone of it would still view the
+    read-only mapping, and adding to that aborts the process.
     """
-    grown = faiss.clone_index(dense)
+    if mapped_from is not None:
+        grown = faiss.read_index(str(mapped_from / DENSE_FILE))
+    else:
+        grown = faiss.clone_index(dense)
     if isinstance(grown, faiss.IndexHNSW):
         grown.hnsw.efSearch = hnsw_ef_search(grown.ntotal + len(vectors))
     # An IVF-PQ index is an IndexRefine around the IVF (its k_factor is copied with it).

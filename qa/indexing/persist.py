@@ -20,6 +20,14 @@ An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jso
 sentence vectors file and appends to them (``qa.appending``): the manifest's ``table_bytes``
 says how much of each table file is the build's own; every other file is written anew.
 
+Loading memory-maps what the libraries allow rather than reading it into the process: the
+FAISS index's stored vectors or codes (``faiss.IO_FLAG_MMAP_IFC``: the exact vectors of a flat
+or HNSW index, the half-precision re-ranking vectors of IVF-PQ; IVF-PQ's inverted lists are
+read), the BM25 score matrix (bm25s's ``mmap``), its token ids and the sentence vectors. So
+processes serving one build on a machine share its pages, and a shard of a few GB costs its
+server little memory of its own. Files of a build are never written again once it is
+complete, so the mappings stay valid (a pruned build's files live on while mapped).
+
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
 document on load, so a chunk and its document can never disagree.
@@ -41,7 +49,7 @@ import faiss
 import numpy as np
 
 from qa.appending import link_and_append
-from qa.indexing.dense import IVF_NPROBE, hnsw_ef_search
+from qa.indexing.dense import DENSE_FILE, IVF_NPROBE, hnsw_ef_search
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
@@ -127,7 +135,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     documents = _read_documents(path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
     masked = np.load(path / MASKED_FILE) if (path / MASKED_FILE).exists() else None
     chunks = _read_chunks(path / CHUNKS_FILE, documents, sizes.get(CHUNKS_FILE), masked)
-    dense = faiss.read_index(str(path / "dense.faiss"))
+    dense = faiss.read_index(str(path / DENSE_FILE), faiss.IO_FLAG_MMAP_IFC)
     if isinstance(dense, faiss.IndexHNSW):
         dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
     if isinstance(dense, faiss.IndexIVF):
@@ -139,7 +147,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
         )
     lexical = LexicalIndex.load(path / "bm25", len(chunks))
     sentences = SentenceVectors.load(path, list(documents), int(manifest["dimension"]))
-    return Index(manifest, documents, chunks, dense, lexical, path, sentences)
+    return Index(manifest, documents, chunks, dense, lexical, path, sentences, dense_mapped=True)
 
 
 def _check_manifest(
@@ -218,7 +226,7 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
     if index.masked:
         assert index.live_rows is not None
         np.save(tmp / MASKED_FILE, np.flatnonzero(~index.live_rows))
-    faiss.write_index(index.dense, str(tmp / "dense.faiss"))
+    faiss.write_index(index.dense, str(tmp / DENSE_FILE))
     index.lexical.save(tmp / "bm25")
     index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.

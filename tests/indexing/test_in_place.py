@@ -325,6 +325,37 @@ def test_an_ivfpq_index_grows_in_place_and_a_new_refine_setting_remakes_it(
     assert refine_of(flat.index.dense) == "flat" and flat.index.masked == 0
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+def test_a_loaded_index_is_memory_mapped_and_grows_from_an_owned_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A process that loads the live index maps its FAISS storage read-only; its update in
+    place reads an owned copy to add to (a clone would view the mapping, and adding to it
+    aborts the process), and leaves the mapped index as it was."""
+    monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 256)
+    monkeypatch.setattr(qa.indexing.dense, "IVFPQ_M", 32)  # this embedder's 512 dimensions
+    words = sorted({w for text in ARTICLES.values() for w in re.findall(r"[a-z]+", text)})
+    filler = {
+        f"filler{i:02d}.txt": " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(60)) + "."
+        for i in range(40 if kind == "ivfpq" else 0)
+    }
+    first = make_qa(tmp_path, "live", {**ARTICLES, **filler}, faiss_index=kind)
+    first.build(show_progress=False)
+    # A second process alike: the index comes from disk.
+    live = QA(first.settings, embedder=WeightedHashEmbedder())
+    loaded = live.index
+    assert loaded.dense_mapped and not loaded.lexical._retriever.scores["data"].flags.writeable
+    total, before = loaded.dense.ntotal, rankings(loaded, live.settings)
+    edit(live, add=LATER)
+    report = live.build(show_progress=False)
+    assert report.in_place and report.added == sorted(LATER)
+    assert live.index.dense.ntotal == len(live.index.chunks) > total
+    assert loaded.dense.ntotal == total and rankings(loaded, live.settings) == before
+    if kind != "ivfpq":  # IVF-PQ's approximate search is compared in the test above
+        full = full_build(tmp_path, {**ARTICLES, **filler, **LATER}, faiss_index=kind)
+        assert rankings(live) == rankings(full)
+
+
 def table_files(path: Path) -> dict[str, int]:
     """The inode of each table file of the build at ``path``."""
     return {name: (path / name).stat().st_ino for name in (DOCUMENTS_FILE, CHUNKS_FILE)}
