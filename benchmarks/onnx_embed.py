@@ -2,7 +2,7 @@
 
 The ONNX file holds the transformer only; tokenisation uses the packaged torch model's
 tokenizer, and pooling (mean over real tokens, then L2 norm) is the product's
-``Int8QueryEncoder``, as the sentence-transformers model does it, so both produce comparable
+``OnnxQueryEncoder``, as the sentence-transformers model does it, so both produce comparable
 unit vectors. Quality is compared by cosine agreement on the same texts and by retrieval recall
 on xquad-dev; speed by batch throughput on chunk texts and by single-query latency, interleaved
 under the same load.
@@ -26,7 +26,7 @@ class OnnxEmbedder:
     """Duck-types ``qa.embedding.Embedder`` (name, dimension, tokenizer, encode, encode_query).
 
     Batches of texts, longest first as sentence-transformers does, through the product's
-    ``Int8QueryEncoder`` (which embeds one question at a time in the product).
+    ``OnnxQueryEncoder`` (which embeds one question at a time in the product).
 
     Args:
         model_dir: The packaged sentence-transformers folder (for ``tokenizer.json``).
@@ -42,13 +42,13 @@ class OnnxEmbedder:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from qa.embedding import Int8QueryEncoder, frozen_tokenizer
+        from qa.embedding import OnnxQueryEncoder, frozen_tokenizer
 
         self.name = f"{onnx_file.name} (int8 ONNX of all-MiniLM-L6-v2)"
         self.batch_size = batch_size
         # The product's chunker counts tokens with a Hugging Face tokenizer: give it the same one.
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self._encoder = Int8QueryEncoder(
+        self._encoder = OnnxQueryEncoder(
             onnx_file,
             frozen_tokenizer(self.tokenizer, max_length=_max_seq_length(model_dir)),
             threads=threads or os.cpu_count() or 1,
@@ -82,7 +82,7 @@ def model_paths() -> tuple[Path, Path]:
     from qa.models import embedding_model_dir
     from qa.models.query_encoder import query_encoder_file
 
-    return embedding_model_dir(), query_encoder_file()
+    return embedding_model_dir(), query_encoder_file("int8")
 
 
 def compare(

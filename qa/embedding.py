@@ -5,9 +5,10 @@ package, so indexing and asking work with no network at all; its files are check
 SHA-256 recorded in ``qa/models/SHA256SUMS`` before it loads. A setting may name a local folder
 or a hub id; a hub id that cannot be fetched fails at once with a one-line ``ModelLoadError``.
 
-Questions are embedded by an int8 copy of the default model (``Int8QueryEncoder``), built from
-it on first use into the user's cache (``qa.models.query_encoder``); where it cannot be built,
-the model itself embeds them. Every text is tokenised by a tokenizer whose truncation and
+Questions are embedded by an ONNX copy of the default model (``OnnxQueryEncoder``, float32 by
+default, int8 by setting), built from it on first use into the user's cache
+(``qa.models.query_encoder``) and run by onnxruntime, so asking imports no torch; where it cannot
+be built, the model itself embeds them. Every text is tokenised by a tokenizer whose truncation and
 padding are fixed when it is made and never changed: the Hugging Face tokenizer object switches
 its Rust tokenizer's truncation and padding on every call with other arguments, so questions
 asked from several threads while a rebuild embeds passages would change those settings under
@@ -177,11 +178,11 @@ class Embedder:
         model: ``"default"``, a local folder, or a hub id.
         batch_size: Encoding batch size.
         device: Torch device.
-        query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-int8``
-            (the int8 copy of the default model, built into the user's cache on first use and
-            run by onnxruntime; the model itself, with a warning, where it cannot be built) or
-            ``auto`` (``onnx-int8`` for the default model, else ``torch``). Documents are
-            always embedded by the model itself.
+        query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-fp32`` or
+            ``onnx-int8`` (an ONNX copy of the default model, built into the user's cache on
+            first use and run by onnxruntime; the model itself, with a warning, where it cannot
+            be built) or ``auto`` (``onnx-fp32`` for the default model, else ``torch``).
+            Documents are always embedded by the model itself.
         loaded: The model already loaded (by another ``Embedder`` of the same ``model``), to
             share instead of loading it again.
     """
@@ -198,10 +199,10 @@ class Embedder:
             raise ValueError(
                 f"query_encoder must be one of {get_args(QueryEncoderKind)}, got {query_encoder!r}"
             )
-        if query_encoder == "onnx-int8" and model != DEFAULT_MODEL:
+        if query_encoder.startswith("onnx-") and model != DEFAULT_MODEL:
             raise ValueError(
-                "query_encoder 'onnx-int8' is an int8 copy of the default embedding model only; "
-                f"embedding_model is {model!r}: use query_encoder 'torch' or 'auto'"
+                f"query_encoder {query_encoder!r} is an ONNX copy of the default embedding model "
+                f"only; embedding_model is {model!r}: use query_encoder 'torch' or 'auto'"
             )
         self.model_setting = model
         self.path, self.name = resolve_model(model)
@@ -235,35 +236,35 @@ class Embedder:
         return frozen_tokenizer(self.model.tokenizer, self.max_tokens)
 
     def prepare_query_encoder(self) -> Path | None:
-        """Build the int8 question encoder into the cache now, where it is not there yet.
+        """Build the ONNX question encoder into the cache now, where it is not there yet.
 
         ``qa index`` calls this so that the first question does not wait for the build.
 
         Returns:
             Its ONNX file, or None where the model itself embeds questions (by the setting, for
-            another model, or because the int8 copy cannot be built).
+            another model, or because the ONNX copy cannot be built).
         """
-        return self._int8_file
+        return self._onnx_file
 
     @cached_property
-    def _int8_file(self) -> Path | None:
+    def _onnx_file(self) -> Path | None:
         if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
             return None
         from qa.models.query_encoder import QueryEncoderBuildError, query_encoder_file
 
         try:
-            return query_encoder_file()
+            return query_encoder_file("int8" if self.query_encoder == "onnx-int8" else "fp32")
         except QueryEncoderBuildError as exc:
             log.warning("%s. Questions are embedded by the torch model instead.", exc)
             return None
 
     @cached_property
-    def onnx_query_encoder(self) -> Int8QueryEncoder | None:
-        """The int8 encoder that embeds questions, or None where torch does."""
-        model_file = self._int8_file
+    def onnx_query_encoder(self) -> OnnxQueryEncoder | None:
+        """The ONNX encoder that embeds questions, or None where torch does."""
+        model_file = self._onnx_file
         if model_file is None:
             return None
-        return Int8QueryEncoder(model_file, self.text_tokenizer)
+        return OnnxQueryEncoder(model_file, self.text_tokenizer)
 
     @property
     def dimension(self) -> int:
@@ -347,9 +348,9 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one query (read-only; recent queries are memoised).
 
-        With ``query_encoder`` set to ``onnx-int8`` (or ``auto`` on the packaged default
-        model), queries run through the int8 copy of the model (built on first use), its
-        vectors within 0.001 cosine of the model's own.
+        With ``query_encoder`` set to ``onnx-fp32`` or ``onnx-int8`` (or ``auto`` on the
+        packaged default model: fp32), queries run through that ONNX copy of the model (built on
+        first use), its vectors within 1e-5 (fp32) or 0.001 (int8) cosine of the model's own.
         """
         return self._query_vector(text)
 
@@ -367,28 +368,33 @@ class Embedder:
         return encode
 
 
-class Int8QueryEncoder:
-    """The int8 copy of all-MiniLM-L6-v2 (``qa.models.query_encoder``), run by onnxruntime.
+#: onnxruntime intra-op threads of the question encoder: a question of a few dozen word pieces
+#: is embedded 1.3x faster on two than on one (BBC questions, 2-core machine), the BM25 search
+#: running beside it included (benchmarks/RESULTS.md); more threads than that gain nothing.
+QUERY_THREADS = 2
+
+
+class OnnxQueryEncoder:
+    """An ONNX copy of all-MiniLM-L6-v2 (``qa.models.query_encoder``), run by onnxruntime.
 
     sentence-transformers' own ONNX backend needs optimum-onnx, whose releases require
     transformers older than the 5.x this product runs on, so onnxruntime runs the graph here and
     the rest is the model's own: its tokenizer (shared, fixed settings) and its pooling (the
-    mean of the real tokens' vectors, then L2 norm; the int8 copy is made from the default model
-    only, whose pooling this is). One intra-op thread: a question is a dozen word pieces, too
-    few to split. Batches of chunks are slower than torch, so building never uses it.
+    mean of the real tokens' vectors, then L2 norm; the ONNX copies are made from the default
+    model only, whose pooling this is). Building never uses it: torch embeds batches of chunks.
 
     Args:
         model_file: The ONNX file (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``;
             output the token vectors).
         tokenizer: The embedding model's tokenizer, truncating and padding.
-        threads: onnxruntime intra-op threads.
+        threads: onnxruntime intra-op threads (default ``QUERY_THREADS``, at most one a core).
     """
 
-    def __init__(self, model_file: Path, tokenizer: Tokenizer, threads: int = 1) -> None:
+    def __init__(self, model_file: Path, tokenizer: Tokenizer, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or min(QUERY_THREADS, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         self._tokenizer = tokenizer
         self._session = ort.InferenceSession(

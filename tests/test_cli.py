@@ -88,8 +88,9 @@ def test_indexing_builds_the_question_time_models_into_the_cache(
 ) -> None:
     from qa.reading.onnx_reader import DEFAULT_PRECISION, reader_file
 
-    built = sorted(p.parent.parent.name for p in query_encoder_cache.glob("*/*/*.onnx.sha256"))
-    assert built == ["minilm-int8", "reader-onnx"]
+    # The session's cache: other tests may have built the int8 encoder into it too.
+    built = {p.parent.parent.name for p in query_encoder_cache.glob("*/*/*.onnx.sha256")}
+    assert {"minilm-fp32", "reader-onnx"} <= built
     assert reader_file(DEFAULT_PRECISION).is_relative_to(query_encoder_cache)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedding import Embedder, Int8QueryEncoder, ModelLoadError
+from qa.embedding import Embedder, ModelLoadError, OnnxQueryEncoder
 from qa.models import checksums, export_query_encoder, query_encoder
 from qa.settings import Settings
 
@@ -31,8 +31,9 @@ def test_query_encoder_setting_is_validated(tmp_path: Path) -> None:
         Settings(query_encoder="gpu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="query_encoder must be one of"):
         Embedder(query_encoder="fast")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="int8 copy of the default embedding model only"):
-        Embedder(str(tmp_path), query_encoder="onnx-int8")
+    for onnx in ("onnx-int8", "onnx-fp32"):
+        with pytest.raises(ValueError, match="ONNX copy of the default embedding model only"):
+            Embedder(str(tmp_path), query_encoder=onnx)  # type: ignore[arg-type]
 
 
 def test_torch_setting_and_other_models_use_no_int8_encoder(tmp_path: Path) -> None:
@@ -69,12 +70,12 @@ def test_encode_gives_the_sentence_transformers_vectors(embedder) -> None:  # no
 def test_torch_embeds_questions_with_one_warning_where_the_export_cannot_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def missing_onnx(target: Path, source: Path) -> dict[str, object]:
+    def missing_onnx(target: Path, source: Path, precision: str) -> dict[str, object]:
         raise ModuleNotFoundError("No module named 'onnx'")
 
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(export_query_encoder, "export", missing_onnx)
-    embedder = Embedder(query_encoder="onnx-int8")
+    embedder = Embedder()
     with caplog.at_level(logging.WARNING):
         assert embedder.prepare_query_encoder() is None
         assert embedder.onnx_query_encoder is None
@@ -84,30 +85,40 @@ def test_torch_embeds_questions_with_one_warning_where_the_export_cannot_run(
 
 
 @pytest.mark.slow
-def test_the_int8_encoder_is_built_once_into_the_cache(
+def test_the_fp32_encoder_is_built_once_into_the_cache(
     embedder,  # noqa: ANN001
     query_encoder_cache: Path,
 ) -> None:
-    folder = query_encoder_cache / "minilm-int8" / query_encoder.cache_key()
+    folder = query_encoder_cache / "minilm-fp32" / query_encoder.cache_key()
     assert embedder.prepare_query_encoder() == folder / "model.onnx"
     build = json.loads((folder / "build.json").read_text(encoding="utf-8"))
     assert build["sha256"] == checksums.sha256(folder / "model.onnx")
     assert build["source_sha256"] == checksums.recorded()["all-MiniLM-L6-v2/model.safetensors"]
+    assert build["precision"] == "fp32"
     # A second embedder (a second process alike) uses it as it is.
     assert Embedder().prepare_query_encoder() == folder / "model.onnx"
     assert build == json.loads((folder / "build.json").read_text(encoding="utf-8"))
 
 
+def _onnx_embedder(embedder, setting: str) -> Embedder:  # noqa: ANN001
+    return embedder if setting == "auto" else Embedder(query_encoder=setting, loaded=embedder.model)  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
-def test_int8_question_vectors_agree_with_the_fp32_model(embedder) -> None:  # noqa: ANN001
-    int8 = embedder.onnx_query_encoder
-    assert isinstance(int8, Int8QueryEncoder)
-    ours = np.stack([int8.encode([q])[0] for q in QUESTIONS])
+@pytest.mark.parametrize(("setting", "cosine"), [("auto", 0.99999), ("onnx-int8", 0.999)])
+def test_onnx_question_vectors_agree_with_the_torch_model(
+    embedder,  # noqa: ANN001
+    setting: str,
+    cosine: float,
+) -> None:
+    onnx = _onnx_embedder(embedder, setting).onnx_query_encoder
+    assert isinstance(onnx, OnnxQueryEncoder)
+    ours = np.stack([onnx.encode([q])[0] for q in QUESTIONS])
     theirs = embedder.encode(QUESTIONS)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    assert np.sum(ours * theirs, axis=1).min() > 0.999
+    assert np.sum(ours * theirs, axis=1).min() > cosine
     # A batch gives the vectors of the texts one by one (padding does not leak in).
-    np.testing.assert_allclose(int8.encode(QUESTIONS), ours, atol=1e-3)
+    np.testing.assert_allclose(onnx.encode(QUESTIONS), ours, atol=1e-3)
 
 
 @pytest.mark.slow
@@ -121,7 +132,8 @@ def test_int8_questions_retrieve_xquad_paragraphs_as_the_fp32_model_does(embedde
     contexts = embedder.encode([p["context"] for p in paragraphs])
     gold = np.array([i for _, i in questions])
     fp32 = embedder.encode([q for q, _ in questions])
-    int8 = np.stack([embedder.onnx_query_encoder.encode([q])[0] for q, _ in questions])
+    encoder = _onnx_embedder(embedder, "onnx-int8").onnx_query_encoder
+    int8 = np.stack([encoder.encode([q])[0] for q, _ in questions])
     assert np.sum(fp32 * int8, axis=1).min() > 0.999
 
     def recall_at_5(vectors: np.ndarray) -> float:

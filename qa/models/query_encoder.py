@@ -1,24 +1,25 @@
-"""The int8 question encoder, built on first use into the user's cache and checked on each load.
+"""The ONNX question encoders, built on first use into the user's cache and checked on each load.
 
-The int8 copy of all-MiniLM-L6-v2 (the recipe: ``qa.models.export_query_encoder``) is a
-converted copy of a third-party model, so it does not ship in the package: the first process
-that needs it builds it from the packaged fp32 model, once, into
-``<cache>/minilm-int8/<key>/model.onnx`` (see :mod:`qa.models.cache` for the cache folder, the
-locking and the digest checked on every load). ``<key>`` names the SHA-256 of the source weights
+The ONNX copies of all-MiniLM-L6-v2, fp32 (the default) and int8 (the recipes:
+``qa.models.export_query_encoder``), are converted copies of a third-party model, so they do not
+ship in the package: the first process that needs one builds it from the packaged model, once, into
+``<cache>/minilm-<precision>/<key>/model.onnx`` (see :mod:`qa.models.cache` for the cache folder,
+the locking and the digest checked on every load). ``<key>`` names the SHA-256 of the source weights
 and the recipe's version. A build checks the source model against ``SHA256SUMS`` first.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from qa.models import cache, checksums
 from qa.models.cache import cache_dir
+from qa.models.export_query_encoder import PRECISIONS, QueryPrecision
 
-__all__ = ["QueryEncoderBuildError", "cache_dir", "cache_key", "query_encoder_file"]
+__all__ = ["QueryEncoderBuildError", "cache_dir", "cache_key", "folder_name", "query_encoder_file"]
 
-FOLDER = "minilm-int8"
 MODEL_FILE = "model.onnx"
 SOURCE_MODEL = "all-MiniLM-L6-v2"
 #: About how long a build takes on two cores, for the notice shown while it runs.
@@ -26,7 +27,7 @@ BUILD_SECONDS = 10
 
 
 class QueryEncoderBuildError(cache.BuildError):
-    """The int8 question encoder could not be built (the export's tools are missing or failed)."""
+    """A question encoder could not be built (the export's tools are missing or failed)."""
 
 
 def cache_key() -> str:
@@ -37,31 +38,42 @@ def cache_key() -> str:
     return f"{weights[:16]}-recipe{RECIPE_VERSION}"
 
 
-def _export(target: Path) -> dict[str, Any]:
+def folder_name(precision: QueryPrecision) -> str:
+    """The cache folder of the ``precision`` encoder's builds."""
+    return f"minilm-{precision}"
+
+
+def _export(precision: QueryPrecision, target: Path) -> dict[str, Any]:
     from qa.models import embedding_model_dir, export_query_encoder
 
     source = embedding_model_dir()
     checksums.verify(SOURCE_MODEL, source)
-    return export_query_encoder.export(target, source)
+    return export_query_encoder.export(target, source, precision)
 
 
-ARTEFACT = cache.Artefact(
-    what="the int8 question encoder",
-    folder=FOLDER,
-    file=MODEL_FILE,
-    key=cache_key,
-    build=_export,
-    seconds=BUILD_SECONDS,
-    remedy="pip install onnx onnx-ir (see pyproject.toml for the versions)",
-    error=QueryEncoderBuildError,
-)
+ARTEFACTS = {
+    precision: cache.Artefact(
+        what=f"the {precision} question encoder",
+        folder=folder_name(precision),
+        file=MODEL_FILE,
+        key=cache_key,
+        build=partial(_export, precision),
+        seconds=BUILD_SECONDS,
+        remedy="pip install onnx onnx-ir (see pyproject.toml for the versions)",
+        error=QueryEncoderBuildError,
+    )
+    for precision in PRECISIONS
+}
 
 
-def query_encoder_file(*, folder: Path | None = None, rebuild: bool = False) -> Path:
-    """The int8 encoder's ONNX file, built first where it is missing or differs from its digest.
+def query_encoder_file(
+    precision: QueryPrecision = "fp32", *, folder: Path | None = None, rebuild: bool = False
+) -> Path:
+    """The encoder's ONNX file, built first where it is missing or differs from its digest.
 
     Args:
-        folder: Where it is kept (default: ``<cache>/minilm-int8/<key>``).
+        precision: ``fp32`` (the default) or ``int8``.
+        folder: Where it is kept (default: ``<cache>/minilm-<precision>/<key>``).
         rebuild: Build it again even where a sound copy is there.
 
     Returns:
@@ -71,4 +83,4 @@ def query_encoder_file(*, folder: Path | None = None, rebuild: bool = False) -> 
         QueryEncoderBuildError: It had to be built and could not be (the message says why).
         qa.models.checksums.ModelFileError: The packaged source model is damaged.
     """
-    return cache.built_file(ARTEFACT, folder=folder, rebuild=rebuild)
+    return cache.built_file(ARTEFACTS[precision], folder=folder, rebuild=rebuild)

@@ -1,4 +1,5 @@
-"""Building the int8 question encoder into the cache: once, atomically, checked on every load.
+"""Building the question encoders (fp32, int8) into the cache: once, atomically, checked on
+every load.
 
 A stand-in export (a few bytes, after a pause) replaces the real one here, so that these tests
 show the cache's rules in a second each; the real build is shown by tests/test_embedding.py.
@@ -28,9 +29,11 @@ class FakeExport:
     def __init__(self, pause: float = 0.0) -> None:
         self.pause = pause
         self.calls = 0
+        self.precisions: list[str] = []
 
-    def __call__(self, target: Path, source: Path) -> dict[str, object]:
+    def __call__(self, target: Path, source: Path, precision: str) -> dict[str, object]:
         self.calls += 1
+        self.precisions.append(precision)
         time.sleep(self.pause)
         target.write_bytes(b"int8 graph " * 1000)
         return {"source_sha256": "stand-in"}
@@ -62,12 +65,12 @@ def test_a_build_writes_the_file_its_digest_and_what_made_it(
     _patch_export(monkeypatch, fake)
     with caplog.at_level(logging.WARNING):
         path = query_encoder_file()
-    assert path == cache / "minilm-int8" / query_encoder.cache_key() / "model.onnx"
+    assert path == cache / "minilm-fp32" / query_encoder.cache_key() / "model.onnx"
     digest = checksums.sha256(path)
     assert (path.parent / "model.onnx.sha256").read_text() == f"{digest}  model.onnx\n"
     assert json.loads((path.parent / "build.json").read_text())["sha256"] == digest
     assert [r.getMessage() for r in caplog.records if "building" in r.getMessage()] == [
-        f"building the int8 question encoder (once, ~{query_encoder.BUILD_SECONDS} s) "
+        f"building the fp32 question encoder (once, ~{query_encoder.BUILD_SECONDS} s) "
         f"into {path.parent}"
     ]
     assert not list(path.parent.glob("*.tmp"))
@@ -160,7 +163,7 @@ SECOND_PROCESS = """
 import sys, time
 from qa.models import export_query_encoder, query_encoder
 
-def export(target, source):
+def export(target, source, precision):
     with open(sys.argv[1], "a") as calls:
         calls.write("built\\n")
     time.sleep(2.0)
@@ -183,32 +186,45 @@ def test_a_second_process_waits_for_the_build_and_uses_it(cache: Path, tmp_path:
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert calls.read_text() == "built\n"
     assert outputs[0][0] == outputs[1][0] and outputs[0][0].strip().endswith(b"model.onnx")
-    notices = b"".join(err for _, err in outputs).count(b"building the int8 question encoder")
+    notices = b"".join(err for _, err in outputs).count(b"building the fp32 question encoder")
     assert notices == 1
 
 
 def test_an_export_that_cannot_run_says_why_and_leaves_nothing(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def missing_onnx(target: Path, source: Path) -> dict[str, object]:
+    def missing_onnx(target: Path, source: Path, precision: str) -> dict[str, object]:
         target.write_bytes(b"half a graph")
         raise ModuleNotFoundError("No module named 'onnx'")
 
     _patch_export(monkeypatch, missing_onnx)
     with pytest.raises(QueryEncoderBuildError, match="No module named 'onnx'"):
         query_encoder_file()
-    folder = cache / "minilm-int8" / query_encoder.cache_key()
+    folder = cache / "minilm-fp32" / query_encoder.cache_key()
     assert sorted(p.name for p in folder.iterdir()) == [".lock"]
 
 
 def test_the_command_writes_into_a_named_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _patch_export(monkeypatch, FakeExport())
-    export_query_encoder.main(["--out", str(tmp_path / "int8")])
+    fake = FakeExport()
+    _patch_export(monkeypatch, fake)
+    export_query_encoder.main(["--precision", "int8", "--out", str(tmp_path / "int8")])
+    assert fake.precisions == ["int8"]
     assert capsys.readouterr().out == f"written: {tmp_path / 'int8' / 'model.onnx'}\n"
     assert {p.name for p in (tmp_path / "int8").iterdir()} >= {
         "model.onnx",
         "model.onnx.sha256",
         "build.json",
     }
+
+
+def test_each_precision_is_built_into_a_folder_of_its_own(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeExport()
+    _patch_export(monkeypatch, fake)
+    fp32, int8 = query_encoder_file(), query_encoder_file("int8")
+    assert fake.precisions == ["fp32", "int8"]
+    assert fp32.parent.parent.name == "minilm-fp32" and int8.parent.parent.name == "minilm-int8"
+    assert query_encoder_file("fp32") == fp32 and fake.calls == 2
