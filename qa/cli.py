@@ -511,7 +511,19 @@ def serve(
 
 @app.command()
 @_guard
-def deploy(index: IndexOpt = None, address: AddressOpt = None) -> None:
+def deploy(
+    index: IndexOpt = None,
+    address: AddressOpt = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=1,
+            help="Replicas of each deployment, spread over the nodes (default: 1); with 2 or "
+            "more a lost node's questions go on to another.",
+        ),
+    ] = None,
+) -> None:
     """Serve the ray engine's sharded index on its Ray cluster (Ray Serve: a deployment per
     shard, a router, a reader); `QA_ENGINE=ray` then makes ask, search and serve use it."""
     from qa.scale import require_ray
@@ -519,7 +531,7 @@ def deploy(index: IndexOpt = None, address: AddressOpt = None) -> None:
     require_ray()  # before serving's import of ray, to say what is missing
     from qa.scale.serving import deploy_on_cluster
 
-    settings = _settings(None, index, engine="ray", ray_address=address)
+    settings = _settings(None, index, engine="ray", ray_address=address, replicas=replicas)
     for name, node in sorted(deploy_on_cluster(settings).items()):
         typer.echo(f"{name}: node {node}")
 

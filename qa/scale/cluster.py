@@ -7,6 +7,7 @@ they share its cores, which a measurement must say.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from qa.scale import require_ray
+
+log = logging.getLogger(__name__)
 
 #: Set for the raylets this process starts (they inherit its environment). On a busy host a
 #: node's Python agents can take minutes to start; Ray's default waits are shorter than that
@@ -27,6 +30,11 @@ RAY_ENVIRONMENT = {
 #: How long a node may take to register. Ray 2.60 waits a fixed 30 s (a constant in
 #: ``ray._private.node``, not a setting), which a niced node on a busy host can miss.
 NODE_START_S = 600.0
+
+#: How many times a local cluster is started before its failure is raised, and the pause
+#: between tries.
+START_ATTEMPTS = 3
+START_RETRY_PAUSE_S = 5.0
 
 #: Each node's object store: ample for chunk vectors in flight, small beside the host's memory.
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -42,25 +50,11 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
     """
     require_ray()
     import ray
-    from ray.cluster_utils import Cluster
 
     for name, value in RAY_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    node_args: dict[str, Any] = {
-        "num_cpus": cpus_per_node,
-        "object_store_memory": OBJECT_STORE_BYTES,
-    }
-    with _patient_node_start():
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={**node_args, **_agent_ports(), "include_dashboard": False},
-        )
+    cluster = _started(nodes, cpus_per_node)
     try:
-        with _patient_node_start():
-            for _ in range(nodes - 1):
-                cluster.add_node(**node_args, **_agent_ports())
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
         yield cluster
     finally:
         try:
@@ -71,6 +65,49 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
         finally:
             ray.shutdown()
             cluster.shutdown()
+
+
+def _started(nodes: int, cpus_per_node: int) -> Any:
+    """A cluster of ``nodes`` nodes with this process connected, started again (up to
+    ``START_ATTEMPTS`` times in all) where a start fails, as one can on a loaded host (a node's
+    agents too slow, a port taken meanwhile): what a start left is shut down first."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        cluster = None
+        try:
+            with _patient_node_start():
+                cluster = Cluster(
+                    initialize_head=True,
+                    head_node_args={**_node_args(cpus_per_node), "include_dashboard": False},
+                )
+            for _ in range(nodes - 1):
+                add_node(cluster, cpus_per_node)
+            ray.init(address=cluster.address, log_to_driver=False)
+            return cluster
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the start, start again
+            log.warning("the local Ray cluster did not start (try %d): %s", attempt, exc)
+            ray.shutdown()
+            if cluster is not None:
+                cluster.shutdown()
+            if attempt == START_ATTEMPTS:
+                raise
+            time.sleep(START_RETRY_PAUSE_S)
+    raise AssertionError("unreachable")
+
+
+def add_node(cluster: Any, cpus: int = 1) -> Any:
+    """Start one more node of ``cpus`` CPUs in ``cluster`` and wait until it has registered;
+    the node (for ``cluster.remove_node``)."""
+    with _patient_node_start():
+        node = cluster.add_node(**_node_args(cpus))
+    cluster.wait_for_nodes()
+    return node
+
+
+def _node_args(cpus: int) -> dict[str, Any]:
+    return {"num_cpus": cpus, "object_store_memory": OBJECT_STORE_BYTES, **_agent_ports()}
 
 
 def _agent_ports() -> dict[str, int]:

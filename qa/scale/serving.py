@@ -11,10 +11,13 @@
 - ``Reader``: the answer finder of ``qa.reading``, taking questions in batches
   (``serve.batch``): one replica serves many routers' questions, one after another.
 
-Replicas ask for no CPU of their own (``num_cpus=0``): they are servers that wait on requests,
-and a node of one CPU must still take every replica of a lost node. Ray Serve restarts a replica
-whose node is lost on a node that is left; each loads its shard from ``index_dir``, which every
-node must be able to read (one host in tests; a shared file system on a real cluster).
+Every deployment runs ``Settings.replicas`` replicas, spread over the nodes (no more than their
+share on one node): with two or more, questions go on to a replica on another node when one is
+lost. Replicas ask for no CPU of their own (``num_cpus=0``): they are servers that wait on
+requests, and a node of one CPU must still take every replica of a lost node. Ray Serve restarts
+a replica whose node is lost on a node that is left; each loads its shard from ``index_dir``,
+which every node must be able to read (one host in tests; a shared file system on a real
+cluster), memory-mapping its files.
 """
 
 from __future__ import annotations
@@ -232,19 +235,32 @@ class Router:
 def application(settings: Settings) -> Any:
     """The Serve application of the sharded index ``settings.index_dir`` names."""
     layout = ShardedLayout.load(settings.index_dir)
+    replicas = settings.replicas
     shards = [
-        _deployment(Shard, f"shard-{i}").bind(
+        _deployment(Shard, f"shard-{i}", replicas).bind(
             settings, i, str(layout.path(i).resolve()), layout.embedding_model
         )
         for i in range(layout.shards)
     ]
-    reader = _deployment(Reader, "reader").bind(settings)
-    return _deployment(Router, ROUTER).bind(settings, shards, reader)
+    reader = _deployment(Reader, "reader", replicas).bind(settings)
+    return _deployment(Router, ROUTER, replicas).bind(settings, shards, reader)
 
 
-def _deployment(server: type, name: str) -> Any:
-    """``server`` as a Serve deployment of one replica that asks for no CPU (see above)."""
-    return serve.deployment(server, name=name, ray_actor_options={"num_cpus": 0})
+def _deployment(server: type, name: str, replicas: int) -> Any:
+    """``server`` as a Serve deployment of ``replicas`` replicas that ask for no CPU (see
+    above), spread over the nodes: at most ``replicas / nodes`` (rounded up) on one node, so
+    two replicas on two nodes are on both (Serve's own spreading is best effort, and kept a
+    scaled-up deployment's replicas on one node in a test). A replica lost with its node then
+    waits for a node with room while the others serve."""
+    import ray
+
+    options: dict[str, Any] = {}
+    if replicas > 1:
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        options["max_replicas_per_node"] = -(-replicas // max(1, nodes))
+    return serve.deployment(
+        server, name=name, num_replicas=replicas, ray_actor_options={"num_cpus": 0}, **options
+    )
 
 
 def deploy(settings: Settings) -> Any:

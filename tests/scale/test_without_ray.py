@@ -36,3 +36,11 @@ def test_asking_names_the_extra(no_ray, tmp_path: Path) -> None:
     qa = QA(Settings(index_dir=tmp_path, engine="ray"))
     with pytest.raises(ScaleExtraMissing, match=r"qa\[scale\]"):
         qa.search("Who bought the brewery?")
+
+
+def test_replicas_are_validated_in_settings_and_on_the_command_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="replicas must be positive"):
+        Settings(replicas=0)
+    assert Settings.from_env(replicas=3).replicas == 3
+    result = CliRunner().invoke(app, ["deploy", "--replicas", "0", "--index", str(tmp_path)])
+    assert result.exit_code == 2 and "--replicas" in result.output
