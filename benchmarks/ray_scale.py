@@ -199,7 +199,7 @@ def recall(bbc_index: Path | None, questions_limit: int | None) -> None:
                         search_shard(i, idx, q.question, vector, depth, mode, statistics=gathered)
                         for i, idx in enumerate(indexes)
                     ]
-                    fused = fuse(found, 5, depth, mode, base.rrf_k)
+                    fused = fuse(found, 5, depth, mode, base)
                     if mode == "hybrid":
                         hits[f"{shards} shards"] += q.doc_id in {p.chunk.doc_id for p in fused}
                     ids = [p.chunk.chunk_id for p in fused]

@@ -1,8 +1,16 @@
-"""Dense (FAISS) and lexical (BM25) retrieval over chunks, fused by reciprocal rank.
+"""Dense (FAISS) and lexical (BM25) retrieval over chunks, and their fusion.
 
-Reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009) adds ``1 / (rrf_k + rank)`` over
-the rankings a chunk appears in. It needs no score calibration between cosine similarities and
-BM25 scores, which live on unrelated scales, and is robust to either retriever failing alone.
+Hybrid search fuses the two lists of candidates one of two ways (``Settings.fusion``):
+
+* ``convex`` (the default): each list's scores are scaled to 0..1 over its own candidates
+  (min-max: cosines and BM25 scores live on unrelated scales), and a chunk scores
+  ``dense_weight`` x its scaled cosine plus the rest x its scaled BM25 score (0 in a list
+  that lacks it). How far ahead a chunk is counts, not only its place.
+* ``rrf``: reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009) adds
+  ``1 / (rrf_k + rank)`` over the lists a chunk appears in: places only.
+
+Convex fusion found the question's paragraph more often on both sets it was chosen on
+(eval/RESULTS.md, "Fusion"): qa-val and a sample of qa-train.
 
 A search may be restricted to some documents (a metadata ``Filter``, and the ``exclude`` that
 evaluation uses). Both become one mask of allowed chunk rows, applied inside each retriever:
@@ -112,7 +120,7 @@ class Retriever:
 
         dense_scores = dict(dense)
         lexical_scores = dict(lexical)
-        ranked = rank(dense, lexical, mode, k, self.settings.rrf_k)
+        ranked = rank(dense, lexical, mode, k, self.settings)
         if query_vector is not None:
             fill_cosines(self.index, dense_scores, [row for row, _ in ranked], query_vector)
         clock.lap("fusion")
@@ -251,15 +259,41 @@ def rank(
     lexical: list[tuple[int, float]],
     mode: RetrievalMode,
     k: int,
-    rrf_k: int,
+    settings: Settings,
 ) -> list[tuple[int, float]]:
     """The ``k`` best ``(row, score)`` of a mode from the dense and lexical lists (best first):
-    one list as it is, or both fused by reciprocal rank (``hybrid``)."""
+    one list as it is, or both fused as ``settings.fusion`` says (``hybrid``)."""
     if mode == "dense":
         return dense[:k]
     if mode == "lexical":
         return lexical[:k]
-    return reciprocal_rank_fusion([dense, lexical], rrf_k)[:k]
+    if settings.fusion == "rrf":
+        return reciprocal_rank_fusion([dense, lexical], settings.rrf_k)[:k]
+    return convex_fusion(dense, lexical, settings.dense_weight)[:k]
+
+
+def convex_fusion(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], dense_weight: float = 0.5
+) -> list[tuple[int, float]]:
+    """Fuse a dense and a lexical ranking of ``(id, score)`` pairs (each best first) by a
+    weighted sum of their min-max scaled scores, best first.
+
+    Each list's scores are scaled to 0..1 over that list (all 1 where they are equal); an id
+    missing from a list gets 0 there. Ties are broken by the id's best rank in either list,
+    then by id, so fusion is deterministic.
+    """
+    fused: dict[int, float] = {}
+    best_rank: dict[int, int] = {}
+    for ranking, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
+        if not ranking:
+            continue
+        scores = [score for _, score in ranking]
+        low, span = min(scores), max(scores) - min(scores)
+        for rank, (item, score) in enumerate(ranking, start=1):
+            scaled = (score - low) / span if span > 0 else 1.0
+            fused[item] = fused.get(item, 0.0) + weight * scaled
+            best_rank[item] = min(best_rank.get(item, rank), rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
 
 
 def reciprocal_rank_fusion(

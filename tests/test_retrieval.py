@@ -4,10 +4,11 @@ import threading
 from pathlib import Path
 
 import faiss
+import pytest
 
 from qa.indexing.build import build_index
 from qa.indexing.persist import load_index
-from qa.retrieval import Retriever, reciprocal_rank_fusion
+from qa.retrieval import Retriever, convex_fusion, rank, reciprocal_rank_fusion
 from qa.settings import Settings
 from qa.types import Document
 
@@ -27,6 +28,46 @@ def test_rrf_rewards_agreement_between_rankings() -> None:
 def test_rrf_single_list_keeps_order() -> None:
     ranking = [(5, 3.0), (2, 2.0), (9, 1.0)]
     assert [i for i, _ in reciprocal_rank_fusion([ranking, []])] == [5, 2, 9]
+
+
+def test_convex_fusion_weighs_how_far_ahead_not_only_the_place() -> None:
+    dense = [(1, 0.90), (2, 0.89), (3, 0.10)]
+    lexical = [(3, 30.0), (2, 29.0), (4, 2.0)]
+    # Scaled: dense 1 -> 1, 2 -> 0.9875, 3 -> 0; lexical 3 -> 1, 2 -> 0.964, 4 -> 0.
+    fused = convex_fusion(dense, lexical, 0.5)
+    assert [i for i, _ in fused] == [2, 1, 3, 4]
+    assert fused[0][1] == pytest.approx(0.5 * (0.79 / 0.80) + 0.5 * (27 / 28))
+    assert fused[1][1] == fused[2][1] == pytest.approx(0.5)  # a tie, broken by best rank (1)
+    assert fused[3][1] == 0.0
+    # Reciprocal rank counts places only: 3, far behind on cosine, comes first there.
+    assert [i for i, _ in reciprocal_rank_fusion([dense, lexical])] == [3, 2, 1, 4]
+    # The weight moves the balance: all dense, all lexical.
+    assert [i for i, _ in convex_fusion(dense, lexical, 1.0)][:3] == [1, 2, 3]
+    assert [i for i, _ in convex_fusion(dense, lexical, 0.0)][:2] == [3, 2]
+
+
+def test_convex_fusion_of_one_list_or_equal_scores() -> None:
+    assert [i for i, _ in convex_fusion([(5, 0.3), (2, 0.2)], [], 0.5)] == [5, 2]
+    assert convex_fusion([(7, 0.4), (8, 0.4)], [], 0.5) == [(7, 0.5), (8, 0.5)]
+    assert convex_fusion([], [], 0.5) == []
+
+
+def test_the_fusion_setting_chooses_the_rule() -> None:
+    dense = [(1, 0.90), (2, 0.89), (3, 0.10)]
+    lexical = [(3, 30.0), (2, 29.0), (4, 2.0)]
+    convex = rank(dense, lexical, "hybrid", 4, Settings())
+    assert convex == convex_fusion(dense, lexical, 0.5)
+    assert rank(dense, lexical, "hybrid", 4, Settings(fusion="rrf", rrf_k=10)) == (
+        reciprocal_rank_fusion([dense, lexical], 10)
+    )
+    assert rank(dense, lexical, "hybrid", 2, Settings(dense_weight=1.0)) == [
+        (1, 1.0),
+        (2, pytest.approx(0.9875)),
+    ]
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        Settings(fusion="sum")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dense_weight must be a number from 0 to 1"):
+        Settings(dense_weight=1.5)
 
 
 def build(tmp_path: Path) -> tuple[Settings, Retriever]:

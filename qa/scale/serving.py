@@ -184,7 +184,7 @@ class Router:
                 for s in self.shards
             )
         )
-        passages = fuse(list(found), k, depth, mode, self.settings.rrf_k)
+        passages = fuse(list(found), k, depth, mode, self.settings)
         owners = {hits.shard: set(hits.sources) for hits in found}
         wanted = {p.chunk.doc_id for p in passages}
         context = ReadingContext()

@@ -26,7 +26,7 @@ import numpy as np
 from qa.filters import Filter
 from qa.lexical import TermStatistics, tokenize
 from qa.retrieval import allowed_rows, dense_search, fill_cosines, one_search_thread, rank
-from qa.settings import RetrievalMode
+from qa.settings import RetrievalMode, Settings
 from qa.store import Index
 from qa.types import Chunk, Document, Passage
 
@@ -117,7 +117,7 @@ def corpus_statistics(
 
 
 def fuse(
-    shards: list[ShardHits], k: int, depth: int, mode: RetrievalMode, rrf_k: int
+    shards: list[ShardHits], k: int, depth: int, mode: RetrievalMode, settings: Settings
 ) -> list[Passage]:
     """The ``k`` best passages over every shard's hits, best first.
 
@@ -138,7 +138,7 @@ def fuse(
     lexical = merged([(hits.shard, hits.lexical) for hits in shards])
     lexical_scores = dict(lexical)
     passages = []
-    for n, score in rank(dense, lexical, mode, k, rrf_k):
+    for n, score in rank(dense, lexical, mode, k, settings):
         hits, row = refs[n]
         chunk = hits.chunks[row]
         title, path = hits.sources[chunk.doc_id]

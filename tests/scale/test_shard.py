@@ -83,13 +83,13 @@ def test_fused_shards_against_the_single_index(tmp_path: Path, hash_embedder, mo
             search_shard(i, s, query, vector, 50, mode, statistics=statistics)
             for i, s in enumerate(shards)
         ]
-        fused = fuse(hits, 5, 50, mode, 60)
+        fused = fuse(hits, 5, 50, mode, base)
         expected = Retriever(single, hash_embedder, base).search(query, k=5, mode=mode)
         assert len(fused) == len(expected) == 5
         if mode != "hybrid":
             # The whole list (depth 50): the same scores place by place, and the same chunks
             # above the last score (chunks of equal score may come in another order).
-            ours = fuse(hits, 50, 50, mode, 60)
+            ours = fuse(hits, 50, 50, mode, base)
             theirs = Retriever(single, hash_embedder, base).search(query, k=50, mode=mode)
             assert [p.score for p in ours] == pytest.approx([p.score for p in theirs])
             cutoff = theirs[-1].score + 1e-6
