@@ -10,7 +10,7 @@ Hybrid search fuses the two lists of candidates one of two ways (``Settings.fusi
   ``1 / (rrf_k + rank)`` over the lists a chunk appears in: places only.
 
 Convex fusion found the question's paragraph more often on both sets it was chosen on
-(eval/RESULTS.md, "Fusion"): qa-val and a sample of qa-train.
+(eval/RESULTS.md, "hybrid fusion by scores"): qa-val and a sample of qa-train.
 
 A search may be restricted to some documents (a metadata ``Filter``, and the ``exclude`` that
 evaluation uses). Both become one mask of allowed chunk rows, applied inside each retriever:

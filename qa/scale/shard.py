@@ -13,7 +13,7 @@ How a sharded search relates to the single index's:
   the scores one index over every shard gives, so the merged top ``depth`` is that index's
   (chunks of equal score may come in another order). With one shard there is nothing to
   gather: it searches as the single index it is.
-- Fusion: reciprocal rank over the merged lists, as ``qa.retrieval``; rows are numbered in the
+- Fusion: the settings' rule over the merged lists, as ``qa.retrieval``; rows are numbered in the
   single index's order (document id, then chunk), so ties break as they would there.
 """
 
