@@ -25,8 +25,10 @@ FAISS index's stored vectors or codes (``faiss.IO_FLAG_MMAP_IFC``: the exact vec
 or HNSW index, the half-precision re-ranking vectors of IVF-PQ; IVF-PQ's inverted lists are
 read), the BM25 score matrix (bm25s's ``mmap``), its token ids and the sentence vectors. So
 processes serving one build on a machine share its pages, and a shard of a few GB costs its
-server little memory of its own. Files of a build are never written again once it is
-complete, so the mappings stay valid (a pruned build's files live on while mapped).
+server little memory of its own. No mapped byte is ever rewritten: the FAISS and BM25 files are
+written whole into each new build, and the sentence vectors file is only appended to (by a later
+build, through its hard link), so the mappings stay valid (a pruned build's files live on while
+mapped).
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
