@@ -47,13 +47,14 @@ def bbc_qa(work: Path, limit: int | None) -> Any:
 def encoder_system(qa: Any, encoder: Any) -> latency.Timed:
     """``qa.search`` with ``encoder`` embedding its questions (each question embedded anew)."""
     embedder = qa.embedder
+    search = latency.search_fn(qa)
 
     def timed(question: str, timings: dict[str, float]) -> Any:
         if embedder.__dict__.get("onnx_query_encoder") is not encoder:
             # The memo of question vectors closes over the encoder: make it anew with this one.
             embedder.__dict__["onnx_query_encoder"] = encoder
             embedder.__dict__.pop("_query_vector", None)
-        return latency.search_fn(qa)(question, timings)
+        return search(question, timings)
 
     return timed
 

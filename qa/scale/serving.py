@@ -235,32 +235,36 @@ class Router:
 def application(settings: Settings) -> Any:
     """The Serve application of the sharded index ``settings.index_dir`` names."""
     layout = ShardedLayout.load(settings.index_dir)
-    replicas = settings.replicas
+    options = _replica_options(settings.replicas)
     shards = [
-        _deployment(Shard, f"shard-{i}", replicas).bind(
+        _deployment(Shard, f"shard-{i}", options).bind(
             settings, i, str(layout.path(i).resolve()), layout.embedding_model
         )
         for i in range(layout.shards)
     ]
-    reader = _deployment(Reader, "reader", replicas).bind(settings)
-    return _deployment(Router, ROUTER, replicas).bind(settings, shards, reader)
+    reader = _deployment(Reader, "reader", options).bind(settings)
+    return _deployment(Router, ROUTER, options).bind(settings, shards, reader)
 
 
-def _deployment(server: type, name: str, replicas: int) -> Any:
-    """``server`` as a Serve deployment of ``replicas`` replicas that ask for no CPU (see
-    above), spread over the nodes: at most ``replicas / nodes`` (rounded up) on one node, so
-    two replicas on two nodes are on both (Serve's own spreading is best effort, and kept a
-    scaled-up deployment's replicas on one node in a test). A replica lost with its node then
-    waits for a node with room while the others serve."""
+def _replica_options(replicas: int) -> dict[str, Any]:
+    """Every deployment's replica count, spread over the nodes alive now: at most
+    ``replicas / nodes`` (rounded up) on one node, so two replicas on two nodes are on both
+    (Serve's own spreading is best effort, and kept a scaled-up deployment's replicas on one
+    node in a test). A replica lost with its node then waits for a node with room while the
+    others serve."""
     import ray
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"num_replicas": replicas}
     if replicas > 1:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         options["max_replicas_per_node"] = -(-replicas // max(1, nodes))
-    return serve.deployment(
-        server, name=name, num_replicas=replicas, ray_actor_options={"num_cpus": 0}, **options
-    )
+    return options
+
+
+def _deployment(server: type, name: str, options: dict[str, Any]) -> Any:
+    """``server`` as a Serve deployment whose replicas (``options``) ask for no CPU (see
+    above)."""
+    return serve.deployment(server, name=name, ray_actor_options={"num_cpus": 0}, **options)
 
 
 def deploy(settings: Settings) -> Any:
