@@ -391,15 +391,10 @@ class OnnxQueryEncoder:
     """
 
     def __init__(self, model_file: Path, tokenizer: Tokenizer, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from qa.models.runtime import cpu_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(QUERY_THREADS, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
         self._tokenizer = tokenizer
-        self._session = ort.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(model_file, threads or min(QUERY_THREADS, os.cpu_count() or 1))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors ``(len(texts), dimension)``, all texts in one padded batch."""

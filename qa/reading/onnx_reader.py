@@ -72,16 +72,12 @@ class OnnxReader(SpanReader):
         return self._session is not None
 
     def _load(self) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from qa.models.runtime import cpu_session
+
         try:
-            path = self.model_file or reader_file(self.precision)
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(self.model_file or reader_file(self.precision), self.threads)
             tokenizer = Tokenizer.from_file(str(READER_DIR / "tokenizer.json"))
         except checksums.ModelFileError:
             raise  # a damaged packaged reader: its own message says what to do

@@ -191,3 +191,18 @@ def test_asking_with_the_packaged_reader_imports_no_torch(
     answer, mode, torch_loaded = out.stdout.split("\n")[:3]
     assert answer == "seven" and mode == "reader:qa-minilm-l6"
     assert torch_loaded == "False", "asking imported torch"
+
+
+def test_sessions_plan_no_memory_pattern_per_shape(tiny_onnx: dict[str, Path]) -> None:
+    """Both ONNX sessions (reader and question encoder) are made by ``cpu_session``, which plans
+    no memory pattern per input shape: windows and questions come in every shape, and a kept
+    pattern per shape grew the server in a soak."""
+    from qa.models.runtime import cpu_session
+
+    reader = OnnxReader("fp32", max_length=64, stride=16, model_file=tiny_onnx["fp32"], threads=1)
+    reader.read("Who?", ["Ann met Bob in Paris."], top_n=1)
+    for session in (reader._session, cpu_session(tiny_onnx["fp32"])):
+        options = session.get_session_options()
+        assert not options.enable_mem_pattern and options.enable_cpu_mem_arena
+        assert options.inter_op_num_threads == 1
+    assert reader._session.get_session_options().intra_op_num_threads == 1
