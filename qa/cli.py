@@ -155,7 +155,11 @@ def index(
     address: AddressOpt = None,
     shards: Annotated[
         int | None,
-        typer.Option("--shards", min=1, help="Shards of the ray engine's index (default: 1)."),
+        typer.Option(
+            "--shards",
+            min=1,
+            help="Shards of the ray engine's index (default: as many as it has, 1 for a new one).",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -166,6 +170,11 @@ def index(
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
     if settings.engine == "ray":
         from qa.scale.build import build_on_cluster
+        from qa.scale.layout import SHARDS_FILE, ShardedLayout
+
+        if shards is None and (settings.index_dir / SHARDS_FILE).exists():
+            # An update keeps the shard count: another would move documents between shards.
+            settings = settings.replace(shards=ShardedLayout.load(settings.index_dir).shards)
 
         sharded = build_on_cluster(settings, rebuild=rebuild)
         typer.echo(json.dumps(sharded.to_dict()) if json_out else sharded.describe())

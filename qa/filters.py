@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from qa.dates import iso_date
 
 if TYPE_CHECKING:
-    from qa.types import Document
+    from qa.types import Document, DocumentRow
 
 #: Fields every document has (derived from it), beside its metadata keys.
 DERIVED_FIELDS = ("folder", "path", "title", "date")
@@ -214,11 +214,11 @@ def document_date(doc: Document) -> str | None:
     return iso_date(doc.metadata.get("date"))
 
 
-def folders(documents: Iterable[Document]) -> list[str]:
+def folders(documents: Iterable[Document | DocumentRow]) -> list[str]:
     """The folders holding documents (each one and those above it), sorted; the root not."""
     found: set[str] = set()
     for doc in documents:
-        folder = document_folder(doc)
+        folder = doc.path.rpartition("/")[0]  # as document_folder, for listed rows too
         while folder:
             found.add(folder)
             folder = folder.rpartition("/")[0]

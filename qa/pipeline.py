@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from qa.protocols import Encoder, RetrieverFactory
     from qa.protocols import Retriever as RetrieverRole
     from qa.reading.answers import AnswerFinder
+    from qa.scale.build import ShardedReport
 
 #: Longest question accepted, in characters. The reader keeps the first 64 word pieces of a
 #: question anyway; the limit keeps a pasted article from being embedded and scored as one.
@@ -191,7 +192,8 @@ class QA:
         """
         if self.settings.engine == "ray":
             raise IndexProblem(
-                "the ray engine's index is built on the cluster: `qa index --engine ray`"
+                "the ray engine's index is built on the cluster: `qa index --engine ray` "
+                "(or QA.update)"
             )
         with self._build_lock:
             # Imported here: the format parsers (bs4, pypdf...) are slow to import and only
@@ -220,6 +222,42 @@ class QA:
             )
             report.skipped = skipped
             self._index = report.index
+            return report
+
+    def update(
+        self,
+        *,
+        rebuild: bool = False,
+        progress: ProgressCallback | None = None,
+        show_progress: bool = True,
+    ) -> BuildReport | ShardedReport:
+        """Bring the index up to date with ``corpus_dir`` on the engine the settings choose.
+
+        Over a local index this is :meth:`build`. With the ray engine the sharded index that
+        ``qa deploy`` serves is updated on the cluster (``qa.scale.build``, with the shard count
+        it has, so no document moves): only the shards of added, changed or removed documents
+        are written, each served shard loads its new build for the next question, and the
+        documents this process kept of the old builds are forgotten. ``progress`` and
+        ``show_progress`` apply to the local engine only (Ray Data embeds on the cluster).
+
+        Raises:
+            IndexMissingError: The ray engine has no sharded index to update (build one with
+                ``qa index --engine ray``).
+        """
+        if self.settings.engine != "ray":
+            return self.build(rebuild=rebuild, progress=progress, show_progress=show_progress)
+        from qa.scale.build import build_sharded, connect
+        from qa.scale.layout import ShardedLayout
+
+        with self._build_lock:
+            try:
+                layout = ShardedLayout.load(self.settings.index_dir)
+            except FileNotFoundError as exc:
+                raise IndexMissingError(str(exc)) from exc
+            connect(self.settings)  # this process stays joined: it asks through the cluster
+            settings = self.settings.replace(shards=layout.shards)
+            report = build_sharded(settings, self.embedder, rebuild=rebuild)
+            self._index = None  # the next question asks the router for the new manifest
             return report
 
     def _live_index(self) -> Index | None:

@@ -7,6 +7,7 @@ the asking road reads one and never imports the road that built it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +20,7 @@ import numpy as np
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.text import counted
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, DocumentRow
 
 #: Called with ``(chunks_embedded, chunks_to_embed)`` as a build embeds.
 ProgressCallback = Callable[[int, int], None]
@@ -88,6 +89,12 @@ class Index:
         if self.dense.ntotal == 0:
             return np.zeros((0, self.dense.d), dtype=np.float32)
         return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+    def catalog(self) -> list[DocumentRow]:
+        """Every document of the index with its size and chunk count, by title (then id)."""
+        counts = Counter(chunk.doc_id for chunk in self.chunks)  # masked rows count for none
+        docs = sorted(self.documents.values(), key=lambda d: (d.title.lower(), d.doc_id))
+        return [DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id]) for d in docs]
 
 
 @dataclass

@@ -40,6 +40,25 @@ class Document:
 
 
 @dataclass(frozen=True)
+class DocumentRow:
+    """One document as the index lists it (the web page's documents table).
+
+    Attributes:
+        title: The document's title.
+        path: Its corpus file.
+        doc_id: Its id.
+        characters: Length of its cleaned text.
+        chunks: Chunks of it in the index.
+    """
+
+    title: str
+    path: str
+    doc_id: str
+    characters: int
+    chunks: int
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A contiguous slice of a document, the unit of retrieval."""
 

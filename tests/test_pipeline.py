@@ -126,3 +126,32 @@ def test_settings_refuse_what_a_request_refuses_in_the_same_words(
     label = "the number of answers" if field == "n_answers" else "the threshold"
     with pytest.raises(ValueError, match=words.replace(field, label)):
         check_request(QUESTION, **{field: value})  # type: ignore[arg-type]
+
+
+def test_catalog_lists_every_document_with_its_live_chunks(qa: QA, seed_corpus: Path) -> None:
+    """The documents table's rows: every document by title, its length and chunk count; a
+    document taken out of the corpus leaves the list with the next update."""
+    rows = qa.index.catalog()
+    assert [r.doc_id for r in rows] == sorted(
+        qa.index.documents, key=lambda d: (qa.index.documents[d].title.lower(), d)
+    )
+    for row in rows:
+        doc = qa.index.documents[row.doc_id]
+        assert (row.title, row.path, row.characters) == (doc.title, doc.path, len(doc.text))
+        assert row.chunks == sum(1 for c in qa.index.chunks if c.doc_id == row.doc_id) > 0
+    gone = rows[0]
+    (seed_corpus / gone.path).unlink()
+    report = qa.update(show_progress=False)  # the local engine: QA.build
+    assert report.removed == [gone.doc_id]
+    assert qa.index.catalog() == rows[1:]
+
+
+def test_update_of_the_ray_engine_needs_its_sharded_index(tmp_path: Path) -> None:
+    """With the ray engine there is nothing to update until `qa index --engine ray` made the
+    sharded index, and the error says so (before any cluster is joined)."""
+    pytest.importorskip("ray", reason="the scale extra (ray[data,serve]) is not installed")
+    from qa.store import IndexMissingError
+
+    settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "none", engine="ray")
+    with pytest.raises(IndexMissingError, match="qa index --engine ray"):
+        QA(settings, embedder=HashEmbedder()).update()

@@ -69,12 +69,23 @@ class ShardedReport:
         """The shards that were written."""
         return [i for i, report in enumerate(self.shards) if report is not None]
 
+    @property
+    def path(self) -> Path:
+        """The index folder (``shards.json`` and the shard folders)."""
+        return self.layout.index_dir
+
     def describe(self) -> str:
+        """One sentence on what the build did (the CLI and the web page say it)."""
         built = self.touched
+        written = [report for report in self.shards if report is not None]
+        changes = ", ".join(
+            f"{sum(len(getattr(r, what)) for r in written)} {what}"
+            for what in ("added", "changed", "removed")
+        )
         said = (
             f"Sharded index built in {self.seconds:.1f} s: {counted(len(self.shards), 'shard')}, "
             f"{counted(len(built), 'shard')} written "
-            f"({', '.join(str(i) for i in built) or 'none'}), "
+            f"({', '.join(str(i) for i in built) or 'none'}; {changes}), "
             f"{counted(self.embedded_chunks, 'chunk')} embedded on "
             f"{counted(len(self.nodes), 'node')}."
         )

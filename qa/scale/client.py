@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from qa.scale import require_ray
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrievalMode, Settings
 from qa.store import Index, IndexMissingError
-from qa.types import Document, Passage
+from qa.types import Document, DocumentRow, Passage
 
 if TYPE_CHECKING:
     from qa.filters import Filter
@@ -103,9 +105,18 @@ class _KeptSentences(SentenceVectors):
         return table.lookup(doc_id, spans) if table else [None] * len(spans)
 
 
+@dataclass
 class ClusterIndex(Index):
     """The live index of a client of the cluster: what the reader needs of the documents the
-    router sent, nothing searchable (the shards search)."""
+    router sent, nothing searchable (the shards search); the documents table comes from the
+    shards (``fetch_catalog``)."""
+
+    fetch_catalog: Callable[[], list[DocumentRow]] = list
+
+    def catalog(self) -> list[DocumentRow]:
+        """Every document of every shard (asked of the router: this index keeps only those
+        recent questions read)."""
+        return self.fetch_catalog()
 
     def keep(self, context: ReadingContext) -> None:
         """Keep the documents of a question's passages (before the question reads them)."""
@@ -136,6 +147,7 @@ def cluster_index(settings: Settings) -> ClusterIndex:
         lexical=LexicalIndex.build([]),
         path=Path(settings.index_dir),
         sentences=_KeptSentences(dimension),
+        fetch_catalog=lambda: handle.catalog.remote().result(),
     )
 
 

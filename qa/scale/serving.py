@@ -41,7 +41,7 @@ from qa.scale.shard import (
     statistics_terms,
 )
 from qa.settings import RetrievalMode, Settings
-from qa.types import Document, Passage, Result
+from qa.types import Document, DocumentRow, Passage, Result
 
 #: The Serve application's name; the client finds the router by it.
 APP_NAME = "qa"
@@ -101,6 +101,10 @@ class Shard:
 
     def context(self, doc_ids: list[str]) -> ReadingContext:
         return reading_context(self._live(), doc_ids)
+
+    def catalog(self) -> list[DocumentRow]:
+        """The shard's documents, as the documents table lists them."""
+        return self._live().catalog()
 
     def manifest(self) -> dict[str, Any]:
         """The shard's manifest without its per-document tables."""
@@ -216,6 +220,12 @@ class Router:
         shard = shard_of(doc_id, len(self.shards))
         context = await self.shards[shard].context.remote([doc_id])
         return context.documents.get(doc_id)
+
+    async def catalog(self) -> list[DocumentRow]:
+        """Every shard's documents, as the documents table lists them (by title, then id)."""
+        parts = await asyncio.gather(*(s.catalog.remote() for s in self.shards))
+        rows = [row for part in parts for row in part]
+        return sorted(rows, key=lambda row: (row.title.lower(), row.doc_id))
 
     async def manifest(self) -> dict[str, Any]:
         """The first shard's manifest (model, chunking, FAISS kind, build time), with the

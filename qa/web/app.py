@@ -68,6 +68,8 @@ def prepare(qa: QA) -> None:
     try:
         _ = qa.index
     except IndexProblem as exc:
+        if qa.settings.engine == "ray":
+            raise  # the cluster's index is built and deployed by `qa index` and `qa deploy`
         why = "There is no index yet" if isinstance(exc, IndexMissingError) else str(exc)
         print(f"{why}; building it from {qa.settings.corpus_dir}.", file=sys.stderr)
         report = qa.build(show_progress=True)

@@ -128,7 +128,7 @@ class ChatHandlers:
     def folder_choices(self) -> list[str]:
         """The filter row's folder choices: all folders, then each folder of the index."""
         try:
-            return [ALL_FOLDERS, *folders(self.qa.index.documents.values())]
+            return [ALL_FOLDERS, *folders(self.qa.index.catalog())]
         except IndexProblem:
             return [ALL_FOLDERS]
 

@@ -8,7 +8,6 @@ Adding or removing files updates the index at once, with a progress bar, one upd
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from qa.pipeline import QA
 from qa.store import IndexMissingError, IndexProblem
 from qa.text import counted
 from qa.web.memory import release_free_memory
-from qa.web.render import DocumentRow, render_documents, render_notices
+from qa.web.render import render_documents, render_notices
 from qa.web.uploads import Outcome, corpus_files, discard_uploaded, remove_files, save_uploads
 
 log = logging.getLogger(__name__)
@@ -35,20 +34,17 @@ class DocumentHandlers:
         """The documents table with a summary line (and what is not indexed yet)."""
         try:
             index = self.qa.index
+            rows = index.catalog()
         except IndexMissingError:
             return render_documents([], "There is no index yet: press Update index to build it.")
-        # Masked rows (left by updates in place) belong to no document of the index.
-        counts = Counter(chunk.doc_id for chunk in index.chunks)
-        docs = sorted(index.documents.values(), key=lambda d: (d.title.lower(), d.doc_id))
-        rows = [DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id]) for d in docs]
         built = str(index.manifest.get("built_at", "")).replace("T", " ").replace("+00:00", " UTC")
         summary = (
             f"{counted(len(rows), 'document')}, "
-            f"{counted(len(index.chunks) - index.masked, 'chunk')} in the index"
+            f"{counted(sum(row.chunks for row in rows), 'chunk')} in the index"
         )
         summary += f" (built {built})." if built else "."
         on_disk = set(corpus_files(self.qa.settings.corpus_dir))
-        indexed = {d.path for d in docs}
+        indexed = {row.path for row in rows}
         new, gone = len(on_disk - indexed), len(indexed - on_disk)
         notes = [f"{counted(new, 'file')} in the corpus not indexed yet"] if new else []
         notes += [f"{counted(gone, 'indexed file')} no longer in the corpus"] if gone else []
@@ -60,8 +56,8 @@ class DocumentHandlers:
         """Corpus files for the removal list, labelled with the titles found in them."""
         titles: dict[str, list[str]] = {}
         try:
-            for doc in self.qa.index.documents.values():
-                titles.setdefault(doc.path, []).append(doc.title)
+            for row in self.qa.index.catalog():
+                titles.setdefault(row.path, []).append(row.title)
         except IndexMissingError:
             pass
         choices = []
@@ -119,7 +115,7 @@ class DocumentHandlers:
         if progress is not None:
             progress(0.0, desc="Reading the corpus, embedding new text")
         try:
-            report = self.qa.build(rebuild=rebuild, progress=embedded, show_progress=False)
+            report = self.qa.update(rebuild=rebuild, progress=embedded, show_progress=False)
         except (IndexProblem, OSError, ValueError) as exc:
             log.exception("index update failed")
             return render_notices([(False, f"The index could not be updated: {exc}")])

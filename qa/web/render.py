@@ -25,10 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from qa.text import counted
-from qa.types import Answer, Document, Passage, Result, Source
+from qa.types import Answer, Document, DocumentRow, Passage, Result, Source
 
 #: Every character that HTML gives a meaning (``& < > " '``, as ``html.escape`` escapes them) or
 #: that opens Markdown (emphasis, links, images, code, headings, tables, escapes), LaTeX (``$``)
@@ -314,17 +313,6 @@ def render_filter_note(description: str) -> str:
         '<div class="qa-reply qa-filtered"><p class="qa-filter-note">'
         f'<span class="qa-label">Searched only:</span>{literal(description)}</p></div>'
     )
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    """One line of the documents table."""
-
-    title: str
-    path: str
-    doc_id: str
-    characters: int
-    chunks: int
 
 
 def render_documents(rows: Sequence[DocumentRow], summary: str) -> str:

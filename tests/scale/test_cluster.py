@@ -9,6 +9,7 @@ left (the time is reported); with two replicas of every deployment it costs them
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import time
@@ -191,9 +192,13 @@ def test_the_web_chat_answers_through_the_cluster(served, single) -> None:
         assert _reply_read(ours) == _reply_read(theirs), question
 
 
-def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, embedder) -> None:
+def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, cluster) -> None:
+    """`qa index --engine ray` again, without `--shards`: the index keeps its two shards and
+    only the changed document's shard is embedded and written."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
     from qa.indexing.persist import current_path
-    from qa.scale.build import build_sharded
     from qa.scale.layout import shard_of
 
     qa, _ = served
@@ -206,12 +211,17 @@ def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, embedde
         path.read_text() + "\n\nThe harbour pilot Ingrid Vasquez-Holm guided the ship in.\n"
     )
 
-    report = build_sharded(settings, embedder)
+    command = ["index", "--engine", "ray", "--address", cluster.address, "--json"]
+    command += ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
     mine = shard_of(doc_id, 2)
-    assert report.touched == [mine]
-    assert report.shards[mine].changed == [doc_id]
-    assert report.embedded_chunks == sum(
-        1 for c in report.shards[mine].index.chunks if c.doc_id == doc_id
+    assert report["shards"] == 2 and report["written"] == [mine]
+    assert report["reports"][mine]["changed"] == [doc_id]
+    # Every chunk of the document embedded again, as the shards now list it.
+    assert report["embedded_chunks"] == next(
+        row.chunks for row in qa.index.catalog() if row.doc_id == doc_id
     )
     after = [current_path(p).resolve() for p in layout_paths]
     assert after[1 - mine] == before[1 - mine]
@@ -220,6 +230,49 @@ def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, embedde
     # The served shard loads its new build for the next question.
     result = qa.ask("Who guided the ship in?")
     assert result.answers and "Vasquez-Holm" in result.answers[0].text
+
+
+def test_the_web_page_updates_the_cluster_index(served, single, tmp_path: Path) -> None:
+    """In ray mode the web page's documents tab works as over a local index: its table lists
+    every shard's documents (not only those questions fetched), an uploaded article is indexed
+    on the cluster (only its shard written) and answered at once, and a removed one is gone."""
+    from qa.scale.layout import shard_of
+    from qa.web.app import WebApp
+
+    qa, _ = served
+    app = WebApp(qa)
+    table = app.documents_html()
+    documents = len(single.index.documents)
+    assert f"{documents:,} documents" in table
+    assert "Round two" in table  # a seed article, whichever shard holds it
+    if SHARED.is_dir():
+        assert "bbc/sport" in app.folder_choices()
+
+    upload = tmp_path / "tug-report.txt"
+    upload.write_text(
+        "Tug report\n\nThe tug Marguerite was skippered by Oskar Lindqvist-Baptiste, who "
+        "brought the disabled ferry into port on Tuesday.\n"
+    )
+    notice, changed = app.upload([str(upload)])
+    assert changed, notice
+    said = html.unescape(app.update_index())
+    mine = shard_of("tug-report.txt", 2)
+    assert f"1 shard written ({mine}; 1 added, 0 changed, 0 removed)" in said, said
+    result = qa.ask("Who skippered the tug Marguerite?")
+    assert result.answers and "Lindqvist-Baptiste" in result.answers[0].text
+    assert result.answers[0].doc_id == "tug-report.txt"
+    table = app.documents_html()
+    assert f"{documents + 1:,} documents" in table and "Tug report" in table
+    assert "not indexed yet" not in table
+    assert ("tug-report.txt: Tug report", "tug-report.txt") in app.file_choices()
+
+    notice, changed = app.remove(["tug-report.txt"])
+    assert changed, notice
+    said = html.unescape(app.update_index())
+    assert f"1 shard written ({mine}; 0 added, 0 changed, 1 removed)" in said, said
+    assert f"{documents:,} documents" in app.documents_html()
+    sources = {a.doc_id for a in qa.ask("Who skippered the tug Marguerite?").answers}
+    assert "tug-report.txt" not in sources
 
 
 def test_node_removed_mid_service_questions_answered_after_recovery(
