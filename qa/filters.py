@@ -204,7 +204,7 @@ def check_filter(value: object) -> Filter | None:
     )
 
 
-def document_folder(doc: Document) -> str:
+def document_folder(doc: Document | DocumentRow) -> str:
     """The folder of ``doc``'s file relative to the corpus root (``""`` at the root)."""
     return doc.path.rpartition("/")[0]
 
@@ -218,7 +218,7 @@ def folders(documents: Iterable[Document | DocumentRow]) -> list[str]:
     """The folders holding documents (each one and those above it), sorted; the root not."""
     found: set[str] = set()
     for doc in documents:
-        folder = doc.path.rpartition("/")[0]  # as document_folder, for listed rows too
+        folder = document_folder(doc)
         while folder:
             found.add(folder)
             folder = folder.rpartition("/")[0]

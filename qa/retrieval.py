@@ -282,18 +282,15 @@ def convex_fusion(
     missing from a list gets 0 there. Ties are broken by the id's best rank in either list,
     then by id, so fusion is deterministic.
     """
-    fused: dict[int, float] = {}
-    best_rank: dict[int, int] = {}
+    parts = []
     for ranking, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
         if not ranking:
             continue
         scores = [score for _, score in ranking]
         low, span = min(scores), max(scores) - min(scores)
-        for rank, (item, score) in enumerate(ranking, start=1):
-            scaled = (score - low) / span if span > 0 else 1.0
-            fused[item] = fused.get(item, 0.0) + weight * scaled
-            best_rank[item] = min(best_rank.get(item, rank), rank)
-    return sorted(fused.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
+        scaled = [(score - low) / span if span > 0 else 1.0 for score in scores]
+        parts.append([(item, weight * x) for (item, _), x in zip(ranking, scaled, strict=True)])
+    return _summed(parts)
 
 
 def reciprocal_rank_fusion(
@@ -303,11 +300,23 @@ def reciprocal_rank_fusion(
 
     Ties are broken by the id's best rank in any list, then by id, so fusion is deterministic.
     """
+    return _summed(
+        [
+            [(item, 1.0 / (rrf_k + rank)) for rank, (item, _) in enumerate(ranking, start=1)]
+            for ranking in rankings
+        ]
+    )
+
+
+def _summed(parts: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Each id's contributions summed over ``parts`` (lists of ``(id, contribution)`` in the
+    order of the rankings they come from), best first; ties broken by the id's best rank in
+    any list, then by id."""
     fused: dict[int, float] = {}
     best_rank: dict[int, int] = {}
-    for ranking in rankings:
-        for rank, (item, _) in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (rrf_k + rank)
+    for part in parts:
+        for rank, (item, value) in enumerate(part, start=1):
+            fused[item] = fused.get(item, 0.0) + value
             best_rank[item] = min(best_rank.get(item, rank), rank)
     return sorted(fused.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
 
