@@ -114,10 +114,24 @@ def _seed_if_new(settings: Settings, corpus_given: bool) -> None:
     )
 
 
-def _qa(settings: Settings):  # noqa: ANN202 - returns qa.QA, imported lazily for a fast --help
+# Returns qa.QA, imported lazily for a fast --help.
+def _qa(settings: Settings, question: str | None = None):  # noqa: ANN202
+    """The pipeline of ``settings``.
+
+    With ``question`` (a command that embeds it), the question encoder is loaded and the
+    question embedded on a second thread (:mod:`qa.ahead`) while this one imports the pipeline
+    (faiss, bm25s and scipy: half a second) and reads the index.
+    """
+    from qa.embedding import Embedder
+
+    embedder = Embedder.of(settings)
+    if question is not None and settings.engine == "local" and settings.retrieval_mode != "lexical":
+        from qa import ahead
+
+        ahead.start(lambda: embedder.encode_query(question))
     from qa.pipeline import QA
 
-    return QA(settings)
+    return QA(settings, embedder=embedder)
 
 
 def _guard(func):  # noqa: ANN001, ANN202
@@ -126,18 +140,33 @@ def _guard(func):  # noqa: ANN001, ANN202
 
     @wraps(func)
     def wrapper(*args, **kwargs):  # noqa: ANN202
-        from qa.embedding import ModelLoadError
-        from qa.models.checksums import ModelFileError
-        from qa.scale import ScaleExtraMissing
-        from qa.store import IndexProblem
-
-        expected = (ModelLoadError, ModelFileError, IndexProblem, ScaleExtraMissing)
         try:
             return func(*args, **kwargs)
-        except (*expected, KeyError, FileNotFoundError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, _expected_failures()):
+                raise
             _fail(exc.args[0] if exc.args else str(exc))
 
     return wrapper
+
+
+def _expected_failures() -> tuple[type[Exception], ...]:
+    """The failures ``_guard`` turns into one line. Imported only when one is raised: the index
+    store's module imports faiss and bm25s, which a command loads on its own time (a cold
+    ``qa search`` loads its question encoder meanwhile, see ``_qa``)."""
+    from qa.embedding import ModelLoadError
+    from qa.models.checksums import ModelFileError
+    from qa.scale import ScaleExtraMissing
+    from qa.store import IndexProblem
+
+    return (
+        ModelLoadError,
+        ModelFileError,
+        IndexProblem,
+        ScaleExtraMissing,
+        KeyError,
+        FileNotFoundError,
+    )
 
 
 @app.callback()
@@ -208,7 +237,7 @@ def search(
     """Rank the chunks that best match QUERY."""
     settings = _settings(corpus, index, top_k=k, retrieval_mode=mode)
     only = _filter(where, since, until)
-    passages = _qa(settings).search(query, filter=only)
+    passages = _qa(settings, query).search(query, filter=only)
     if json_out:
         results = [
             {
@@ -262,7 +291,7 @@ def ask(
     settings = _settings(corpus, index, n_answers=k, threshold=threshold, reader_model=reader)
     only = _filter(where, since, until)
     try:
-        result = _qa(settings).ask(question, filter=only)
+        result = _qa(settings, question).ask(question, filter=only)
     except ValueError as exc:
         _fail(str(exc))
     if json_out:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
-from qa.settings import QueryEncoderKind
+from qa.settings import QueryEncoderKind, Settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -209,8 +210,18 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.query_encoder = query_encoder
+        self._query_lock = threading.Lock()
         if loaded is not None:
             self.__dict__["model"] = loaded  # the value the ``model`` cached property holds
+
+    @classmethod
+    def of(cls, settings: Settings) -> Embedder:
+        """The embedder ``settings`` name (model, batch size, question encoder)."""
+        return cls(
+            settings.embedding_model,
+            batch_size=settings.batch_size,
+            query_encoder=settings.query_encoder,
+        )
 
     @cached_property
     def model(self) -> SentenceTransformer:
@@ -357,7 +368,10 @@ class Embedder:
     @cached_property
     def _query_vector(self):  # noqa: ANN202 - an lru_cache-wrapped function
         # ``ask`` embeds the question for retrieval and again to score sentences: embed it once.
-        onnx = self.onnx_query_encoder
+        # Under a lock: two first questions at once (a command embeds its question ahead on a
+        # second thread) make one ONNX session (Python 3.12's cached_property has no lock).
+        with self._query_lock:
+            onnx = self.onnx_query_encoder
 
         @lru_cache(maxsize=256)
         def encode(text: str) -> np.ndarray:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, get_args
 
+from qa import ahead
 from qa.conversation import PREFER_DEPTH, Turn, prefer_documents, understand
 from qa.embedding import Embedder
 from qa.filters import Filter, check_filter
@@ -134,11 +135,7 @@ class QA:
         if self._embedder is None:
             with self._component_lock:
                 if self._embedder is None:
-                    self._embedder = Embedder(
-                        self.settings.embedding_model,
-                        batch_size=self.settings.batch_size,
-                        query_encoder=self.settings.query_encoder,
-                    )
+                    self._embedder = Embedder.of(self.settings)
         return self._embedder
 
     @property
@@ -155,6 +152,31 @@ class QA:
                     self._index = self._load_index()
                 index = self._index
         return index
+
+    def _snapshot(self, meanwhile: Sequence[Callable[[], object]]) -> Index:
+        """The live index (:attr:`index`). Where it is still to be read from disk, the
+        ``meanwhile`` tasks run on threads of their own while it is (:mod:`qa.ahead`: the
+        first question of a process loads the question encoder and the reader while the
+        index loads), and are waited for.
+        """
+        if self._index is not None or self.settings.engine == "ray" or not meanwhile:
+            return self.index
+        workers = [ahead.start(task) for task in meanwhile]
+        try:
+            return self.index
+        finally:
+            for worker in workers:
+                worker.join()
+
+    def _embedding(self, query: str, mode: RetrievalMode | None) -> list[Callable[[], object]]:
+        """The task that embeds ``query`` (memoised by the encoder, so retrieval finds it
+        done), where retrieval in ``mode`` embeds it."""
+        if (mode or self.settings.retrieval_mode) == "lexical":
+            return []
+        return [lambda: self.embedder.encode_query(query)]
+
+    def _load_reader(self) -> None:
+        _ = self.reading.reader
 
     def _load_index(self) -> Index:
         if self.settings.engine == "ray":
@@ -279,8 +301,10 @@ class QA:
         """Ranked passages for ``query`` (see ``Retriever.search``); with ``filter``, the best
         of the documents that pass it (``qa.filters.Filter``; anything else is refused with a
         ``ValueError``)."""
-        return self.retriever.search(
-            query, k=k, mode=mode, timings=timings, exclude=exclude, filter=check_filter(filter)
+        filter = check_filter(filter)
+        index = self._snapshot(self._embedding(query, mode))
+        return self._make_retriever(index, self.embedder, self.settings).search(
+            query, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
         )
 
     def document(self, doc_id: str) -> Document:
@@ -360,7 +384,7 @@ class QA:
         check_request(question, n_answers=n_answers, threshold=threshold, mode=mode)
         filter = check_filter(filter)
         understood = understand(question, conversation)
-        index = self.index
+        index = self._snapshot([*self._embedding(understood.search, mode), self._load_reader])
         k = max(self.settings.top_k, self.settings.read_passages)
         if understood.prefer:
             k = max(k, PREFER_DEPTH)  # deep enough to find the preferred article's passage

@@ -41,7 +41,7 @@ def agreeing(monkeypatch: pytest.MonkeyPatch) -> Result:
         ]
     )
     result = Result("Who launched it?", [merged, other], False, [], "reader:qa-minilm-l6")
-    monkeypatch.setattr(cli, "_qa", lambda settings: FixedQA(result))
+    monkeypatch.setattr(cli, "_qa", lambda settings, question=None: FixedQA(result))
     return result
 
 
@@ -86,7 +86,7 @@ def test_json_output_carries_the_sources(agreeing: Result) -> None:
 def test_a_single_source_answer_prints_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     single = answer(DOCS[0], "Hollis Marrow", 0.8)
     result = Result("Who?", [single], False, [], "reader:qa-minilm-l6")
-    monkeypatch.setattr(cli, "_qa", lambda settings: FixedQA(result))
+    monkeypatch.setattr(cli, "_qa", lambda settings, question=None: FixedQA(result))
     out = run()
     assert "articles say so" not in out
     assert "It was launched by »Hollis Marrow«." in out

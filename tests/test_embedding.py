@@ -202,3 +202,37 @@ def test_the_question_tokenizer_read_from_files_equals_the_loaded_models(embedde
     for a, b in zip(from_files.encode_batch(texts), from_model.encode_batch(texts), strict=True):
         assert a.ids == b.ids and a.offsets == b.offsets and a.attention_mask == b.attention_mask
     assert len(from_files.encode(texts[1]).ids) == embedder.max_tokens == 256
+
+
+def test_first_questions_at_once_make_one_onnx_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A command embeds its question ahead on a second thread while the first question may
+    embed it too: however many threads ask first, one question encoder is made."""
+    made: list[int] = []
+
+    class SlowEncoder:
+        def __init__(self, model_file: Path, tokenizer: object) -> None:
+            made.append(1)
+            threading.Event().wait(0.2)  # a session takes a while to build
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 3), dtype=np.float32) / np.sqrt(3)
+
+    monkeypatch.setattr("qa.embedding.OnnxQueryEncoder", SlowEncoder)
+    embedder = Embedder(query_encoder="onnx-fp32")
+    embedder.__dict__["_onnx_file"] = tmp_path / "encoder.onnx"
+    embedder.__dict__["text_tokenizer"] = object()
+    start = threading.Barrier(4)
+    vectors: list[np.ndarray] = []
+
+    def ask(n: int) -> None:
+        start.wait()
+        vectors.append(embedder.encode_query(f"question {n}"))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert made == [1] and len(vectors) == 4

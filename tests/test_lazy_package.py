@@ -30,3 +30,18 @@ def test_importing_the_trainer_loads_no_index_or_web_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_command_guard_loads_no_index_stack_before_the_command() -> None:
+    # A cold `qa search` embeds its question on a second thread while the command imports
+    # faiss and bm25s: the guard around every command must not import them first.
+    code = (
+        "import sys\n"
+        "from qa.cli import _guard\n"
+        "loaded = _guard(lambda: [m for m in ('faiss', 'bm25s', 'scipy') if m in sys.modules])\n"
+        "print(sorted(loaded()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"

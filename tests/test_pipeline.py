@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,48 @@ def test_update_of_the_ray_engine_needs_its_sharded_index(tmp_path: Path) -> Non
     settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "none", engine="ray")
     with pytest.raises(IndexMissingError, match="qa index --engine ray"):
         QA(settings, embedder=HashEmbedder()).update()
+
+
+class _WatchedEmbedder(HashEmbedder):
+    """Records which thread embedded each question, and whether the index was loaded then."""
+
+    def __init__(self, qa_box: list[QA], fail: bool = False) -> None:
+        self.calls: list[tuple[str, str, bool]] = []
+        self._qa_box = qa_box
+        self._fail = fail
+
+    def encode_query(self, text: str) -> np.ndarray:
+        loaded = bool(self._qa_box) and self._qa_box[0]._index is not None
+        self.calls.append((text, threading.current_thread().name, loaded))
+        if self._fail:
+            raise RuntimeError("the question encoder is broken")
+        return super().encode_query(text)
+
+
+def test_a_cold_search_embeds_its_question_while_the_index_loads(qa: QA) -> None:
+    box: list[QA] = []
+    watched = _WatchedEmbedder(box)
+    cold = QA(qa.settings, embedder=watched)
+    box.append(cold)
+    passages = cold.search(QUESTION)
+    assert [p.chunk.chunk_id for p in passages] == [p.chunk.chunk_id for p in qa.search(QUESTION)]
+    # First on a thread of its own before the index was there, then again by retrieval.
+    assert watched.calls[0] == (QUESTION, "qa-ahead", False)
+    assert watched.calls[-1][1] == threading.current_thread().name
+    # A warm search embeds on its own thread only; a lexical one embeds nothing.
+    watched.calls.clear()
+    cold.search(QUESTION)
+    assert [c[1] for c in watched.calls] == [threading.current_thread().name]
+    lexical = QA(qa.settings, embedder=(quiet := _WatchedEmbedder([])))
+    lexical.search(QUESTION, mode="lexical")
+    assert quiet.calls == []
+
+
+def test_a_failure_loading_ahead_is_raised_by_the_question_itself(qa: QA) -> None:
+    box: list[QA] = []
+    broken = QA(qa.settings, embedder=_WatchedEmbedder(box, fail=True))
+    box.append(broken)
+    with pytest.raises(RuntimeError, match="the question encoder is broken"):
+        broken.search(QUESTION)
+    with pytest.raises(RuntimeError, match="the question encoder is broken"):
+        broken.ask(QUESTION)
