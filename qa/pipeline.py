@@ -13,6 +13,7 @@ from qa.filters import Filter, check_filter
 from qa.indexing.build import build_index
 from qa.indexing.persist import load_index
 from qa.indexing.plan import known_files
+from qa.reading.copies import cite_copies, set_apart
 from qa.retrieval import Retriever
 from qa.settings import (
     RetrievalMode,
@@ -391,7 +392,9 @@ class QA:
         passages = self._make_retriever(index, self.embedder, self.settings).search(
             understood.search, k=k, mode=mode, timings=timings, exclude=exclude, filter=filter
         )
-        to_read = prefer_documents(passages, understood.prefer, self.settings.read_passages)
+        # Passages that other articles carry word for word are read once (qa.reading.copies).
+        distinct, copies = set_apart(passages)
+        to_read = prefer_documents(distinct, understood.prefer, self.settings.read_passages)
         result = self._read(
             index,
             understood.question,
@@ -400,10 +403,11 @@ class QA:
             threshold=threshold,
             timings=timings,
         )
+        cite_copies(result.answers, to_read, copies, index.documents)
         result.question = question
         if understood.used_context:
             result.understood_as = understood.shown
-        result.passages = passages[: self.settings.top_k]
+        result.passages = distinct[: self.settings.top_k]
         return result
 
     def read(
