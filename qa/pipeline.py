@@ -372,7 +372,9 @@ class QA:
 
         Returns:
             Answers, best first; or an abstention (``abstained=True``, ``answers=[]``) that
-            still carries the ``settings.top_k`` closest passages as leads. Every offset
+            still carries the ``settings.top_k`` closest passages as leads (each text once: a
+            passage other articles carry word for word is read once, and their articles are
+            among the answer's sources, see ``qa.reading.copies``). Every offset
             indexes a document of the one index snapshot the question was answered from,
             even when a build swaps the live index meanwhile.
 
