@@ -33,7 +33,6 @@ from qa.types import Document, Passage, Result
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder, RetrieverFactory
-    from qa.protocols import Retriever as RetrieverRole
     from qa.reading.answers import AnswerFinder
     from qa.scale.build import ShardedReport
 
@@ -186,11 +185,6 @@ class QA:
 
             return cluster_index(self.settings)
         return load_index(self.settings, embedding_name=self.embedder.name)
-
-    @property
-    def retriever(self) -> RetrieverRole:
-        """A retriever over the live index as it is now."""
-        return self._make_retriever(self.index, self.embedder, self.settings)
 
     def build(
         self,

@@ -93,8 +93,11 @@ class Index:
     def catalog(self) -> list[DocumentRow]:
         """Every document of the index with its size and chunk count, by title (then id)."""
         counts = Counter(chunk.doc_id for chunk in self.chunks)  # masked rows count for none
-        docs = sorted(self.documents.values(), key=lambda d: (d.title.lower(), d.doc_id))
-        return [DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id]) for d in docs]
+        rows = [
+            DocumentRow(d.title, d.path, d.doc_id, len(d.text), counts[d.doc_id])
+            for d in self.documents.values()
+        ]
+        return sorted(rows, key=DocumentRow.order)
 
 
 @dataclass

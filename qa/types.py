@@ -57,6 +57,10 @@ class DocumentRow:
     characters: int
     chunks: int
 
+    def order(self) -> tuple[str, str]:
+        """Where the row stands in the documents table: by title (any case), then id."""
+        return self.title.lower(), self.doc_id
+
 
 @dataclass(frozen=True)
 class Chunk:

@@ -224,8 +224,7 @@ class Router:
     async def catalog(self) -> list[DocumentRow]:
         """Every shard's documents, as the documents table lists them (by title, then id)."""
         parts = await asyncio.gather(*(s.catalog.remote() for s in self.shards))
-        rows = [row for part in parts for row in part]
-        return sorted(rows, key=lambda row: (row.title.lower(), row.doc_id))
+        return sorted((row for part in parts for row in part), key=DocumentRow.order)
 
     async def manifest(self) -> dict[str, Any]:
         """The first shard's manifest (model, chunking, FAISS kind, build time), with the
