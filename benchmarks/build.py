@@ -129,7 +129,12 @@ def worker(
                 "embedded_chunks": updated.embedded_chunks,
                 "documents_after": updated.documents,
                 "added": updated.added,
+                "in_place": updated.in_place,
                 "s": round(t_add["s"], 3),
+                # What the update costs beyond the article's own chunking and embedding.
+                "beyond_embedding_s": round(
+                    t_add["s"] - parts.get("chunking", 0.0) - parts.get("embedding", 0.0), 3
+                ),
                 "vs_full_build": round(t_add["s"] / t_build["s"], 5),
                 "parts_s": {k: round(v, 3) for k, v in parts.items()},
                 "load": load_now,
@@ -140,6 +145,8 @@ def worker(
         # median size first, so this is a typical article).
         first = out["adds"][0]
         out["add_one_s"] = first["s"]
+        out["add_one_beyond_embedding_s"] = first["beyond_embedding_s"]
+        out["add_one_in_place"] = first["in_place"]
         out["add_one_vs_full_build"] = first["vs_full_build"]
         out["add_one_embedded_chunks"] = first["embedded_chunks"]
         out["add_one_documents"] = first["documents_after"]
