@@ -22,16 +22,49 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
-import scipy.sparse as sp
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+
+@contextmanager
+def _scipy_unseen() -> Iterator[None]:
+    """Within: ``import scipy`` fails, unless scipy is loaded already.
+
+    bm25s imports scipy.sparse whenever it can, for a CSC build backend this module does not use
+    (``_VectorisedBM25`` builds its matrix itself; bm25s's own build falls back to its numpy
+    backend, the same arrays). Importing scipy.sparse took 0.2 s of the 1.2 s a cold
+    ``qa search`` takes on 2 cores (scipy 1.17 imports numpy's f2py and testing modules with
+    it), and answering a question never needs it: so bm25s is imported with scipy unseen, and
+    this module imports scipy.sparse where it builds. Only an import already under way on
+    another thread at that moment could see scipy missing; nothing the product imports beside
+    it (onnxruntime, tokenizers, faiss) imports scipy.
+    """
+    if "scipy" in sys.modules:
+        yield
+        return
+    sys.modules["scipy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("scipy", False) is None:
+            del sys.modules["scipy"]
+
+
+with _scipy_unseen():
+    import bm25s
+# After bm25s (imported above, scipy unseen); the longer list is for qa.reading.sentences.
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS  # noqa: E402, F401
 
 # bm25s sets its own logger to DEBUG on import, which prints a line on every index build.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -188,6 +221,8 @@ class _VectorisedBM25(bm25s.BM25):
             k1=self.k1,
             b=self.b,
         )
+        import scipy.sparse as sp
+
         matrix = sp.csc_matrix(
             ((idf[vocab_idx] * tfc).astype(self.dtype), (doc_idx, vocab_idx)),
             shape=(n_docs, n_vocab),
@@ -425,6 +460,8 @@ class LexicalIndex:
         lengths = np.diff(self.token_offsets).astype(np.int64)
         rows = np.repeat(np.arange(self.size, dtype=np.int64), lengths)
         columns = int(ids.max()) + 1 if len(ids) else 0
+        import scipy.sparse as sp
+
         # The COO to CSC conversion adds up the repeated (chunk, term) pairs: the counts.
         counts = sp.csc_matrix(
             (np.ones(len(ids), dtype=np.uint16), (rows, ids)), shape=(self.size, columns)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import bm25s
@@ -213,3 +216,46 @@ def test_a_part_with_masked_rows_counts_only_its_live_chunks_in_the_statistics()
         assert not scores[sorted(masked)].any()
         live_rows = [r for r in range(150) if r not in masked]
         np.testing.assert_array_equal(scores[live_rows], whole.scores(query)[: len(live)])
+
+
+def test_bm25s_is_imported_without_scipy_and_scores_the_same(tmp_path: Path) -> None:
+    """A question needs no scipy (importing it took 0.2 s of a cold search), so bm25s is
+    imported with scipy unseen: it then falls back to its numpy backend. In a fresh process the
+    index stack imports no scipy, builds, saves, loads and answers with the same scores as
+    here (where other tests have loaded scipy first), and scipy stays importable after."""
+    texts = corpus(200, seed=9)
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import qa.lexical, qa.reading.sentences, qa.store\n"
+        "loaded = 'scipy' in sys.modules\n"
+        "texts = json.loads(sys.argv[1])\n"
+        "index = qa.lexical.LexicalIndex.build(texts)\n"
+        "index.save(Path(sys.argv[2]))\n"
+        "again = qa.lexical.LexicalIndex.load(Path(sys.argv[2]), len(texts))\n"
+        "hits = {q: again.search(q, 5) for q in json.loads(sys.argv[3])}\n"
+        "import scipy.sparse\n"
+        "print(json.dumps([loaded, qa.lexical.bm25s.SCIPY_AVAILABLE, hits]))\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            json.dumps(texts),
+            str(tmp_path / "bm25"),
+            json.dumps(QUERIES),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    scipy_loaded, bm25s_saw_scipy, hits = json.loads(out.stdout)
+    assert scipy_loaded is False and bm25s_saw_scipy is False
+    here = LexicalIndex.build(texts)
+    for query in QUERIES:
+        expected = here.search(query, 5)
+        assert expected
+        assert [r for r, _ in expected] == [r for r, _ in hits[query]]
+        assert [s for _, s in expected] == pytest.approx([s for _, s in hits[query]], rel=1e-6)

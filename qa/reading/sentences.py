@@ -21,9 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from qa.lexical import tokenize
+from qa.lexical import STOPWORDS_EN_PLUS, tokenize
 from qa.text import (  # noqa: F401 - re-exported: sentences are read here
     MAX_SENTENCE_CHARS,
     Sentence,
