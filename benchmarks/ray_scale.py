@@ -237,7 +237,7 @@ def shard(n: int, queries: int = 200) -> None:
     the codes alone (``k_factor`` 1) and re-ranked by the exact vectors."""
     import faiss
 
-    from qa.indexing.dense import IVF_NPROBE, IVF_REFINE_K_FACTOR, make_dense_index
+    from qa.indexing.dense import IVF_REFINE_K_FACTOR, make_dense_index
     from qa.retrieval import dense_search, one_search_thread
 
     rng = np.random.default_rng(0)
@@ -263,7 +263,7 @@ def shard(n: int, queries: int = 200) -> None:
         size = path.stat().st_size
     print_figure("shard", "IVF-PQ with exact vectors, bytes on disk per vector", round(size / n, 1))
     ivf = faiss.extract_index_ivf(index)
-    print_figure("shard", "IVF-PQ lists / nprobe", f"{ivf.nlist} / {IVF_NPROBE}")
+    print_figure("shard", "IVF-PQ lists / nprobe", f"{ivf.nlist} / {ivf.nprobe}")
 
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors)

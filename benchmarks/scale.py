@@ -13,19 +13,27 @@ threads (2 here) and the depth retrieval uses (``Settings.candidates``).
 
 from __future__ import annotations
 
+import argparse
+import json
 import resource
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
 from benchmarks.common import load, summarize
-from qa.indexing.dense import hnsw_ef_search, make_dense_index
+from qa.indexing.dense import faiss_kind, hnsw_ef_search, make_dense_index
+from qa.retrieval import dense_search
+from qa.settings import Settings
 
 #: Noise added to a data point to make a query, relative to a unit vector's length.
 QUERY_NOISE = 0.5
+#: Noise added to each copy of a real vector when real vectors are tiled up to a size, relative
+#: to a unit vector's length: a copy keeps a cosine of about 0.94 with its original.
+TILE_NOISE = 0.35
 #: efSearch values tried on each HNSW index, to show the recall/latency curve.
 EF_SWEEP = (32, 64, 128, 256)
 #: Dense search time per query that exact search may take before approximate search pays:
@@ -54,6 +62,23 @@ def synthetic(n: int, reference: np.ndarray, seed: int = 0, chunk: int = 100_000
     for i in range(0, n, chunk):
         m = min(chunk, n - i)
         block = rng.standard_normal((m, reference.shape[1]), dtype=np.float32) @ factor.T + mean
+        out[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def tiled(n: int, real: np.ndarray, seed: int = 3, chunk: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors: real embeddings drawn with replacement, each moved by its own noise.
+
+    Unlike ``synthetic``, these keep the topic clusters of real text (every copy stays near its
+    original, and the originals near their topics): the case a real corpus of ``n`` chunks is
+    closer to.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        noise = rng.standard_normal((m, real.shape[1]), dtype=np.float32)
+        block = real[rng.integers(0, len(real), m)] + noise * (TILE_NOISE / np.sqrt(real.shape[1]))
         out[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
@@ -96,10 +121,42 @@ def measure_size(
     hnsw: bool = True,
     ivf: bool = False,
     ef_sweep: Sequence[int] = EF_SWEEP,
+    kind: str = "synthetic",
 ) -> dict[str, Any]:
-    """Exact, HNSW (as the product builds it) and optionally IVF at ``n`` synthetic vectors."""
-    data = synthetic(n, reference)
-    return compare_indexes(data, queries_near(data, n_queries), depth, hnsw, ivf, ef_sweep)
+    """Exact, HNSW (as the product builds it), the product's own choice at this size and
+    optionally IVF at ``n`` vectors: ``synthetic`` ones shaped like ``reference``, or
+    ``reference`` itself ``tiled`` up to ``n``."""
+    data = synthetic(n, reference) if kind == "synthetic" else tiled(n, reference)
+    out = compare_indexes(data, queries_near(data, n_queries), depth, hnsw, ivf, ef_sweep)
+    out["vectors"] = kind
+    return out
+
+
+def product_index(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, depth: int
+) -> dict[str, Any]:
+    """The dense index the product builds for ``len(data)`` vectors with its default settings
+    (``faiss_kind``), searched as the product searches it (``dense_search``): build time,
+    single-query latency and recall@10 against exact search."""
+    settings = Settings()
+    kind = faiss_kind(settings, len(data))
+    started = time.perf_counter()
+    index = make_dense_index(data, kind, settings.ivfpq_refine)
+    build_s = round(time.perf_counter() - started, 3)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # as the product searches (qa.retrieval.one_search_thread)
+    seconds = []
+    ids = np.full((len(queries), depth), -1, dtype=np.int64)
+    for i, q in enumerate(queries):
+        started = time.perf_counter()
+        found = dense_search(index, q, depth, None, settings.ivfpq_k_factor)
+        seconds.append(time.perf_counter() - started)
+        ids[i, : len(found)] = [row for row, _ in found]
+    faiss.omp_set_num_threads(threads)
+    out = {"kind": kind, "build_s": build_s, **summarize(seconds)}
+    out["recall@10"] = recall_at(ids, truth)
+    out["bytes_per_vector"] = round(faiss.serialize_index(index).nbytes / len(data), 1)
+    return out
 
 
 def compare_indexes(
@@ -139,6 +196,14 @@ def compare_indexes(
         out["hnsw_product"] = {**out["hnsw"][f"ef{product_ef}"], "ef_search": product_ef}
         del index
 
+    # What the product builds and searches at this size (an HNSW graph only where the HNSW
+    # above was built: it is that one).
+    kind = faiss_kind(Settings(), n)
+    if kind == "hnsw" and hnsw:
+        out["product"] = {"kind": kind, "build_s": out["hnsw_build_s"], **out["hnsw_product"]}
+    elif kind != "hnsw":
+        out["product"] = product_index(data, queries, truth, depth)
+
     if ivf:
         nlist = int(4 * np.sqrt(n))
         quantizer = faiss.IndexFlatIP(data.shape[1])
@@ -170,3 +235,80 @@ def exact_threshold(flat_p50_ms: dict[int, float], budget_ms: float = EXACT_BUDG
     """
     per_vector = float(np.median([ms / n for n, ms in flat_p50_ms.items()]))
     return max(10_000, int(round(budget_ms / per_vector, -4)))
+
+
+def ivfpq_sweep(
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    depth: int,
+    k_factors: Sequence[int] = (10, 20),
+) -> dict[str, Any]:
+    """The product's IVF-PQ index (fp16 re-ranking) over ``data`` searched at several depths,
+    one query on one thread: 32 lists, an eighth and a quarter of them, each with every
+    re-ranking factor in ``k_factors``."""
+    index = make_dense_index(data, "ivfpq")
+    ivf = faiss.extract_index_ivf(index)
+    out: dict[str, Any] = {"lists": ivf.nlist}
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    for nprobe in sorted({32, ivf.nlist // 8, ivf.nlist // 4}):
+        ivf.nprobe = nprobe
+        for k_factor in k_factors:
+            seconds = []
+            ids = np.full((len(queries), depth), -1, dtype=np.int64)
+            for i, q in enumerate(queries):
+                started = time.perf_counter()
+                found = dense_search(index, q, depth, None, k_factor)
+                seconds.append(time.perf_counter() - started)
+                ids[i, : len(found)] = [row for row, _ in found]
+            summary = summarize(seconds)
+            out[f"nprobe{nprobe} k_factor{k_factor}"] = {
+                "p50_ms": summary["p50_ms"],
+                "p95_ms": summary["p95_ms"],
+                "recall@10": recall_at(ids, truth),
+            }
+    faiss.omp_set_num_threads(threads)
+    return out
+
+
+def reference_vectors(index_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk vectors of a built index, and its chunk and sentence vectors together
+    (normalised): the references ``synthetic`` and ``tiled`` draw from."""
+    from qa.pipeline import QA
+
+    index = QA(Settings.from_env(index_dir=index_dir)).index
+    chunks = np.ascontiguousarray(index.vectors(), dtype=np.float32)
+    real = np.vstack([chunks, np.asarray(index.sentences.vectors, dtype=np.float32)])
+    return chunks, real / np.linalg.norm(real, axis=1, keepdims=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale",
+        description="Dense search at given sizes: exact, HNSW, the product's index and an "
+        "IVF-PQ sweep, on synthetic and on tiled real vectors.",
+    )
+    parser.add_argument("index", type=Path, help="a built index (e.g. of the BBC set)")
+    parser.add_argument("--sizes", default="200000,1000000", help="comma-separated")
+    parser.add_argument("--vectors", default="synthetic,tiled", help="synthetic, tiled or both")
+    parser.add_argument("--hnsw-max", type=int, default=200_000, help="largest HNSW built")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--depth", type=int, default=Settings().candidates)
+    args = parser.parse_args()
+    chunks, real = reference_vectors(args.index)
+    for n in (int(float(x)) for x in args.sizes.split(",")):
+        for kind in args.vectors.split(","):
+            data = synthetic(n, chunks) if kind == "synthetic" else tiled(n, real)
+            queries = queries_near(data, args.queries)
+            out = compare_indexes(data, queries, args.depth, hnsw=n <= args.hnsw_max)
+            exact = faiss.IndexFlatIP(data.shape[1])
+            exact.add(data)
+            _, truth = exact.search(queries, 10)
+            del exact
+            out["ivfpq_sweep"] = ivfpq_sweep(data, queries, truth, args.depth)
+            print(json.dumps({"n": n, "vectors": kind, **out}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

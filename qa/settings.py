@@ -106,16 +106,19 @@ class Settings:
         hnsw_threshold: Vector count above which ``auto`` switches to HNSW. Exact search reads
             every vector, about 1.2 ms per 10,000 for one query on 2 cores (benchmarks/), so at
             50,000 it takes some 6 ms, a third of the 15 ms search budget; HNSW answers in
-            about 2 ms at 10^5 vectors and 9.5 ms at 10^6 (its efSearch grows with the index,
-            ``qa.indexing.dense.hnsw_ef_search``), but its graph costs time to build on every
-            update.
-        ivfpq_threshold: Vector count above which ``auto`` switches to IVF-PQ: where one
-            index's full vectors (1.5 KB each) and HNSW graph no longer fit a shard's memory
-            (about 8 GB at 5 million; docs/scaling.md).
+            about 2 ms at 10^5 vectors, finding 0.95 of the exact top 10 there.
+        ivfpq_threshold: Vector count above which ``auto`` switches to IVF-PQ: past 10^5 an
+            HNSW graph (efConstruction 64) finds less than 0.95 of the exact top 10 on vectors
+            without topic clusters (0.90 at 2 x 10^5 and efSearch 256, 0.91 at 10^6 and 1,024)
+            and takes minutes to build (12 at 10^6 on 2 cores), where IVF-PQ re-ranked finds
+            0.97 at both sizes (3.3 and 16.9 ms a query), builds in 25 s and 90 s, holds a
+            vector in about 830 bytes against 1.8 KB, and takes new vectors without a graph
+            to insert them into (benchmarks/RESULTS.md, "Ten to the sixth").
         ivfpq_k_factor: How deep an IVF-PQ search re-ranks: its codes' best ``k`` times this
-            are ranked again by their exact vectors, of which the best ``k`` are returned. The
-            codes alone found 0.79 of the exact top 10 on real chunk vectors; their top 100
-            re-ranked, 0.993 (docs/scaling.md). A search at depth 50 re-ranks 500 vectors.
+            are ranked again by their kept vectors, of which the best ``k`` are returned. On
+            10^6 vectors without topic clusters, 10 stopped at 0.93 of the exact top 10 and
+            20 found 0.97 (on real chunk vectors 10 already finds 0.99). A search at depth 50
+            re-ranks 1,000 vectors.
         ivfpq_refine: What an IVF-PQ index keeps to re-rank by: ``fp16``, every vector in half
             precision (768 bytes a 384-d vector; its cosines within about 1e-3 of the exact
             ones), or ``flat``, the float32 vectors (1,536 bytes). At 2 million chunks a shard,
@@ -187,8 +190,8 @@ class Settings:
     candidates: int = 50
     faiss_index: FaissKind = "auto"
     hnsw_threshold: int = 50_000
-    ivfpq_threshold: int = 5_000_000
-    ivfpq_k_factor: int = 10
+    ivfpq_threshold: int = 100_000
+    ivfpq_k_factor: int = 20
     ivfpq_refine: IvfpqRefine = "fp16"
     compact_at: float = 0.2
     batch_size: int = 32

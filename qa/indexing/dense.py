@@ -24,19 +24,24 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
 
 
-# IVF-PQ, for shards too large for an HNSW graph (a sharded index of 10^8 chunks;
-# docs/scaling.md): 48 sub-quantizers of 8 bits code a 384-d vector in 48 bytes, and
-# ``IVF_NPROBE`` of the lists are scanned per query (measured on 10^6 vectors by
-# benchmarks/ray_scale.py). The codes alone find 0.79 of the exact top 10 on real chunk
-# vectors; their best k x ``IVF_REFINE_K_FACTOR`` re-ranked by the exact vectors (FAISS's
-# IndexRefineFlat, which keeps them beside the codes) found 0.993. ``Settings.ivfpq_refine``
-# ``fp16`` (the default) keeps them in half precision instead (IndexRefine over a float16
-# IndexScalarQuantizer), at half the memory.
+# IVF-PQ, the index of large indexes (above ``Settings.ivfpq_threshold``): 48 sub-quantizers of
+# 8 bits code a 384-d vector in 48 bytes; a query scans ``ivf_nprobe`` of the lists and ranks
+# the codes' best k x ``IVF_REFINE_K_FACTOR`` again by the vectors the index keeps beside the
+# codes (``Settings.ivfpq_refine``: ``fp16``, the default, in half precision through an
+# IndexRefine over a float16 IndexScalarQuantizer; ``flat``, exact, IndexRefineFlat). Measured
+# on 10^6 vectors (benchmarks/RESULTS.md, "Ten to the sixth"), one query on one thread:
+# real chunk and sentence vectors tiled with noise find 0.9985 of the exact top 10 from 32
+# lists; a Gaussian shaped like them (no topic clusters, the hard case) needs a quarter of the
+# lists and 20x re-ranking for 0.971 (16.9 ms), where 32 lists find 0.54 and 10x re-ranking
+# stops at 0.932. At 2 x 10^5 the same rule finds 0.970 in 3.3 ms.
 IVFPQ_M = 48
-IVF_NPROBE = 32
+#: The fewest lists a query scans.
+IVF_NPROBE_MIN = 32
+#: The share of the lists a query scans (see ``ivf_nprobe``).
+IVF_NPROBE_SHARE = 4
 #: The index's own re-ranking depth, a multiple of k; ``Settings.ivfpq_k_factor`` (the same by
 #: default) sets it for each search.
-IVF_REFINE_K_FACTOR = 10
+IVF_REFINE_K_FACTOR = 20
 #: Training vectors per IVF list, and in all at least (FAISS warns below 39 per centroid, and
 #: each sub-quantizer has 256); an index with fewer vectors than that is exact instead.
 IVF_TRAIN_PER_LIST = 40
@@ -46,6 +51,13 @@ IVF_TRAIN_MIN = 64 * 256
 def ivf_lists(n: int) -> int:
     """IVF lists for ``n`` vectors: about 4 sqrt(n), the usual rule, from 64 to 65,536."""
     return int(min(65_536, max(64, 4 * round(n**0.5))))
+
+
+def ivf_nprobe(lists: int) -> int:
+    """How many of an IVF index's ``lists`` a query scans: a quarter of them (at least
+    ``IVF_NPROBE_MIN``), so that recall holds on vectors without topic clusters as the index
+    grows (about sqrt(n) lists for ``n`` vectors: 1,000 of 4,000 at 10^6)."""
+    return min(lists, max(IVF_NPROBE_MIN, lists // IVF_NPROBE_SHARE))
 
 
 def hnsw_ef_search(n: int) -> int:
@@ -91,7 +103,7 @@ def make_dense_index(vectors: np.ndarray, kind: str, refine: IvfpqRefine = "fp16
         )
         step = max(1, len(vectors) // max(IVF_TRAIN_MIN, lists * IVF_TRAIN_PER_LIST))
         ivf.train(np.ascontiguousarray(vectors[::step], dtype=np.float32))
-        ivf.nprobe = IVF_NPROBE
+        ivf.nprobe = ivf_nprobe(lists)
         index = (
             faiss.IndexRefineFlat(ivf)
             if refine == "flat"
@@ -124,6 +136,20 @@ def refine_of(dense: faiss.Index) -> IvfpqRefine | None:
     return "fp16" if isinstance(kept, faiss.IndexScalarQuantizer) else "flat"
 
 
+def set_search_depth(dense: faiss.Index) -> None:
+    """Set how deeply ``dense`` is searched, for its size: an HNSW index's efSearch, an IVF
+    index's share of lists scanned and re-ranking depth (an index built before these rules
+    changed is searched by them too)."""
+    if isinstance(dense, faiss.IndexHNSW):
+        dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
+    # An IVF-PQ index is an IndexRefine around the IVF.
+    ivf = faiss.try_extract_index_ivf(dense)
+    if ivf is not None:
+        ivf.nprobe = ivf_nprobe(ivf.nlist)
+    if isinstance(dense, faiss.IndexRefine):
+        dense.k_factor = IVF_REFINE_K_FACTOR
+
+
 def grow_dense_index(
     dense: faiss.Index, vectors: np.ndarray, mapped_from: Path | None = None
 ) -> faiss.Index:
@@ -140,13 +166,8 @@ def grow_dense_index(
         grown = faiss.read_index(str(mapped_from / DENSE_FILE))
     else:
         grown = faiss.clone_index(dense)
-    if isinstance(grown, faiss.IndexHNSW):
-        grown.hnsw.efSearch = hnsw_ef_search(grown.ntotal + len(vectors))
-    # An IVF-PQ index is an IndexRefine around the IVF (its k_factor is copied with it).
-    ivf = faiss.try_extract_index_ivf(grown)
-    if ivf is not None:
-        ivf.nprobe = IVF_NPROBE
     _add(grown, vectors)
+    set_search_depth(grown)
     return grown
 
 

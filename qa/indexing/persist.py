@@ -51,7 +51,7 @@ import faiss
 import numpy as np
 
 from qa.appending import link_and_append
-from qa.indexing.dense import DENSE_FILE, IVF_NPROBE, hnsw_ef_search
+from qa.indexing.dense import DENSE_FILE, set_search_depth
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
@@ -138,10 +138,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     masked = np.load(path / MASKED_FILE) if (path / MASKED_FILE).exists() else None
     chunks = _read_chunks(path / CHUNKS_FILE, documents, sizes.get(CHUNKS_FILE), masked)
     dense = faiss.read_index(str(path / DENSE_FILE), faiss.IO_FLAG_MMAP_IFC)
-    if isinstance(dense, faiss.IndexHNSW):
-        dense.hnsw.efSearch = hnsw_ef_search(dense.ntotal)
-    if isinstance(dense, faiss.IndexIVF):
-        dense.nprobe = IVF_NPROBE
+    set_search_depth(dense)
     if dense.ntotal != len(chunks) or manifest["chunks"] != len(chunks):
         raise IndexMismatchError(
             f"index at {path} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks): "

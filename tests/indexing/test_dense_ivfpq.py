@@ -11,13 +11,15 @@ import pytest
 
 import qa.indexing.dense
 from qa.indexing.dense import (
-    IVF_NPROBE,
+    IVF_NPROBE_MIN,
     IVF_REFINE_K_FACTOR,
     IVFPQ_M,
     faiss_kind,
     grow_dense_index,
+    ivf_nprobe,
     make_dense_index,
     refine_of,
+    set_search_depth,
 )
 from qa.retrieval import dense_search
 from qa.settings import Settings
@@ -46,6 +48,23 @@ def test_auto_switches_to_ivfpq_above_its_threshold() -> None:
         "hnsw",
         "hnsw",
         "ivfpq",
+    ]
+    # By default: exact up to 50,000 vectors, HNSW up to 10^5, IVF-PQ above.
+    assert [faiss_kind(Settings(), n) for n in (50_000, 50_001, 100_000, 100_001)] == [
+        "flat",
+        "hnsw",
+        "hnsw",
+        "ivfpq",
+    ]
+
+
+def test_a_query_scans_a_quarter_of_the_lists() -> None:
+    assert [ivf_nprobe(lists) for lists in (16, 64, 500, 4_000, 65_536)] == [
+        16,
+        IVF_NPROBE_MIN,
+        125,
+        1_000,
+        16_384,
     ]
 
 
@@ -94,7 +113,7 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -
     assert refine_of(index) == refine and index.k_factor == IVF_REFINE_K_FACTOR
     ivf = faiss.downcast_index(index.base_index)
     assert isinstance(ivf, faiss.IndexIVFPQ)
-    assert index.ntotal == 20_000 and ivf.pq.M == IVFPQ_M and ivf.nprobe == IVF_NPROBE
+    assert index.ntotal == 20_000 and ivf.pq.M == IVFPQ_M and ivf.nprobe == ivf.nlist // 4
     queries = _clustered(20, seed=1)
     exact = make_dense_index(vectors, "flat")
     # Queries drawn around other centres than the vectors', whose top 10 lie barely apart:
@@ -117,10 +136,16 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -
     again = faiss.read_index(str(tmp_path / "dense.faiss"))
     assert refine_of(again) == refine and again.k_factor == IVF_REFINE_K_FACTOR
     assert (tmp_path / "dense.faiss").stat().st_size < (900 if refine == "fp16" else 1_700) * 20_000
-    assert faiss.extract_index_ivf(again).nprobe == IVF_NPROBE
+    assert faiss.extract_index_ivf(again).nprobe == ivf.nprobe
     assert [r for r, _ in dense_search(again, queries[0], 10)] == [
         r for r, _ in dense_search(index, queries[0], 10)
     ]
+    # An index saved by an earlier release, searched shallower, is searched by today's rules.
+    faiss.extract_index_ivf(again).nprobe = 32
+    again.k_factor = 10
+    set_search_depth(again)
+    assert faiss.extract_index_ivf(again).nprobe == ivf.nprobe
+    assert again.k_factor == IVF_REFINE_K_FACTOR
 
 
 @REFINES
@@ -137,7 +162,8 @@ def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
     assert live.ntotal == 3_000 and dense_search(live, vectors[10], 5) == before
     assert refine_of(grown) == refine and grown.ntotal == 4_000
     assert grown.k_factor == IVF_REFINE_K_FACTOR
-    assert faiss.extract_index_ivf(grown).nprobe == IVF_NPROBE
+    ivf = faiss.extract_index_ivf(grown)
+    assert ivf.nprobe == ivf_nprobe(ivf.nlist) == faiss.extract_index_ivf(live).nprobe
     np.testing.assert_allclose(grown.reconstruct(3_500), vectors[3_500], atol=TOLERANCE[refine])
     # A new row is its own nearest neighbour, with its exact cosine.
     for row in (3_000, 3_999):
