@@ -39,20 +39,32 @@ from benchmarks.common import (  # noqa: E402
     stopwatch,
 )
 
-#: The brief's targets: (figure path in the JSON, comparison, bound).
+#: The targets (issue #16, "Faster than anything a user would pick instead"): (figure path in the
+#: JSON, comparison, bound). A figure the run did not measure is reported as not measured.
 TARGETS: dict[str, tuple[str, str, float]] = {
-    "bbc search p50 (ms)": ("latency.bbc.ours_search.total.p50_ms", "<=", 15.0),
-    "bbc ask p50 (ms)": ("latency.bbc.ours_ask.total.p50_ms", "<=", 100.0),
-    "retrieval latency ours/haystack": ("haystack.search_p50_ratio", "<=", 0.5),
-    "xquad recall@5 ours - haystack": ("haystack.xquad_recall_diff", ">=", 0.0),
+    "cold qa ask to first answer (s)": ("cold_start.qa_ask.median_s", "<=", 2.0),
+    "cold qa search (s)": ("cold_start.qa_search.median_s", "<=", 1.0),
+    "bbc search p50, warm (ms)": ("latency.bbc.ours_search.total.p50_ms", "<=", 10.0),
+    "bbc ask p50, warm, reader included (ms)": ("latency.bbc.ours_ask.total.p50_ms", "<=", 40.0),
     "retrieval latency ours/txtai, hybrid": ("txtai.ratios.hybrid.search_p50_ratio", "<=", 0.5),
     "xquad recall@5 ours - txtai, hybrid": ("txtai.ratios.hybrid.xquad_recall_diff", ">=", 0.0),
     "retrieval latency ours/txtai, dense": ("txtai.ratios.dense.search_p50_ratio", "<=", 0.5),
     "xquad recall@5 ours - txtai, dense": ("txtai.ratios.dense.xquad_recall_diff", ">=", 0.0),
-    "build / raw encode throughput": ("build.build_vs_raw", ">=", 0.9),
-    "add one article of median size (s)": ("build.add_one_s", "<", 1.0),
-    "cold start qa ask (s)": ("cold_start.qa_ask.median_s", "<", 10.0),
-    "hnsw recall@10 (worst size)": ("scale.hnsw_worst_recall", ">=", 0.95),
+    "add a median article to BBC, beyond its embedding (s)": (
+        "build.add_one_beyond_embedding_s",
+        "<=",
+        0.3,
+    ),
+    "add an article to 10^6 chunks, beyond its embedding (s)": (
+        "million.add_one_beyond_embedding_s",
+        "<=",
+        1.0,
+    ),
+    "build / raw encode throughput": ("build.build_vs_raw", ">=", 0.95),
+    "10^6 chunks: recall@10 of the product's index": ("scale.million.recall@10", ">=", 0.95),
+    "10^6 chunks: p50 per query of the product's index (ms)": ("scale.million.p50_ms", "<=", 20.0),
+    "retrieval latency ours/haystack": ("haystack.search_p50_ratio", "<=", 0.5),
+    "xquad recall@5 ours - haystack": ("haystack.xquad_recall_diff", ">=", 0.0),
 }
 
 
@@ -317,7 +329,7 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
     results["cold_start"] = {}
     for command in ("search", "ask"):
         if command in cold_start.cli_commands():
-            fig = cold_start.cli_wall(command, question, SEED_CORPUS, seed_index, 1 if quick else 3)
+            fig = cold_start.cli_wall(command, question, SEED_CORPUS, seed_index, 1 if quick else 7)
             results["cold_start"][f"qa_{command}"] = fig
             print_figure("cold start", f"qa {command} wall", fig)
     results["cold_start"]["steps"] = cold_start.breakdown(SEED_CORPUS, seed_index, question)
@@ -328,6 +340,8 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
 
     # --- 5: scale ----------------------------------------------------------------------------
     if not args.skip_scale:
+        import numpy as np
+
         from benchmarks import scale
 
         reference = bbc_qa.index.vectors()
@@ -360,6 +374,33 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
             if "hnsw_product" in f
         }
         results["scale"]["hnsw_recall_by_size"] = hnsw_recalls
+        # The largest size again on real vectors (the BBC chunks and sentences, tiled up to it
+        # with noise), the product's index only; the target is read on the harder of the two.
+        largest = max(sizes)
+        sentences = np.asarray(bbc_qa.index.sentences.vectors, dtype=np.float32)
+        real_vectors = np.vstack([reference, sentences])
+        real_vectors /= np.linalg.norm(real_vectors, axis=1, keepdims=True)
+        fig = scale.measure_size(
+            largest,
+            real_vectors,
+            n_queries=100 if quick else 200,
+            depth=bbc_qa.settings.candidates,
+            hnsw=largest <= args.hnsw_max,
+            kind="tiled",
+        )
+        results["scale"]["tiled"] = fig
+        print_figure("scale", f"n={largest}, real vectors tiled", fig)
+        at_largest = [
+            f["product"] for f in (results["scale"]["sizes"][str(largest)], fig) if "product" in f
+        ]
+        if largest >= 1_000_000 and at_largest:
+            results["scale"]["million"] = {
+                "recall@10": min(f["recall@10"] for f in at_largest),
+                "p50_ms": max(f["p50_ms"] for f in at_largest),
+                "kind": at_largest[0]["kind"],
+                "measured_on": len(at_largest),
+            }
+            print_figure("scale", "10^6, the product's index", results["scale"]["million"])
         results["scale"]["hnsw_worst_recall"] = min(hnsw_recalls.values())
         results["scale"]["suggested_hnsw_threshold"] = scale.exact_threshold(
             {int(n): f["flat"]["p50_ms"] for n, f in results["scale"]["sizes"].items()}
