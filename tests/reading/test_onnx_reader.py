@@ -193,10 +193,13 @@ def test_asking_with_the_packaged_reader_imports_no_torch(
     assert torch_loaded == "False", "asking imported torch"
 
 
-def test_sessions_plan_no_memory_pattern_per_shape(tiny_onnx: dict[str, Path]) -> None:
+def test_sessions_plan_no_memory_pattern_per_shape_and_stop_spinning(
+    tiny_onnx: dict[str, Path],
+) -> None:
     """Both ONNX sessions (reader and question encoder) are made by ``cpu_session``, which plans
-    no memory pattern per input shape: windows and questions come in every shape, and a kept
-    pattern per shape grew the server in a soak."""
+    no memory pattern per input shape (windows and questions come in every shape, and a kept
+    pattern per shape grew the server in a soak), and whose threads stop spinning when a run
+    ends (the question encoder's spinning threads slowed the reader run after it)."""
     from qa.models.runtime import cpu_session
 
     reader = OnnxReader("fp32", max_length=64, stride=16, model_file=tiny_onnx["fp32"], threads=1)
@@ -205,4 +208,5 @@ def test_sessions_plan_no_memory_pattern_per_shape(tiny_onnx: dict[str, Path]) -
         options = session.get_session_options()
         assert not options.enable_mem_pattern and options.enable_cpu_mem_arena
         assert options.inter_op_num_threads == 1
+        assert options.get_session_config_entry("session.force_spinning_stop") == "1"
     assert reader._session.get_session_options().intra_op_num_threads == 1
