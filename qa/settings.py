@@ -111,7 +111,7 @@ class Settings:
             HNSW graph (efConstruction 64) finds less than 0.95 of the exact top 10 on vectors
             without topic clusters (0.90 at 2 x 10^5 and efSearch 256, 0.91 at 10^6 and 1,024)
             and takes minutes to build (12 at 10^6 on 2 cores), where IVF-PQ re-ranked finds
-            0.97 at both sizes (3.3 and 16.9 ms a query), builds in 25 s and 90 s, holds a
+            0.97 at both sizes (3 to 5 and 14 to 17 ms), builds in 25 s and 90 s, holds a
             vector in about 830 bytes against 1.8 KB, and takes new vectors without a graph
             to insert them into (benchmarks/RESULTS.md, "Ten to the sixth").
         ivfpq_k_factor: How deep an IVF-PQ search re-ranks: its codes' best ``k`` times this

@@ -32,8 +32,8 @@ HNSW_EF_SEARCH = 256
 # on 10^6 vectors (benchmarks/RESULTS.md, "Ten to the sixth"), one query on one thread:
 # real chunk and sentence vectors tiled with noise find 0.9985 of the exact top 10 from 32
 # lists; a Gaussian shaped like them (no topic clusters, the hard case) needs a quarter of the
-# lists and 20x re-ranking for 0.971 (16.9 ms), where 32 lists find 0.54 and 10x re-ranking
-# stops at 0.932. At 2 x 10^5 the same rule finds 0.970 in 3.3 ms.
+# lists and 20x re-ranking for 0.97 (14 to 17 ms p50 over three runs), where 32 lists find 0.54
+# and 10x re-ranking stops at 0.932. At 2 x 10^5 the same rule finds 0.97 in 3 to 5 ms.
 IVFPQ_M = 48
 #: The fewest lists a query scans.
 IVF_NPROBE_MIN = 32
