@@ -340,11 +340,9 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
 
     # --- 5: scale ----------------------------------------------------------------------------
     if not args.skip_scale:
-        import numpy as np
-
         from benchmarks import scale
 
-        reference = bbc_qa.index.vectors()
+        reference, real_vectors = scale.reference_vectors(bbc_qa.index)
         # The same comparison on real vectors: BBC chunks, queried with BBC headlines.
         step = max(1, len(files) // 200)
         headlines = [
@@ -377,9 +375,6 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         # The largest size again on real vectors (the BBC chunks and sentences, tiled up to it
         # with noise), the product's index only; the target is read on the harder of the two.
         largest = max(sizes)
-        sentences = np.asarray(bbc_qa.index.sentences.vectors, dtype=np.float32)
-        real_vectors = np.vstack([reference, sentences])
-        real_vectors /= np.linalg.norm(real_vectors, axis=1, keepdims=True)
         fig = scale.measure_size(
             largest,
             real_vectors,

@@ -19,7 +19,7 @@ import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -28,6 +28,9 @@ from benchmarks.common import load, summarize
 from qa.indexing.dense import faiss_kind, hnsw_ef_search, make_dense_index
 from qa.retrieval import dense_search
 from qa.settings import Settings
+
+if TYPE_CHECKING:
+    from qa.store import Index as QAIndex
 
 #: Noise added to a data point to make a query, relative to a unit vector's length.
 QUERY_NOISE = 0.5
@@ -113,6 +116,27 @@ def single_query_latency(
     return summarize(seconds), ids
 
 
+def product_search_latency(
+    index: faiss.Index, queries: np.ndarray, depth: int, k_factor: int | None
+) -> tuple[dict[str, float], np.ndarray]:
+    """``single_query_latency`` as the product searches: ``dense_search`` (its re-ranking
+    depth ``k_factor``) on one OpenMP thread (``qa.retrieval.one_search_thread``); the thread
+    count is restored after. Rows not found are -1."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    seconds = []
+    ids = np.full((len(queries), depth), -1, dtype=np.int64)
+    try:
+        for i, q in enumerate(queries):
+            started = time.perf_counter()
+            found = dense_search(index, q, depth, None, k_factor)
+            seconds.append(time.perf_counter() - started)
+            ids[i, : len(found)] = [row for row, _ in found]
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return summarize(seconds), ids
+
+
 def measure_size(
     n: int,
     reference: np.ndarray,
@@ -143,17 +167,8 @@ def product_index(
     started = time.perf_counter()
     index = make_dense_index(data, kind, settings.ivfpq_refine)
     build_s = round(time.perf_counter() - started, 3)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # as the product searches (qa.retrieval.one_search_thread)
-    seconds = []
-    ids = np.full((len(queries), depth), -1, dtype=np.int64)
-    for i, q in enumerate(queries):
-        started = time.perf_counter()
-        found = dense_search(index, q, depth, None, settings.ivfpq_k_factor)
-        seconds.append(time.perf_counter() - started)
-        ids[i, : len(found)] = [row for row, _ in found]
-    faiss.omp_set_num_threads(threads)
-    out = {"kind": kind, "build_s": build_s, **summarize(seconds)}
+    summary, ids = product_search_latency(index, queries, depth, settings.ivfpq_k_factor)
+    out = {"kind": kind, "build_s": build_s, **summary}
     out["recall@10"] = recall_at(ids, truth)
     out["bytes_per_vector"] = round(faiss.serialize_index(index).nbytes / len(data), 1)
     return out
@@ -250,34 +265,21 @@ def ivfpq_sweep(
     index = make_dense_index(data, "ivfpq")
     ivf = faiss.extract_index_ivf(index)
     out: dict[str, Any] = {"lists": ivf.nlist}
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
     for nprobe in sorted({32, ivf.nlist // 8, ivf.nlist // 4}):
         ivf.nprobe = nprobe
         for k_factor in k_factors:
-            seconds = []
-            ids = np.full((len(queries), depth), -1, dtype=np.int64)
-            for i, q in enumerate(queries):
-                started = time.perf_counter()
-                found = dense_search(index, q, depth, None, k_factor)
-                seconds.append(time.perf_counter() - started)
-                ids[i, : len(found)] = [row for row, _ in found]
-            summary = summarize(seconds)
+            summary, ids = product_search_latency(index, queries, depth, k_factor)
             out[f"nprobe{nprobe} k_factor{k_factor}"] = {
                 "p50_ms": summary["p50_ms"],
                 "p95_ms": summary["p95_ms"],
                 "recall@10": recall_at(ids, truth),
             }
-    faiss.omp_set_num_threads(threads)
     return out
 
 
-def reference_vectors(index_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The chunk vectors of a built index, and its chunk and sentence vectors together
+def reference_vectors(index: QAIndex) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk vectors of a loaded index, and its chunk and sentence vectors together
     (normalised): the references ``synthetic`` and ``tiled`` draw from."""
-    from qa.pipeline import QA
-
-    index = QA(Settings.from_env(index_dir=index_dir)).index
     chunks = np.ascontiguousarray(index.vectors(), dtype=np.float32)
     real = np.vstack([chunks, np.asarray(index.sentences.vectors, dtype=np.float32)])
     return chunks, real / np.linalg.norm(real, axis=1, keepdims=True)
@@ -296,7 +298,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--depth", type=int, default=Settings().candidates)
     args = parser.parse_args()
-    chunks, real = reference_vectors(args.index)
+    from qa.pipeline import QA
+
+    chunks, real = reference_vectors(QA(Settings.from_env(index_dir=args.index)).index)
     for n in (int(float(x)) for x in args.sizes.split(",")):
         for kind in args.vectors.split(","):
             data = synthetic(n, chunks) if kind == "synthetic" else tiled(n, real)
