@@ -16,13 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def start(task: Callable[[], object], name: str = "qa-ahead") -> threading.Thread:
-    """Run ``task`` on a daemon thread; the thread, to join.
+    """Run ``task`` on a thread of its own; the thread, to join.
 
     The task is for loading things ahead of their use (the use itself must not depend on it
     having run): its failure is only logged, since the use runs into it again and raises it
     there, where the caller handles it.
+
+    The thread is not a daemon: a process waits for it before it exits. A daemon thread still
+    inside onnxruntime when the interpreter tore down its session aborted the process ("terminate
+    called without an active exception", exit status 134) in about one cold ``qa search`` in
+    thirty, after its answer was printed.
     """
-    thread = threading.Thread(target=_quietly, args=(task,), name=name, daemon=True)
+    thread = threading.Thread(target=_quietly, args=(task,), name=name)
     thread.start()
     return thread
 

@@ -365,21 +365,55 @@ class Embedder:
         """
         return self._query_vector(text)
 
-    @cached_property
-    def _query_vector(self):  # noqa: ANN202 - an lru_cache-wrapped function
+    @property
+    def _query_vector(self) -> QueryMemo:
         # ``ask`` embeds the question for retrieval and again to score sentences: embed it once.
-        # Under a lock: two first questions at once (a command embeds its question ahead on a
-        # second thread) make one ONNX session (Python 3.12's cached_property has no lock).
+        # Made under a lock, once: two first questions at once (a command embeds its question
+        # ahead on a second thread) make one ONNX session and share one memo.
+        memo = self.__dict__.get("_query_vector")
+        if memo is not None:
+            return memo
         with self._query_lock:
-            onnx = self.onnx_query_encoder
+            memo = self.__dict__.get("_query_vector")
+            if memo is None:
+                onnx = self.onnx_query_encoder
 
-        @lru_cache(maxsize=256)
-        def encode(text: str) -> np.ndarray:
-            vector = onnx.encode([text])[0] if onnx is not None else self.encode([text])[0]
-            vector.setflags(write=False)
-            return vector
+                def encode(text: str) -> np.ndarray:
+                    vector = onnx.encode([text])[0] if onnx is not None else self.encode([text])[0]
+                    vector.setflags(write=False)
+                    return vector
 
-        return encode
+                memo = self.__dict__["_query_vector"] = QueryMemo(encode)
+        return memo
+
+
+class QueryMemo:
+    """The vectors of recent questions (256), each computed once: a caller asking for a
+    question that another thread is embedding waits for its vector instead of embedding it
+    again beside it (a cold command embeds its question ahead, then asks for it).
+
+    ``__wrapped__`` computes without the memo; ``cache_clear`` forgets every vector.
+    """
+
+    def __init__(self, compute: Callable[[str], np.ndarray], size: int = 256) -> None:
+        self.__wrapped__ = compute
+        self._memo = lru_cache(maxsize=size)(compute)
+        self._running: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, text: str) -> np.ndarray:
+        with self._guard:
+            lock = self._running.setdefault(text, threading.Lock())
+        try:
+            with lock:
+                return self._memo(text)
+        finally:
+            with self._guard:
+                if self._running.get(text) is lock:
+                    del self._running[text]
+
+    def cache_clear(self) -> None:
+        self._memo.cache_clear()
 
 
 #: onnxruntime intra-op threads of the question encoder: a question of a few dozen word pieces

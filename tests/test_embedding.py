@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedding import Embedder, ModelLoadError, OnnxQueryEncoder
+from qa.embedding import Embedder, ModelLoadError, OnnxQueryEncoder, QueryMemo
 from qa.models import checksums, export_query_encoder, query_encoder
 from qa.settings import Settings
 
@@ -236,3 +236,38 @@ def test_first_questions_at_once_make_one_onnx_session(
     for t in threads:
         t.join(timeout=30)
     assert made == [1] and len(vectors) == 4
+
+
+def test_a_question_being_embedded_is_waited_for_not_embedded_again() -> None:
+    """A cold command embeds its question ahead on a second thread, then asks for it: the
+    second caller waits for the first's vector (two runs side by side took both cores)."""
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow(text: str) -> np.ndarray:
+        calls.append(text)
+        if text == "who?":
+            started.set()
+            release.wait(timeout=10)
+        return np.full(3, float(len(text)), dtype=np.float32)
+
+    memo = QueryMemo(slow)
+    results: list[np.ndarray] = []
+    first = threading.Thread(target=lambda: results.append(memo("who?")))
+    first.start()
+    assert started.wait(timeout=10)
+    second = threading.Thread(target=lambda: results.append(memo("who?")))
+    other = threading.Thread(target=lambda: results.append(memo("when?")))
+    second.start()
+    other.start()
+    other.join(timeout=10)  # another question is not held up by the first
+    assert calls == ["who?", "when?"] and len(results) == 1
+    release.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert calls == ["who?", "when?"] and len(results) == 3
+    assert results[1] is results[2]  # the same vector, computed once
+    memo.cache_clear()
+    memo("who?")
+    assert calls == ["who?", "when?", "who?"] and memo.__wrapped__ is slow
