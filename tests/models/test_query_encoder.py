@@ -228,3 +228,54 @@ def test_each_precision_is_built_into_a_folder_of_its_own(
     assert fake.precisions == ["fp32", "int8"]
     assert fp32.parent.parent.name == "minilm-fp32" and int8.parent.parent.name == "minilm-int8"
     assert query_encoder_file("fp32") == fp32 and fake.calls == 2
+
+
+class ExportWithWeights(FakeExport):
+    """Writes a stand-in graph and, beside it, its weights file (as ``weights_beside`` does)."""
+
+    def __call__(self, target: Path, source: Path, precision: str) -> dict[str, object]:
+        built = super().__call__(target, source, precision)
+        target.with_name(target.name + ".data").write_bytes(b"weights " * 4000)
+        return built
+
+
+def test_files_built_beside_the_file_are_moved_in_with_it_and_checked_with_it(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = ExportWithWeights()
+    _patch_export(monkeypatch, fake)
+    path = query_encoder_file()
+    data = path.with_name("model.onnx.data")
+    assert data.read_bytes() == b"weights " * 4000
+    assert (path.parent / "model.onnx.sha256").read_text() == (
+        f"{checksums.sha256(path)}  model.onnx\n{checksums.sha256(data)}  model.onnx.data\n"
+    )
+    assert json.loads((path.parent / "build.json").read_text())["files"] == {
+        "model.onnx": checksums.sha256(path),
+        "model.onnx.data": checksums.sha256(data),
+    }
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".build")]
+    assert query_encoder_file() == path and fake.calls == 1
+    # The weights damaged (a new mtime, the graph untouched): built again, with a warning.
+    damaged = bytearray(data.read_bytes())
+    damaged[7] ^= 0xFF
+    time.sleep(0.05)
+    data.write_bytes(bytes(damaged))
+    with caplog.at_level(logging.WARNING):
+        query_encoder_file()
+    assert fake.calls == 2 and data.read_bytes() == b"weights " * 4000
+    assert any("differs from the SHA-256" in r.getMessage() for r in caplog.records)
+    # The weights gone: built again.
+    data.unlink()
+    query_encoder_file()
+    assert fake.calls == 3 and data.is_file()
+
+
+def test_a_digest_file_naming_another_folder_is_not_trusted(
+    built: tuple[FakeExport, Path],
+) -> None:
+    fake, path = built
+    digests = path.parent / "model.onnx.sha256"
+    digests.write_text(digests.read_text() + f"{'0' * 64}  ../elsewhere.data\n")
+    query_encoder_file()
+    assert fake.calls == 2 and digests.read_text().count("\n") == 1
