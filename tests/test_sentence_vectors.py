@@ -116,3 +116,41 @@ def test_asking_embeds_only_the_question(seed_index_settings: Settings, embedder
     assert not result.abstained
     # Only the question may be embedded (by torch when no ONNX query encoder is in use).
     assert all(texts == [result.question] for texts in calls)
+
+
+def test_stacked_rows_read_as_the_joined_table_and_save_the_same_file(tmp_path) -> None:  # noqa: ANN001
+    from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors, StackedRows
+
+    rng = np.random.default_rng(3)
+    blocks = [rng.standard_normal((n, 4)).astype(np.float16) for n in (5, 0, 3, 1)]
+    joined = np.concatenate(blocks)
+    stacked = StackedRows(blocks)
+    assert stacked.shape == joined.shape and len(stacked) == 9 and stacked.dtype == np.float16
+    assert np.array_equal(np.asarray(stacked), joined)
+    for lo in range(10):
+        for hi in range(lo, 11):
+            assert np.array_equal(stacked[lo:hi], joined[lo:hi]), (lo, hi)
+    for row in (0, 4, 5, 7, 8, -1, -9):
+        assert np.array_equal(stacked[row], joined[row])
+    with pytest.raises(IndexError):
+        stacked[9]
+    with pytest.raises(IndexError):
+        stacked[::2]
+    # A document's rows lie in one block: read as a view, not a copy.
+    assert np.shares_memory(stacked[5:8], blocks[2])
+    # Nested tables flatten; a single block is itself.
+    assert StackedRows.of(blocks[0]) is blocks[0]
+    assert len(StackedRows([stacked, blocks[3]]).blocks) == 4
+    # Past MAX_BLOCKS, every block after the first is joined.
+    many = StackedRows([blocks[0], *[blocks[3]] * (StackedRows.MAX_BLOCKS + 1)])
+    assert len(many.blocks) == 2 and many.blocks[0] is blocks[0]
+    with pytest.raises(ValueError, match="row shape"):
+        StackedRows([blocks[0], np.zeros((2, 3), np.float16)])
+    # Saved whole, a stacked table writes the same bytes as the joined one.
+    spans = np.column_stack([np.zeros(9, np.int64), np.arange(9), np.arange(9) + 1])
+    for name, vectors in (("joined", joined), ("stacked", stacked)):
+        (tmp_path / name).mkdir()
+        SentenceVectors(["d"], spans, vectors).save(tmp_path / name)
+    assert (tmp_path / "joined" / RAW_VECTORS_FILE).read_bytes() == (
+        tmp_path / "stacked" / RAW_VECTORS_FILE
+    ).read_bytes()

@@ -15,7 +15,7 @@ import numpy as np
 
 from qa.indexing.embed import DocumentSentences, sentence_table
 from qa.indexing.persist import current_path, load_index
-from qa.sentence_vectors import SentenceVectors
+from qa.sentence_vectors import SentenceVectors, StackedRows
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, FileSignature
@@ -142,7 +142,7 @@ class Plan:
         return SentenceVectors(
             [d.doc_id for d in documents],
             np.concatenate([old, fresh.spans]),
-            np.concatenate([table.vectors, fresh.vectors]),
+            StackedRows.of(table.vectors, fresh.vectors),
             base=(self.previous.path, len(table)),
         )
 

@@ -24,7 +24,7 @@ from qa.indexing.persist import (
 )
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
-from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors
+from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors, StackedRows
 from qa.settings import Settings
 from qa.store import Index, is_masked
 from qa.types import Chunk, Document
@@ -400,6 +400,10 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
             documents, chunks = read_build(build)
             assert list(documents.items()) == list(build.documents.items())
             assert chunks == build.chunks
+    # The sentence vectors of the first build are read where they are, not copied into each
+    # update's table.
+    table = builds[-1].sentences.vectors
+    assert isinstance(table, StackedRows) and table.blocks[0] is first.sentences.vectors
     assert "oil.txt" not in builds[-1].documents and "0_election.txt" in builds[1].documents
     assert builds[-1].documents["phones.txt"].text == changed["phones.txt"]
     reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
