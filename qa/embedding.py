@@ -17,6 +17,7 @@ each other.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -229,7 +230,13 @@ class Embedder:
             from qa.models import checksums
 
             checksums.verify("all-MiniLM-L6-v2", Path(self.path))
-        return load_sentence_transformer(self.model_setting, self.path, self.device)
+        model = load_sentence_transformer(self.model_setting, self.path, self.device)
+        # torch, transformers and the model add some 450,000 objects that live as long as the
+        # process; Python's full garbage collections went through all of them, 0.26 s each,
+        # one of them in about every first update of a process (benchmarks/RESULTS.md,
+        # "Adding an article"). Frozen, later collections leave them out.
+        gc.freeze()
+        return model
 
     def warm_up(self) -> None:
         _ = self.model
