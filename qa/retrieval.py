@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 
 from qa.filters import Filter
+from qa.indexing.dense import TailedIndex
 from qa.settings import RetrievalMode, Settings
 from qa.timing import StageClock
 from qa.types import Passage
@@ -172,7 +173,7 @@ HNSW_EXACT_ROWS = 50_000
 
 
 def dense_search(
-    dense: faiss.Index,
+    dense: faiss.Index | TailedIndex,
     query: np.ndarray,
     k: int,
     allowed: np.ndarray | None = None,
@@ -188,8 +189,37 @@ def dense_search(
     ``k x k_factor`` (the index's own factor if None) among the allowed rows, at its ``nprobe``,
     and ranks them by the vectors it keeps (float16 or exact); with few allowed rows it scans
     them exactly in those vectors, as HNSW does. An index that takes no selector is searched
-    ever deeper until ``k`` allowed rows are found or none is left.
+    ever deeper until ``k`` allowed rows are found or none is left. An index with an exact tail
+    (``TailedIndex``, an update in place's rows) is searched in both parts, the best ``k`` kept.
+    Rows of equal cosine come in row order (FAISS's heap returns them in no set order), so the
+    two parts together rank as one index of the same rows does.
     """
+    if isinstance(dense, TailedIndex):
+        nb = int(dense.base.ntotal)
+        head, rest = (None, None) if allowed is None else (allowed[:nb], allowed[nb:])
+        found = dense_search(dense.base, query, k, head, k_factor) if nb else []
+        if dense.tail.ntotal:
+            tail = dense_search(dense.tail, query, k, rest)
+            found += [(nb + row, score) for row, score in tail]
+        return sorted(found, key=_best_first)[:k]
+    found = _faiss_search(dense, query, k, allowed, k_factor)
+    if dense.metric_type != faiss.METRIC_INNER_PRODUCT:
+        return sorted(found, key=lambda hit: (hit[1], hit[0]))  # a distance: least first
+    return sorted(found, key=_best_first)
+
+
+def _best_first(hit: tuple[int, float]) -> tuple[float, int]:
+    return -hit[1], hit[0]
+
+
+def _faiss_search(
+    dense: faiss.Index,
+    query: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    k_factor: int | None,
+) -> list[tuple[int, float]]:
+    """``dense_search`` of one FAISS index, its hits in FAISS's order."""
     # The parameters point into the bitmap and each other: this frame keeps them all alive
     # during the search.
     bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")

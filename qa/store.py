@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -21,6 +21,9 @@ from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.text import counted
 from qa.types import Chunk, Document, DocumentRow
+
+if TYPE_CHECKING:
+    from qa.indexing.dense import TailedIndex
 
 #: Called with ``(chunks_embedded, chunks_to_embed)`` as a build embeds.
 ProgressCallback = Callable[[int, int], None]
@@ -55,7 +58,8 @@ class Index:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: list[Chunk]
-    dense: faiss.Index
+    #: The FAISS index, or it and the exact tail of rows updates in place added (``TailedIndex``).
+    dense: faiss.Index | TailedIndex
     lexical: LexicalIndex
     path: Path
     sentences: SentenceVectors

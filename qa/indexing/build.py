@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.indexing.dense import faiss_kind, grow_dense_index, make_dense_index, refine_of
+from qa.indexing.dense import (
+    TailedIndex,
+    faiss_kind,
+    grow_dense_index,
+    make_dense_index,
+    refine_of,
+)
 from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
 from qa.indexing.plan import compare, plan_build
@@ -180,6 +186,11 @@ def build_index(
         lexical=lexical,
         path=Path(),  # set once written
         sentences=sentences,
+        # An exact tail beside the live index keeps that index, mapped from its file if it was
+        # (the new build's file is that same file, linked): a later merge reads it again.
+        dense_mapped=isinstance(dense, TailedIndex)
+        and plan.previous is not None
+        and plan.previous.dense_mapped,
     )
     index.path = publish(settings.index_dir, index, plan.previous if in_place else None)
     clock.lap("write")

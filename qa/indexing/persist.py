@@ -12,13 +12,18 @@ Layout under ``Settings.index_dir``::
     builds/<id>/masked.npy      the masked rows, when some are (their lines in chunks.jsonl
                                 may still be the chunks they were)
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
+    builds/<id>/dense_tail.faiss
+                                the exact tail of rows updates in place added after it, if
+                                any (``qa.indexing.dense.TailedIndex``)
     builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
                                 they stand for when some are masked (``rows.npy``)
     builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``)
 
 An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl`` and
 sentence vectors file and appends to them (``qa.appending``): the manifest's ``table_bytes``
-says how much of each table file is the build's own; every other file is written anew.
+says how much of each table file is the build's own. It hard-links the live ``dense.faiss``
+too, unchanged, while its new rows fit the exact tail (written whole, small); every other file
+is written anew.
 
 Loading memory-maps what the libraries allow rather than reading it into the process: the
 FAISS index's stored vectors or codes (``faiss.IO_FLAG_MMAP_IFC``: the exact vectors of a flat
@@ -26,9 +31,9 @@ or HNSW index, the half-precision re-ranking vectors of IVF-PQ; IVF-PQ's inverte
 read), the BM25 score matrix (bm25s's ``mmap``), its token ids and the sentence vectors. So
 processes serving one build on a machine share its pages, and a shard of a few GB costs its
 server little memory of its own. No mapped byte is ever rewritten: the FAISS and BM25 files are
-written whole into each new build, and the sentence vectors file is only appended to (by a later
-build, through its hard link), so the mappings stay valid (a pruned build's files live on while
-mapped).
+written whole into each new build (or the FAISS index linked, never changed), and the sentence
+vectors file is only appended to (by a later build, through its hard link), so the mappings stay
+valid (a pruned build's files live on while mapped).
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
 half way leaves the previous index loadable. Chunk text is not stored: it is sliced from the
@@ -51,7 +56,7 @@ import faiss
 import numpy as np
 
 from qa.appending import link_and_append
-from qa.indexing.dense import DENSE_FILE, set_search_depth
+from qa.indexing.dense import DENSE_FILE, TAIL_FILE, TailedIndex, base_of, set_search_depth
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
@@ -137,7 +142,10 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     documents = _read_documents(path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
     masked = np.load(path / MASKED_FILE) if (path / MASKED_FILE).exists() else None
     chunks = _read_chunks(path / CHUNKS_FILE, documents, sizes.get(CHUNKS_FILE), masked)
-    dense = faiss.read_index(str(path / DENSE_FILE), faiss.IO_FLAG_MMAP_IFC)
+    base = faiss.read_index(str(path / DENSE_FILE), faiss.IO_FLAG_MMAP_IFC)
+    dense: faiss.Index | TailedIndex = base
+    if (path / TAIL_FILE).exists():
+        dense = TailedIndex(base, faiss.read_index(str(path / TAIL_FILE)))
     set_search_depth(dense)
     if dense.ntotal != len(chunks) or manifest["chunks"] != len(chunks):
         raise IndexMismatchError(
@@ -225,7 +233,7 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
     if index.masked:
         assert index.live_rows is not None
         np.save(tmp / MASKED_FILE, np.flatnonzero(~index.live_rows))
-    faiss.write_index(index.dense, str(tmp / DENSE_FILE))
+    _write_dense(tmp, index.dense, base if shared else None)
     index.lexical.save(tmp / "bm25")
     index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
@@ -234,6 +242,21 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
     final = builds / stamp
     os.replace(tmp, final)
     return final
+
+
+def _write_dense(tmp: Path, dense: faiss.Index | TailedIndex, base: Index | None) -> None:
+    """Write the FAISS index, and its exact tail if it has one; an index that is the live
+    build's (``base``, the live index an update in place grew) is hard-linked from it instead."""
+    index = base_of(dense)
+    if isinstance(dense, TailedIndex):
+        faiss.write_index(dense.tail, str(tmp / TAIL_FILE))
+        if base is not None and base_of(base.dense) is index:
+            try:
+                os.link(base.path / DENSE_FILE, tmp / DENSE_FILE)
+                return
+            except OSError:  # no hard links here: written whole below
+                pass
+    faiss.write_index(index, str(tmp / DENSE_FILE))
 
 
 def _swap(index_dir: Path, build: Path) -> None:

@@ -14,6 +14,7 @@ from qa.indexing.dense import (
     IVF_NPROBE_MIN,
     IVF_REFINE_K_FACTOR,
     IVFPQ_M,
+    TailedIndex,
     faiss_kind,
     grow_dense_index,
     ivf_nprobe,
@@ -152,13 +153,22 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -
 def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
     monkeypatch: pytest.MonkeyPatch, refine: str
 ) -> None:
-    """New rows are encoded by the trained quantizers of a copy, kept exact for re-ranking; the
-    live index, searched meanwhile, is left as it was."""
+    """Past the exact tail's bound, new rows are encoded by the trained quantizers of a copy,
+    kept exact for re-ranking; the live index, searched meanwhile, is left as it was."""
     monkeypatch.setattr(qa.indexing.dense, "IVF_TRAIN_MIN", 2_000)
+    monkeypatch.setattr(qa.indexing.dense, "TAIL_MIN", 500)
     vectors = _clustered(4_000, seed=4)
     live = make_dense_index(vectors[:3_000], "ivfpq", refine)
     before = dense_search(live, vectors[10], 5)
-    grown = grow_dense_index(live, vectors[3_000:])
+    # Within the bound (500 rows beside 3,000): an exact tail beside the same index.
+    tailed = grow_dense_index(live, vectors[3_000:3_400])
+    assert isinstance(tailed, TailedIndex) and tailed.base is live and tailed.ntotal == 3_400
+    assert tailed.tail.ntotal == 400 and refine_of(tailed) == refine
+    np.testing.assert_array_equal(tailed.reconstruct(3_100), vectors[3_100])
+    assert dense_search(tailed, vectors[3_399], 1) == [(3_399, pytest.approx(1.0, abs=1e-5))]
+    # Past it: the tail and the new rows go into a copy of the index, the tail starts empty.
+    grown = grow_dense_index(tailed, vectors[3_400:])
+    assert not isinstance(grown, TailedIndex)
     assert live.ntotal == 3_000 and dense_search(live, vectors[10], 5) == before
     assert refine_of(grown) == refine and grown.ntotal == 4_000
     assert grown.k_factor == IVF_REFINE_K_FACTOR

@@ -13,7 +13,7 @@ import pytest
 
 import qa.appending as qa_appending
 import qa.indexing.dense
-from qa.indexing.dense import refine_of
+from qa.indexing.dense import DENSE_FILE, TAIL_FILE, TailedIndex, refine_of
 from qa.indexing.persist import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
@@ -177,6 +177,52 @@ def test_added_documents_are_appended_and_answer_as_a_full_build(tmp_path: Path,
     )
     np.testing.assert_array_equal(again.vectors, before.sentences.vectors)
     np.testing.assert_array_equal(again.spans, before.sentences.spans)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_new_rows_go_to_an_exact_tail_and_the_faiss_file_is_shared_until_merged(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update in place leaves the FAISS index as it is (its file hard-linked, never read or
+    written again) and keeps the new rows in an exact tail; past the tail's bound they are
+    merged into the index, written anew. Either way it answers as a full build does."""
+    qa = make_qa(tmp_path, "live", ARTICLES, faiss_index=kind, compact_at=0.9)
+    qa.build(show_progress=False)
+    first = qa.index
+    edit(qa, add=LATER)
+    assert qa.build(show_progress=False).in_place
+    tailed = qa.index
+    assert isinstance(tailed.dense, TailedIndex) and tailed.dense.base is first.dense
+    assert tailed.dense.tail.ntotal == len(tailed.chunks) - len(first.chunks)
+    dense_file = [build / DENSE_FILE for build in (first.path, tailed.path)]
+    assert dense_file[0].stat().st_ino == dense_file[1].stat().st_ino
+    assert (tailed.path / TAIL_FILE).is_file() and not (first.path / TAIL_FILE).exists()
+    reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+    assert isinstance(reloaded.dense, TailedIndex)
+    np.testing.assert_array_equal(reloaded.vectors(), tailed.vectors())
+    full = full_build(tmp_path, {**ARTICLES, **LATER}, faiss_index=kind)
+    assert rankings(reloaded, qa.settings) == rankings(full)
+    # A process that loaded the index (memory-mapped) adds to its tail, then, the tail's bound
+    # lowered to 2 rows, merges the tail and its own rows into a copy read from the file (one
+    # cloned from the mapping would abort the process when added to).
+    qa = QA(qa.settings, embedder=WeightedHashEmbedder())
+    extra = {"zz_rates.txt": "The central bank raised rates by a quarter point on Thursday."}
+    edit(qa, add=extra)
+    assert qa.build(show_progress=False).in_place
+    tailed = qa.index
+    assert isinstance(tailed.dense, TailedIndex) and tailed.dense_mapped
+    monkeypatch.setattr("qa.indexing.dense.TAIL_MIN", 2)
+    extra["zz_strike.txt"] = "Rail staff will strike on Friday over pensions."
+    edit(qa, add=extra)
+    assert qa.build(show_progress=False).in_place
+    merged = qa.index
+    assert not isinstance(merged.dense, TailedIndex) and merged.dense.ntotal == len(merged.chunks)
+    assert (merged.path / DENSE_FILE).stat().st_ino != (tailed.path / DENSE_FILE).stat().st_ino
+    assert not (merged.path / TAIL_FILE).exists()
+    np.testing.assert_array_equal(merged.vectors()[: len(tailed.chunks)], tailed.vectors())
+    (tmp_path / "again").mkdir()
+    full = full_build(tmp_path / "again", {**ARTICLES, **LATER, **extra}, faiss_index=kind)
+    assert rankings(qa) == rankings(full)
 
 
 def test_removed_and_changed_documents_old_rows_are_never_returned(tmp_path: Path) -> None:
