@@ -171,6 +171,23 @@ class TailedIndex:
         )
         return np.asarray(part.reconstruct(row))
 
+    def reconstruct_batch(self, rows: np.ndarray) -> np.ndarray:
+        return np.stack([self.reconstruct(row) for row in rows]).reshape(len(rows), self.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's ``search`` over both parts, without parameters: per query, the ``k`` best
+        ``(cosines, rows)``, ties in row order (``qa.retrieval.dense_search`` is the product's
+        search, with a selector and re-ranking depth)."""
+        nb = int(self.base.ntotal)
+        scores, rows = self.base.search(queries, k)
+        if self.tail.ntotal:
+            tail_scores, tail_rows = self.tail.search(queries, k)
+            scores = np.concatenate([scores, tail_scores], axis=1)
+            rows = np.concatenate([rows, np.where(tail_rows >= 0, tail_rows + nb, -1)], axis=1)
+        # A missing hit (row -1) has FAISS's lowest score, so it sorts after every real one.
+        order = np.lexsort((rows, -scores), axis=1)[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+
     def reconstruct_n(self, start: int, count: int) -> np.ndarray:
         rows = range(start, start + count)
         nb = int(self.base.ntotal)

@@ -166,6 +166,12 @@ def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
     assert tailed.tail.ntotal == 400 and refine_of(tailed) == refine
     np.testing.assert_array_equal(tailed.reconstruct(3_100), vectors[3_100])
     assert dense_search(tailed, vectors[3_399], 1) == [(3_399, pytest.approx(1.0, abs=1e-5))]
+    both = tailed.reconstruct_batch(np.array([5, 3_200]))
+    np.testing.assert_allclose(both, vectors[[5, 3_200]], atol=TOLERANCE[refine])
+    # FAISS's own search over both parts: the exact tail's rows come back with their numbers.
+    scores, rows = tailed.search(vectors[[3_050, 3_399]], 3)
+    assert rows[:, 0].tolist() == [3_050, 3_399] and scores.shape == (2, 3)
+    assert (np.diff(scores, axis=1) <= 0).all()
     # Past it: the tail and the new rows go into a copy of the index, the tail starts empty.
     grown = grow_dense_index(tailed, vectors[3_400:])
     assert not isinstance(grown, TailedIndex)
