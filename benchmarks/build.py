@@ -18,8 +18,9 @@ each of two ``QA`` objects in turn, one that adds its chunks to the live index i
 with ``compact_at=0``, whose every update makes the FAISS index and tables anew from the reused
 vectors (what every update did before updates in place); the seconds beyond the article's own
 chunking and embedding are the figure compared. ``--dense N`` times the dense stage alone on
-``N`` synthetic unit vectors (no model, no corpus): adding an article's few vectors to a copy
-of the index against making the index from all of them, and writing it.
+``N`` synthetic unit vectors (no model, no corpus): adding an article's few vectors (to the exact
+tail beside the index, or past its bound to a copy of the index) against making the index from
+all of them, and writing what an update writes.
 
 Then a second fresh process (``--raw``) runs the raw encoder (``Embedder.encode``,
 sentence-transformers' own loop) on exactly the chunk texts the full build made, same model and
@@ -254,13 +255,13 @@ def dense_worker(n: int, kind: str, added: int, reps: int, dim: int = 384) -> di
     import faiss
     import numpy as np
 
-    from qa.indexing.dense import grow_dense_index, make_dense_index
+    from qa.indexing.dense import TailedIndex, grow_dense_index, make_dense_index
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((n + added, dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     live = make_dense_index(vectors[:n], kind)
-    grow, make, write = [], [], []
+    grow, make, write, tailed = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(reps):
             with stopwatch() as t_grow:
@@ -270,8 +271,13 @@ def dense_worker(n: int, kind: str, added: int, reps: int, dim: int = 384) -> di
             assert grown.ntotal == made.ntotal == n + added
             del made
             path = Path(folder) / "dense.faiss"
+            # What an update in place writes: the exact tail where the rows went there (the
+            # index's own file is hard-linked), else the whole grown index.
+            tailed.append(isinstance(grown, TailedIndex))
             with stopwatch() as t_write:
-                faiss.write_index(grown, str(path))
+                faiss.write_index(
+                    grown.tail if isinstance(grown, TailedIndex) else grown, str(path)
+                )
                 with path.open("rb") as fh:
                     os.fsync(fh.fileno())
             path.unlink()
@@ -283,9 +289,10 @@ def dense_worker(n: int, kind: str, added: int, reps: int, dim: int = 384) -> di
         "vectors": n,
         "added": added,
         "kind": kind,
-        "grow_s": round(statistics.median(grow), 3),
-        "make_s": round(statistics.median(make), 3),
-        "write_s": round(statistics.median(write), 3),
+        "grow_s": round(statistics.median(grow), 6),
+        "make_s": round(statistics.median(make), 6),
+        "write_s": round(statistics.median(write), 6),
+        "into_tail": all(tailed),
         "runs": reps,
         "load": load(),
     }

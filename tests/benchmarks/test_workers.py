@@ -65,6 +65,7 @@ def test_dense_worker_grows_and_makes_the_same_index() -> None:
     fig = dense_worker(2000, "hnsw", added=5, reps=1, dim=32)
     assert fig["vectors"] == 2000 and fig["kind"] == "hnsw"
     assert fig["grow_s"] > 0 and fig["make_s"] > 0 and fig["write_s"] > 0
+    assert fig["into_tail"]  # five rows beside 2,000: the exact tail
 
 
 def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: ANN001
