@@ -255,7 +255,8 @@ def dense_worker(n: int, kind: str, added: int, reps: int, dim: int = 384) -> di
     import faiss
     import numpy as np
 
-    from qa.indexing.dense import TailedIndex, grow_dense_index, make_dense_index
+    from qa.indexing.dense import grow_dense_index, make_dense_index
+    from qa.store import TailedIndex
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((n + added, dim), dtype=np.float32)

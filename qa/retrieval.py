@@ -31,8 +31,8 @@ import faiss
 import numpy as np
 
 from qa.filters import Filter
-from qa.indexing.dense import TailedIndex
 from qa.settings import RetrievalMode, Settings
+from qa.store import TailedIndex
 from qa.timing import StageClock
 from qa.types import Passage
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faiss
 import numpy as np
@@ -21,9 +21,6 @@ from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.text import counted
 from qa.types import Chunk, Document, DocumentRow
-
-if TYPE_CHECKING:
-    from qa.indexing.dense import TailedIndex
 
 #: Called with ``(chunks_embedded, chunks_to_embed)`` as a build embeds.
 ProgressCallback = Callable[[int, int], None]
@@ -49,6 +46,66 @@ class IndexMissingError(IndexProblem):
 
 class IndexMismatchError(IndexProblem):
     pass
+
+
+class TailedIndex:
+    """A FAISS index (``base``, rows ``0 .. base.ntotal - 1``) and the exact tail of rows an
+    update in place added after them (``tail``, an ``IndexFlatIP``: rows ``base.ntotal`` on).
+
+    ``qa.retrieval.dense_search`` searches both and keeps the best; the rest of the product
+    reads it through the few FAISS members it uses (``ntotal``, ``d``, ``reconstruct``,
+    ``reconstruct_n``). Never changed once made: an update makes a new one.
+    """
+
+    def __init__(self, base: faiss.Index, tail: faiss.Index) -> None:
+        if base.d != tail.d:
+            raise ValueError(f"a {tail.d}-d tail for a {base.d}-d index")
+        self.base = base
+        self.tail = tail
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.base.ntotal + self.tail.ntotal)
+
+    @property
+    def d(self) -> int:
+        return int(self.base.d)
+
+    def reconstruct(self, row: int) -> np.ndarray:
+        row = int(row)
+        part, row = (
+            (self.base, row) if row < self.base.ntotal else (self.tail, row - self.base.ntotal)
+        )
+        return np.asarray(part.reconstruct(row))
+
+    def reconstruct_batch(self, rows: np.ndarray) -> np.ndarray:
+        return np.stack([self.reconstruct(row) for row in rows]).reshape(len(rows), self.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's ``search`` over both parts, without parameters: per query, the ``k`` best
+        ``(cosines, rows)``, ties in row order (``qa.retrieval.dense_search`` is the product's
+        search, with a selector and re-ranking depth)."""
+        nb = int(self.base.ntotal)
+        scores, rows = self.base.search(queries, k)
+        if self.tail.ntotal:
+            tail_scores, tail_rows = self.tail.search(queries, k)
+            scores = np.concatenate([scores, tail_scores], axis=1)
+            rows = np.concatenate([rows, np.where(tail_rows >= 0, tail_rows + nb, -1)], axis=1)
+        # A missing hit (row -1) has FAISS's lowest score, so it sorts after every real one.
+        order = np.lexsort((rows, -scores), axis=1)[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+
+    def reconstruct_n(self, start: int, count: int) -> np.ndarray:
+        rows = range(start, start + count)
+        nb = int(self.base.ntotal)
+        parts = []
+        if rows.start < nb:
+            end = min(rows.stop, nb)
+            parts.append(self.base.reconstruct_n(rows.start, end - rows.start))
+        if rows.stop > nb:
+            first = max(rows.start, nb) - nb
+            parts.append(self.tail.reconstruct_n(first, rows.stop - nb - first))
+        return np.concatenate(parts) if parts else np.zeros((0, self.d), np.float32)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import faiss
 import numpy as np
 
 from qa.settings import IvfpqRefine, Settings
+from qa.store import TailedIndex
 
 # HNSW parameters, measured in benchmarks/ (RESULTS.md) on 384-d vectors shaped like
 # all-MiniLM-L6-v2 chunk embeddings: at 10^5 vectors, M=32 with efConstruction=64 and
@@ -139,66 +140,6 @@ def _half_precision(dim: int) -> faiss.Index:
     return faiss.IndexScalarQuantizer(
         dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
-
-
-class TailedIndex:
-    """A FAISS index (``base``, rows ``0 .. base.ntotal - 1``) and the exact tail of rows an
-    update in place added after them (``tail``, an ``IndexFlatIP``: rows ``base.ntotal`` on).
-
-    ``qa.retrieval.dense_search`` searches both and keeps the best; the rest of the product
-    reads it through the few FAISS members it uses (``ntotal``, ``d``, ``reconstruct``,
-    ``reconstruct_n``). Never changed once made: an update makes a new one.
-    """
-
-    def __init__(self, base: faiss.Index, tail: faiss.Index) -> None:
-        if base.d != tail.d:
-            raise ValueError(f"a {tail.d}-d tail for a {base.d}-d index")
-        self.base = base
-        self.tail = tail
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.base.ntotal + self.tail.ntotal)
-
-    @property
-    def d(self) -> int:
-        return int(self.base.d)
-
-    def reconstruct(self, row: int) -> np.ndarray:
-        row = int(row)
-        part, row = (
-            (self.base, row) if row < self.base.ntotal else (self.tail, row - self.base.ntotal)
-        )
-        return np.asarray(part.reconstruct(row))
-
-    def reconstruct_batch(self, rows: np.ndarray) -> np.ndarray:
-        return np.stack([self.reconstruct(row) for row in rows]).reshape(len(rows), self.d)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS's ``search`` over both parts, without parameters: per query, the ``k`` best
-        ``(cosines, rows)``, ties in row order (``qa.retrieval.dense_search`` is the product's
-        search, with a selector and re-ranking depth)."""
-        nb = int(self.base.ntotal)
-        scores, rows = self.base.search(queries, k)
-        if self.tail.ntotal:
-            tail_scores, tail_rows = self.tail.search(queries, k)
-            scores = np.concatenate([scores, tail_scores], axis=1)
-            rows = np.concatenate([rows, np.where(tail_rows >= 0, tail_rows + nb, -1)], axis=1)
-        # A missing hit (row -1) has FAISS's lowest score, so it sorts after every real one.
-        order = np.lexsort((rows, -scores), axis=1)[:, :k]
-        return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
-
-    def reconstruct_n(self, start: int, count: int) -> np.ndarray:
-        rows = range(start, start + count)
-        nb = int(self.base.ntotal)
-        parts = []
-        if rows.start < nb:
-            end = min(rows.stop, nb)
-            parts.append(self.base.reconstruct_n(rows.start, end - rows.start))
-        if rows.stop > nb:
-            first = max(rows.start, nb) - nb
-            parts.append(self.tail.reconstruct_n(first, rows.stop - nb - first))
-        return np.concatenate(parts) if parts else np.zeros((0, self.d), np.float32)
 
 
 def base_of(dense: faiss.Index | TailedIndex) -> faiss.Index:

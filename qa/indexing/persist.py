@@ -14,7 +14,7 @@ Layout under ``Settings.index_dir``::
     builds/<id>/dense.faiss     FAISS index (inner product over normalised vectors)
     builds/<id>/dense_tail.faiss
                                 the exact tail of rows updates in place added after it, if
-                                any (``qa.indexing.dense.TailedIndex``)
+                                any (``qa.store.TailedIndex``)
     builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
                                 they stand for when some are masked (``rows.npy``)
     builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``)
@@ -56,11 +56,11 @@ import faiss
 import numpy as np
 
 from qa.appending import link_and_append
-from qa.indexing.dense import DENSE_FILE, TAIL_FILE, TailedIndex, base_of, set_search_depth
+from qa.indexing.dense import DENSE_FILE, TAIL_FILE, base_of, set_search_depth
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
-from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
+from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, TailedIndex, is_masked
 from qa.types import Chunk, Document, FileSignature
 
 #: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates

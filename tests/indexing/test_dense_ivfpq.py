@@ -14,7 +14,6 @@ from qa.indexing.dense import (
     IVF_NPROBE_MIN,
     IVF_REFINE_K_FACTOR,
     IVFPQ_M,
-    TailedIndex,
     faiss_kind,
     grow_dense_index,
     ivf_nprobe,
@@ -24,6 +23,7 @@ from qa.indexing.dense import (
 )
 from qa.retrieval import dense_search
 from qa.settings import Settings
+from qa.store import TailedIndex
 
 REFINES = pytest.mark.parametrize("refine", ["fp16", "flat"])
 #: How far a kept vector's cosine may be from the exact one (float16: about 1e-3 at worst).

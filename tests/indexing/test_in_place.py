@@ -13,7 +13,7 @@ import pytest
 
 import qa.appending as qa_appending
 import qa.indexing.dense
-from qa.indexing.dense import DENSE_FILE, TAIL_FILE, TailedIndex, refine_of
+from qa.indexing.dense import DENSE_FILE, TAIL_FILE, refine_of
 from qa.indexing.persist import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
@@ -26,7 +26,7 @@ from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
 from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors, StackedRows
 from qa.settings import Settings
-from qa.store import Index, is_masked
+from qa.store import Index, TailedIndex, is_masked
 from qa.types import Chunk, Document
 
 from ..conftest import HashEmbedder
