@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISREG
 
@@ -197,6 +197,40 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     return scan_corpus(corpus_dir)[0]
 
 
+def _corpus_files(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """Every file under ``root`` not hidden nor in a hidden folder: ``(path, path relative to
+    root with "/", its stat or None if it cannot be had)``.
+
+    As ``os.walk`` walks (folders that are links are not entered, unreadable folders are passed
+    over), but with ``os.scandir``'s entries and plain strings: a ``Path`` per file made the
+    scan of an unchanged 2,225-file corpus 0.07 s, most of an update's own time.
+    """
+    pending = [(os.fspath(root), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if is_folder:
+                if not entry.is_symlink():
+                    pending.append((entry.path, f"{prefix}{entry.name}/"))
+                continue
+            try:
+                stat: os.stat_result | None = entry.stat()
+            except OSError:
+                stat = None
+            yield entry.path, prefix + entry.name, stat
+
+
 def scan_corpus(
     corpus_dir: Path,
     known: dict[str, tuple[FileSignature, list[Document]]] | None = None,
@@ -228,33 +262,23 @@ def scan_corpus(
     known = known or {}
     documents: list[Document] = []
     signatures: dict[str, FileSignature] = {}
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in files:
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            source = path.relative_to(root).as_posix()
-            try:
-                stat = path.stat()
-            except OSError:
-                stat = None
-            signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
-            if signature is not None and source in known and known[source][0] == signature:
-                documents.extend(known[source][1])
-                signatures[source] = signature
-                continue
-            started = time.perf_counter()
-            try:
-                documents.extend(load_file(path, root))
-            except IngestError as exc:
-                logger.warning("skipped %s: %s", exc.path, exc.reason)
-                if skipped is not None:
-                    skipped[exc.path] = exc.reason
-                continue
-            finally:
-                if seconds is not None:
-                    seconds[source] = time.perf_counter() - started
-            if signature is not None:
-                signatures[source] = signature
+    for path, source, stat in _corpus_files(root):
+        signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
+        if signature is not None and source in known and known[source][0] == signature:
+            documents.extend(known[source][1])
+            signatures[source] = signature
+            continue
+        started = time.perf_counter()
+        try:
+            documents.extend(load_file(Path(path), root))
+        except IngestError as exc:
+            logger.warning("skipped %s: %s", exc.path, exc.reason)
+            if skipped is not None:
+                skipped[exc.path] = exc.reason
+            continue
+        finally:
+            if seconds is not None:
+                seconds[source] = time.perf_counter() - started
+        if signature is not None:
+            signatures[source] = signature
     return sorted(documents, key=lambda d: d.doc_id), signatures

@@ -39,6 +39,25 @@ def test_walk_ids_order_and_hashes(tmp_path: Path) -> None:
         assert doc.content_hash == hashlib.sha256(raw).hexdigest()
 
 
+def test_walk_reads_linked_files_but_enters_no_linked_folder(tmp_path: Path) -> None:
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    (corpus / "a" / "b").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "far.txt").write_text("Far\n\nOutside the corpus.")
+    (corpus / "a" / "b" / "near.txt").write_text("Near\n\nInside.")
+    (corpus / "a" / "linked.txt").symlink_to(outside / "far.txt")
+    (corpus / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (corpus / "a" / "loop").symlink_to(corpus, target_is_directory=True)
+
+    docs, signatures = scan_corpus(corpus)
+
+    # As os.walk without followlinks: a linked file is read, a linked folder is not entered
+    # (so a link back to the corpus cannot loop).
+    assert [d.doc_id for d in docs] == ["a/b/near.txt", "a/linked.txt"]
+    assert set(signatures) == {"a/b/near.txt", "a/linked.txt"}
+    assert signatures["a/linked.txt"][0] == (outside / "far.txt").stat().st_size
+
+
 def test_bad_files_are_skipped_with_one_warning_each(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
