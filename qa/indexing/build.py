@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,12 +56,10 @@ def chunk_and_embed(
     # Imported here: langchain is slow to import and only building needs it, not asking.
     from qa.indexing.chunking import Chunker, token_length_function
 
-    # Counting tokens switches truncation and padding off in the tokenizer's shared state,
-    # which questions embedded meanwhile (on other threads) rely on: count on a private copy.
+    # The counter counts on a copy of the tokenizer's backend: questions embedded meanwhile (on
+    # other threads) rely on the truncation and padding set on the shared one.
     chunker = Chunker(
-        settings.chunk_size,
-        settings.chunk_overlap,
-        token_length_function(copy.deepcopy(embedder.tokenizer)),
+        settings.chunk_size, settings.chunk_overlap, token_length_function(embedder.tokenizer)
     )
     chunks = chunker.split_all(documents)
     if clock is not None:

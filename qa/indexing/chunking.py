@@ -18,9 +18,9 @@ length. The tests hold the chunk texts to langchain's own output.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from itertools import pairwise
 
 from qa.types import Chunk, Document
@@ -62,6 +62,10 @@ class Chunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self._length = length_function
+        #: Measures all the parts of a split at once where the length function can.
+        self._lengths: Callable[[list[str]], list[int]] = getattr(
+            length_function, "many", lambda texts: [length_function(t) for t in texts]
+        )
 
     def split(self, doc: Document) -> list[Chunk]:
         """Split one document; chunks come in document order."""
@@ -104,10 +108,10 @@ class Chunker:
         chunks: list[Span] = []
         fitting: list[tuple[Span, int]] = []
         at = start
-        for part in _split_keeping_end(piece, separator):
+        parts = _split_keeping_end(piece, separator)
+        for part, length in zip(parts, self._lengths(parts), strict=True):
             span = (at, at + len(part))
             at = span[1]
-            length = self._length(part)
             if length < self.chunk_size:
                 fitting.append((span, length))
                 continue
@@ -162,16 +166,55 @@ def _strip(text: str, start: int, end: int) -> Span:
     return start, end
 
 
-def token_length_function(tokenizer) -> LengthFunction:  # noqa: ANN001 - any HF tokenizer
-    """Count word pieces the way the embedding model will see them (without special tokens).
+class TokenCounter:
+    """Counts word pieces the way the embedding model will see them (without special tokens):
+    a length function (``counter(text)``) that also measures many texts in one call
+    (``counter.many(texts)``), which the chunker uses for the parts of each split.
 
-    Memoised: the splitter measures the same text more than once (on the BBC articles, 7,480
-    measurements of 2,941 distinct texts), and each costs a tokenizer call (~0.25 ms).
+    A fast tokenizer is asked for a whole split's parts at once, through a copy of its Rust
+    backend with truncation and padding switched off (the tokenizer's own backend is shared by
+    every thread embedding questions, and set to truncate and pad). One call per split instead
+    of one transformers call per part (~0.25 ms each, most of it Python around the tokenizer)
+    made the chunking of the BBC corpus several times faster; the counts are the same. A slow
+    tokenizer is called per text. Memoised either way: the splitter measures the same text more
+    than once (on the BBC articles, 7,480 measurements of 2,941 distinct texts).
     """
 
-    @lru_cache(maxsize=16_384)
-    def length(text: str) -> int:
-        # verbose=False: measuring a long text is not feeding it to the model; skip the warning.
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    def __init__(self, tokenizer, memo: int = 16_384) -> None:  # noqa: ANN001 - any HF tokenizer
+        self._tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend = copy.deepcopy(backend)
+        if self._backend is not None:
+            self._backend.no_truncation()
+            self._backend.no_padding()
+        self._memo: dict[str, int] = {}
+        self._room = memo
 
-    return length
+    def __call__(self, text: str) -> int:
+        return self.many([text])[0]
+
+    def many(self, texts: list[str]) -> list[int]:
+        """The word pieces of each of ``texts``."""
+        memo = self._memo
+        unknown = list(dict.fromkeys(t for t in texts if t not in memo))
+        if unknown:
+            if len(memo) + len(unknown) > self._room:
+                memo.clear()
+            memo.update(zip(unknown, self._count(unknown), strict=True))
+        return [memo[t] for t in texts]
+
+    def _count(self, texts: list[str]) -> list[int]:
+        if self._backend is not None:
+            return [
+                len(e.ids) for e in self._backend.encode_batch_fast(texts, add_special_tokens=False)
+            ]
+        # verbose=False: measuring a long text is not feeding it to the model; skip the warning.
+        return [
+            len(self._tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"])
+            for t in texts
+        ]
+
+
+def token_length_function(tokenizer) -> TokenCounter:  # noqa: ANN001 - any HF tokenizer
+    """The chunker's length function for ``tokenizer`` (see :class:`TokenCounter`)."""
+    return TokenCounter(tokenizer)

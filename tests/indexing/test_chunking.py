@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import time
 from itertools import pairwise
 
@@ -172,6 +173,29 @@ def test_pathological_text_chunks_in_linear_time(text: str, model_length) -> Non
     assert elapsed < 2.0, f"{elapsed:.2f} s for {len(text):,} characters"
     check_invariants(make_doc(text), chunker)
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
+
+
+def test_token_counts_in_one_call_equal_the_tokenizers_and_leave_its_settings(embedder) -> None:
+    tokenizer = embedder.tokenizer
+    before = (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding)
+    texts = [
+        "Negotiators discussed liaison offices. ",
+        "Pyongyang’s envoy — unnamed — left at 3 p.m.\n\n",
+        "word " * 400,  # longer than the model reads: counted whole, not truncated
+        "",
+        "Negotiators discussed liaison offices. ",
+    ]
+    counter = token_length_function(tokenizer)
+    counted = counter.many(texts)
+    # The shared tokenizer still truncates and pads as the question encoder set it.
+    assert (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding) == before
+
+    private = copy.deepcopy(tokenizer)  # a transformers call changes those settings itself
+    expected = [
+        len(private(t, add_special_tokens=False, truncation=False)["input_ids"]) for t in texts
+    ]
+    assert counted == expected and counter.many(texts[::-1]) == expected[::-1]
+    assert [counter(t) for t in texts] == expected and expected[2] == 400
 
 
 def test_token_length_keeps_chunks_within_model_window(embedder) -> None:
