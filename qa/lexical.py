@@ -1,54 +1,49 @@
-"""BM25 over chunks (bm25s), with English stopwords and Snowball stemming.
+"""BM25 over chunks: English stop words and Snowball stemming (bm25s's tokenizer), Lucene's
+scoring at question time from postings, and updates that append.
 
-bm25s scores the corpus at index time (its "eager" scoring) and retrieves from a sparse matrix
-of those scores. Two things here make rebuilding that matrix cheap enough to do on every update:
-
-* each chunk's token ids are saved with the index, so an update tokenises only new chunks
-  (tokenising and stemming all 13,239 BBC chunks takes ~1.3 s);
-* ``_VectorisedBM25`` overrides bm25s's documented extension point ``build_index_from_ids``
-  with a vectorised version of the same computation (term counts with ``np.unique`` instead of
-  a ``Counter`` per chunk): ~0.1 s instead of ~0.9 s on the BBC chunks. It scores with the one
-  BM25 variant the index uses, bm25s's default "lucene" (:func:`lucene_idf`,
-  :func:`lucene_tf`), written here from the formulas; any other variant is left to bm25s's own
-  build. A test checks its scores equal bm25s's own build.
+``LexicalIndex`` keeps per term the chunks holding it and how often (``Postings``), each
+chunk's length, and which rows are masked; a question's terms are scored with Lucene's
+formulas under the statistics of the live chunks (how many, their mean length, how many hold
+the term), the same numbers bm25s's eager index stores, to the bit (tested against bm25s). An
+update in place appends its chunks' term ids to the saved ones and makes postings for the rows
+added since the last merge only, so its cost follows the update, not the corpus.
 
 A shard of a sharded index (``qa.scale``) scores with the whole corpus's statistics instead of
-its own matrix: ``TermStatistics`` gathered from every shard for the question's terms, and
-``LexicalIndex.search_global`` computing BM25 for those terms from the saved token ids with the
-same formulas, the same scores one index over every shard gives (tested against it).
+its own: ``TermStatistics`` gathered from every shard for the question's terms, and
+``LexicalIndex.search_global`` computing BM25 for those terms under them, the same scores one
+index over every shard gives (tested against it).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import math
+import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import Stemmer
 
-if TYPE_CHECKING:
-    import scipy.sparse as sp
+from qa.appending import link_and_append
 
 
 @contextmanager
 def _scipy_unseen() -> Iterator[None]:
     """Within: ``import scipy`` fails, unless scipy is loaded already.
 
-    bm25s imports scipy.sparse whenever it can, for a CSC build backend this module does not use
-    (``_VectorisedBM25`` builds its matrix itself; bm25s's own build falls back to its numpy
-    backend, the same arrays). Importing scipy.sparse took 0.2 s of the 1.2 s a cold
+    bm25s imports scipy.sparse whenever it can, for a build backend this module does not use
+    (only bm25s's tokenizer is used here). Importing scipy.sparse took 0.2 s of the 1.2 s a cold
     ``qa search`` takes on 2 cores (scipy 1.17 imports numpy's f2py and testing modules with
-    it), and answering a question never needs it: so bm25s is imported with scipy unseen, and
-    this module imports scipy.sparse where it builds. Only an import already under way on
-    another thread at that moment could see scipy missing; nothing the product imports beside
-    it (onnxruntime, tokenizers, faiss) imports scipy.
+    it), and answering a question never needs it: so bm25s is imported with scipy unseen. Only
+    an import already under way on another thread at that moment could see scipy missing;
+    nothing the product imports beside it (onnxruntime, tokenizers, faiss) imports scipy.
     """
     if "scipy" in sys.modules:
         yield
@@ -73,10 +68,24 @@ _STEMMER = Stemmer.Stemmer("english")
 #: BM25's stop words: bm25s's short English list (33 words; idf discounts the other common
 #: words). Saved indexes hold tokens made with it, so changing it means rebuilding them.
 BM25_STOPWORDS: tuple[str, ...] = STOPWORDS_EN
-TOKEN_IDS_FILE = "token_ids.npy"
+#: BM25's parameters: bm25s's defaults, with its "lucene" variant (idf and term frequency).
+K1, B = 1.5, 0.75
+SCORE_DTYPE = "float32"
+
+# Files of a BM25 folder (``LexicalIndex.save``).
+META_FILE = "bm25.json"
+#: One term per line; line i is the term numbered i.
+TERMS_FILE = "terms.txt"
+#: Every chunk's term ids, raw int32, chunk after chunk (appended to by updates in place).
+TOKENS_FILE = "token_ids.i32"
 TOKEN_OFFSETS_FILE = "token_offsets.npy"
-#: The chunk rows of the BM25 documents, saved when some rows are masked (``LexicalIndex.rows``).
-ROWS_FILE = "rows.npy"
+MASKED_ROWS_FILE = "masked.npy"
+POSTINGS_FILES = ("postings_indptr.npy", "postings_rows.npy", "postings_counts.npy")
+# What builds written before index format 5 hold instead: bm25s's own index (its vocabulary
+# file read here), the token ids as one .npy, and the rows not masked.
+LEGACY_VOCAB_FILE = "vocab.index.json"
+LEGACY_TOKEN_IDS_FILE = "token_ids.npy"
+LEGACY_ROWS_FILE = "rows.npy"
 
 
 def tokenize(texts: list[str], stopwords: Sequence[str] = BM25_STOPWORDS) -> list[list[str]]:
@@ -147,117 +156,133 @@ class TermStatistics:
 
 
 @dataclass(frozen=True)
-class _Postings:
-    """Each term's chunks and how often it occurs in each (a CSC matrix, chunks by term ids),
-    and each chunk's length in tokens: what BM25 needs besides the corpus statistics."""
+class Postings:
+    """Per term id ``t``, the rows holding the term, ascending, and how often each holds it:
+    ``rows[indptr[t]:indptr[t + 1]]`` and ``counts[...]`` (a CSC matrix, rows by terms)."""
 
-    counts: sp.csc_matrix
-    lengths: np.ndarray
+    indptr: np.ndarray
+    rows: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, ids: np.ndarray, lengths: np.ndarray, first: int, terms: int) -> Postings:
+        """The postings of rows ``first, first + 1, ...`` holding ``lengths[i]`` term ids each,
+        one row after another in ``ids``, over a vocabulary of ``terms`` terms."""
+        n = max(len(lengths), 1)
+        local = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        pairs, counts = np.unique(np.asarray(ids, np.int64) * n + local, return_counts=True)
+        indptr = np.zeros(terms + 1, np.int64)
+        np.cumsum(np.bincount(pairs // n, minlength=terms), out=indptr[1:])
+        rows = (pairs % n + first).astype(np.int32)
+        # A term counted past 65,535 times in one chunk of a few hundred tokens cannot happen.
+        return cls(indptr, rows, np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16))
+
+    def of_term(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding term id ``term`` and its count in each (empty for an id this
+        vocabulary did not have yet)."""
+        if term + 1 >= len(self.indptr):
+            return self.rows[:0], self.counts[:0]
+        start, end = int(self.indptr[term]), int(self.indptr[term + 1])
+        return self.rows[start:end], self.counts[start:end]
+
+    def save(self, directory: Path) -> None:
+        for name, array in zip(POSTINGS_FILES, (self.indptr, self.rows, self.counts), strict=True):
+            np.save(directory / name, array)
+
+    @classmethod
+    def load(cls, directory: Path) -> Postings:
+        return cls(*(np.load(directory / name, mmap_mode="r") for name in POSTINGS_FILES))
 
 
-class _FlatIds(Sequence[np.ndarray]):
-    """Every BM25 document's token ids as one array: document i is
-    ``flat[offsets[i]:offsets[i + 1]]`` (what ``_VectorisedBM25`` builds from without a list of
-    arrays)."""
+class _Ids:
+    """Every chunk's term ids, one chunk after another, kept as the parts they came in (the
+    saved ones, memory-mapped, then those of each update in place) so that an update copies
+    none of the earlier ones."""
 
-    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
-        self.flat = flat
-        self.offsets = offsets
+    MAX_PARTS = 32
+
+    def __init__(self, parts: list[np.ndarray]) -> None:
+        parts = [p for p in parts if len(p)]
+        if len(parts) > self.MAX_PARTS:
+            # A long-running server's many updates: join theirs (the first part, the saved
+            # ids, mapped, stays as it is).
+            parts = [parts[0], np.concatenate(parts[1:])]
+        self.parts = parts
+        self.starts = np.cumsum([0, *(len(p) for p in parts)])
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return int(self.starts[-1])
 
-    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]  # no slices
-        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+    def slice(self, start: int, end: int) -> np.ndarray:
+        """Ids ``start`` to ``end`` (as one array)."""
+        pieces = [
+            part[max(start - at, 0) : end - at]
+            for part, at in zip(self.parts, self.starts[:-1].tolist(), strict=True)
+            if at < end and at + len(part) > start
+        ]
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+
+    def plus(self, more: np.ndarray) -> _Ids:
+        return _Ids([*self.parts, more])
 
 
 @dataclass(frozen=True)
-class _Corpus:
-    """A corpus as bm25s's ``index`` takes one: token ids per document, and the vocabulary."""
+class _Shared:
+    """What of a grown index is the index it grew from: that index's term ids and terms, the
+    first of this one's (so its saved files are appended to), and whether the postings of the
+    rows before the tail are that index's own (so they are linked, not written)."""
 
-    ids: _FlatIds
-    vocab: dict[str, int]
-
-
-class _VectorisedBM25(bm25s.BM25):
-    """bm25s.BM25 whose index build runs in numpy (same scores; see the module docstring)."""
-
-    def build_index_from_ids(
-        self,
-        unique_token_ids: list[int],
-        corpus_token_ids: Sequence[Sequence[int]],
-        show_progress: bool = True,
-        leave_progress: bool = False,
-    ) -> dict[str, object]:
-        # Another variant (BM25L and BM25+ need bm25s's non-occurrence scores too) is bm25s's.
-        if (self.method, self.idf_method) != ("lucene", "lucene"):
-            return super().build_index_from_ids(
-                unique_token_ids, corpus_token_ids, show_progress, leave_progress
-            )
-        self.nonoccurrence_array = None
-        # Either csc backend of bm25s yields the same CSC arrays that scipy builds here.
-        n_docs, n_vocab = len(corpus_token_ids), len(unique_token_ids)
-        if isinstance(corpus_token_ids, _FlatIds):
-            lengths = np.diff(corpus_token_ids.offsets)
-            flat = corpus_token_ids.flat.astype(np.int64, copy=False)
-        else:
-            lengths = np.fromiter((len(d) for d in corpus_token_ids), np.int64, n_docs)
-            flat = (
-                np.concatenate([np.asarray(d, np.int64) for d in corpus_token_ids])
-                if lengths.sum()
-                else np.zeros(0, np.int64)
-            )
-        pairs, tf = np.unique(
-            np.repeat(np.arange(n_docs, dtype=np.int64), lengths) * n_vocab + flat,
-            return_counts=True,
-        )
-        doc_idx, vocab_idx = pairs // n_vocab, pairs % n_vocab
-        doc_freq = np.bincount(vocab_idx, minlength=n_vocab)
-        idf = lucene_idf(doc_freq, n_docs, self.dtype)
-        tfc = lucene_tf(
-            tf.astype(self.dtype),
-            lengths[doc_idx],
-            lengths.mean() if n_docs else 0.0,
-            k1=self.k1,
-            b=self.b,
-        )
-        import scipy.sparse as sp
-
-        matrix = sp.csc_matrix(
-            ((idf[vocab_idx] * tfc).astype(self.dtype), (doc_idx, vocab_idx)),
-            shape=(n_docs, n_vocab),
-            dtype=self.dtype,
-        )
-        return {
-            "data": matrix.data,
-            "indices": matrix.indices,
-            "indptr": matrix.indptr,
-            "num_docs": n_docs,
-        }
+    tokens: int
+    terms: int
+    terms_bytes: int
+    postings: bool
 
 
 class LexicalIndex:
     """A BM25 index whose document ids are positions in the chunk table.
 
-    Keeps each chunk's token ids (``token_ids[token_offsets[i]:token_offsets[i + 1]]``, ids of
-    the retriever's vocabulary) so the next build can reuse them.
+    Scores are computed at question time from postings (per term, the chunks holding it and
+    how often) and the live corpus's statistics, as Lucene does, rather than read from a
+    matrix of scores made at build time (bm25s's "eager" index, which this index used until
+    index format 5): every score of an eager matrix depends on the number of chunks, their
+    mean length and each term's frequency, so adding one chunk changed them all and every
+    update made the matrix again (~0.07 s at 13,000 chunks, ~10 s at 10^6). Here an update in
+    place appends its chunks' term ids and new terms to the saved files and makes postings of
+    the rows added since the last merge only (the tail); the postings before it are the live
+    build's files, linked. A removed chunk is masked: left out of every statistic and never
+    scored, as a full rebuild without it would have it. The scores are bm25s's, to the last
+    bit (same formulas, same rounding, terms added in the question's order: tested against
+    bm25s's own index).
+
+    Keeps each chunk's token ids (``token_ids[token_offsets[i]:token_offsets[i + 1]]``) so the
+    next build can reuse them.
     """
 
     def __init__(
         self,
-        retriever: bm25s.BM25,
         size: int,
-        token_ids: np.ndarray | None = None,
-        token_offsets: np.ndarray | None = None,
-        rows: np.ndarray | None = None,
+        terms: list[str],
+        ids: _Ids,
+        token_offsets: np.ndarray,
+        masked: np.ndarray,
+        base: Postings | None,
+        base_rows: int,
+        shared: _Shared | None = None,
     ) -> None:
-        self._retriever = retriever
         self.size = size
-        self.token_ids = token_ids
+        self._terms = terms
+        self._ids = ids
         self.token_offsets = token_offsets
-        #: The chunk rows bm25s's documents stand for, when some rows are masked (None: all
-        #: rows, document i is row i).
-        self.rows = rows
+        #: The masked rows, ascending: chunks an update in place took out.
+        self.masked = masked
+        self._base = base
+        #: The rows the base postings hold; those after them are the tail's.
+        self.base_rows = base_rows
+        self._shared = shared
+
+    # -- building -----------------------------------------------------------------------
 
     @classmethod
     def build(
@@ -265,6 +290,7 @@ class LexicalIndex:
         texts: Sequence[str | None],
         previous: LexicalIndex | None = None,
         previous_rows: Sequence[int] | None = None,
+        tail_bound: Callable[[int], int] | None = None,
     ) -> LexicalIndex:
         """Index ``texts``; where ``previous_rows[i] >= 0``, chunk i's tokens are those of that
         row of ``previous`` (its text unchanged), so only the others are tokenised.
@@ -272,7 +298,18 @@ class LexicalIndex:
         A ``None`` text is a masked row (its chunk removed by an update in place): it keeps its
         row number but is no BM25 document, so idf and the mean length are those of the live
         chunks alone, as a full rebuild of them has it.
+
+        Where the texts are ``previous``'s rows as they were (or masked) followed by new ones,
+        the index grows in place: the new rows go to a tail, merged with the rows before it
+        once the tail holds more than ``tail_bound(rows before it)`` rows (without a
+        ``tail_bound``: at once).
         """
+        if (
+            previous is not None
+            and previous_rows is not None
+            and _grows(texts, previous.size, previous_rows)
+        ):
+            return previous._grow(texts[previous.size :], texts, tail_bound)
         n = len(texts)
         prev_ids = previous.token_ids if previous is not None else None
         prev_offsets = previous.token_offsets if previous is not None else None
@@ -283,10 +320,7 @@ class LexicalIndex:
             reuse = live & (source >= 0)
         vocab = previous.vocabulary if previous is not None else {}
         fresh = np.flatnonzero(live & ~reuse)
-        fresh_ids = [
-            np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64)
-            for tokens in tokenize([texts[int(i)] or "" for i in fresh])
-        ]
+        fresh_ids = _term_ids(vocab, [texts[int(i)] or "" for i in fresh])
         lengths = np.zeros(n, np.int64)
         lengths[fresh] = [len(ids) for ids in fresh_ids]
         if reuse.any():
@@ -312,124 +346,199 @@ class LexicalIndex:
         present = np.bincount(flat, minlength=len(vocab)) > 0
         flat = (np.cumsum(present) - 1)[flat]
         words = {i: t for t, i in vocab.items()}
-        compact = {words[int(i)]: k for k, i in enumerate(np.flatnonzero(present))}
-        retriever = _VectorisedBM25()
-        rows = np.flatnonzero(live)
-        # bm25s cannot index an empty corpus; an empty index simply never matches.
-        if len(rows):
-            live_offsets = np.zeros(len(rows) + 1, np.int64)
-            np.cumsum(lengths[rows], out=live_offsets[1:])
-            # Masked rows hold no tokens, so the live chunks' ids are ``flat`` as it is.
-            retriever.index(
-                _Corpus(_FlatIds(flat, live_offsets), compact),
-                create_empty_token=bool(compact),
-                show_progress=False,
+        terms = [words[int(i)] for i in np.flatnonzero(present)]
+        base = Postings.of(flat, lengths, 0, len(terms))
+        return cls(n, terms, _Ids([flat.astype(np.int32)]), offsets, np.flatnonzero(~live), base, n)
+
+    def _grow(
+        self,
+        fresh: Sequence[str | None],
+        texts: Sequence[str | None],
+        tail_bound: Callable[[int], int] | None,
+    ) -> LexicalIndex:
+        """This index with its rows masked where ``texts`` is None and ``fresh`` appended."""
+        vocab = dict(self._vocab)
+        fresh_ids = _term_ids(vocab, [t or "" for t in fresh])
+        # Terms are numbered in the order they came: the new ones follow the old ones.
+        new_terms = list(itertools.islice(vocab, len(self._terms), None))
+        terms = self._terms + new_terms
+        lengths = np.fromiter((len(i) for i in fresh_ids), np.int64, len(fresh_ids))
+        offsets = np.concatenate([self.token_offsets, self.token_offsets[-1] + np.cumsum(lengths)])
+        added = (
+            np.concatenate(fresh_ids).astype(np.int32) if len(fresh_ids) else np.zeros(0, np.int32)
+        )
+        ids = self._ids.plus(added)
+        n = len(texts)
+        masked = np.union1d(
+            self.masked, np.flatnonzero(np.fromiter((t is None for t in texts), bool, n))
+        )
+        base, base_rows = self._base_postings, self.base_rows
+        if tail_bound is None or n - base_rows > tail_bound(base_rows):
+            base, base_rows = (
+                Postings.of(ids.slice(0, len(ids)), np.diff(offsets), 0, len(terms)),
+                n,
             )
-        return cls(retriever, n, flat.astype(np.int32), offsets, rows if len(rows) < n else None)
+        shared = _Shared(
+            len(self._ids),
+            len(self._terms),
+            self._terms_bytes,
+            postings=base is self._base_postings and self._base is not None,
+        )
+        grown = LexicalIndex(n, terms, ids, offsets, masked, base, base_rows, shared)
+        grown.__dict__["_vocab"] = vocab
+        grown.__dict__["_terms_bytes"] = self._terms_bytes + sum(
+            len(t.encode()) + 1 for t in new_terms
+        )
+        return grown
+
+    # -- statistics and scores ----------------------------------------------------------
 
     @property
     def vocabulary(self) -> dict[str, int]:
-        return dict(getattr(self._retriever, "vocab_dict", {}) or {})
+        return dict(self._vocab)
+
+    @property
+    def token_ids(self) -> np.ndarray:
+        """Every chunk's term ids, one chunk after another (one array)."""
+        return self._ids.slice(0, len(self._ids))
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """The rows not masked (None where none is)."""
+        if not len(self.masked):
+            return None
+        return np.setdiff1d(np.arange(self.size), self.masked)
+
+    @cached_property
+    def _vocab(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self._terms)}
+
+    @cached_property
+    def _terms_bytes(self) -> int:
+        return sum(len(t.encode()) + 1 for t in self._terms)
+
+    @cached_property
+    def _lengths(self) -> np.ndarray:
+        return np.diff(self.token_offsets)
+
+    @cached_property
+    def _live(self) -> np.ndarray | None:
+        if not len(self.masked):
+            return None
+        live = np.ones(self.size, bool)
+        live[self.masked] = False
+        return live
+
+    @cached_property
+    def _corpus(self) -> tuple[int, int]:
+        """The live chunks: how many, and their tokens in all."""
+        tokens = int(self.token_offsets[-1] - self.token_offsets[0])
+        if len(self.masked):
+            tokens -= int(self._lengths[self.masked].sum())
+        return self.size - len(self.masked), tokens
+
+    @cached_property
+    def _base_postings(self) -> Postings:
+        if self._base is not None:
+            return self._base
+        # An index saved before format 5: its postings are made from its token ids once.
+        end = int(self.token_offsets[self.base_rows])
+        return Postings.of(
+            self._ids.slice(0, end), self._lengths[: self.base_rows], 0, len(self._terms)
+        )
+
+    @cached_property
+    def _tail(self) -> Postings:
+        start, end = int(self.token_offsets[self.base_rows]), int(self.token_offsets[-1])
+        return Postings.of(
+            self._ids.slice(start, end),
+            self._lengths[self.base_rows :],
+            self.base_rows,
+            len(self._terms),
+        )
+
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live rows holding ``term`` and its count in each."""
+        column = self._vocab.get(term)
+        if column is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.uint16)
+        rows, counts = self._base_postings.of_term(column)
+        if self.base_rows < self.size:
+            more_rows, more_counts = self._tail.of_term(column)
+            if len(more_rows):
+                rows, counts = (
+                    np.concatenate([rows, more_rows]),
+                    np.concatenate([counts, more_counts]),
+                )
+        live = self._live
+        if live is not None and len(rows):
+            keep = live[rows]
+            rows, counts = rows[keep], counts[keep]
+        return rows, counts
+
+    def _score(
+        self, query: str, chunks: int, tokens: int, frequencies: dict[str, int] | None = None
+    ) -> np.ndarray:
+        """BM25 score of every row for ``query`` in a corpus of ``chunks`` chunks holding
+        ``tokens`` tokens, each term's frequency that of ``frequencies`` (else this index's).
+
+        Lucene's formulas (:func:`lucene_idf`, :func:`lucene_tf`) rounded as bm25s rounds its
+        stored scores (each term's score of a chunk made in double precision, kept in
+        float32), the terms' scores added in float32 in the question's order (bm25s's
+        ``np.add.at`` over the question's terms).
+        """
+        scores = np.zeros(self.size, dtype=np.float32)
+        if not chunks or not self._terms:
+            return scores
+        average = tokens / chunks
+        for term in tokenize([query])[0]:
+            rows, counts = self._postings(term)
+            if not len(rows):
+                continue
+            # A build swapped in between gathering and scoring may hold a term the statistics
+            # lack: this index's own frequency then stands in for that question.
+            frequency = (frequencies or {}).get(term) or len(rows)
+            idf = lucene_idf(np.array([frequency]), chunks, SCORE_DTYPE)[0]
+            tf = lucene_tf(counts.astype(SCORE_DTYPE), self._lengths[rows], average, K1, B)
+            scores[rows] += (idf * tf).astype(np.float32)
+        return scores
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for ``query`` (zeros where nothing matches, and on masked
+        rows)."""
+        return self._score(query, *self._corpus)
 
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """Return up to ``k`` ``(chunk_position, bm25_score)`` pairs with a positive score.
+        """Return up to ``k`` ``(chunk_position, bm25_score)`` pairs with a positive score,
+        best first (equal scores by position).
 
         Args:
             query: The question or keywords.
             k: How many at most.
             allowed: If given, a boolean per chunk: only those marked are returned, the best
-                ``k`` of them (bm25s's ``weight_mask`` zeroes the others' scores before the
-                top ``k`` is taken).
+                ``k`` of them.
         """
-        documents = self._documents()
-        if documents == 0 or not getattr(self._retriever, "vocab_dict", None):
-            return []
-        tokens = tokenize([query])
-        if not tokens[0]:
-            return []
-        if allowed is not None and self.rows is not None:
-            allowed = allowed[self.rows]
-        mask = None if allowed is None else allowed.astype(np.float32)
-        ids, scores = self._retriever.retrieve(
-            tokens, k=min(k, documents), show_progress=False, n_threads=1, weight_mask=mask
-        )
-        rows = ids[0] if self.rows is None else self.rows[ids[0]]
-        return [(int(i), float(s)) for i, s in zip(rows, scores[0], strict=True) if s > 0]
-
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk for ``query`` (zeros where nothing matches, and on masked
-        rows)."""
-        tokens = tokenize([query])
-        out = np.zeros(self.size, dtype=np.float32)
-        if self._documents() and tokens[0] and getattr(self._retriever, "vocab_dict", None):
-            found = np.asarray(self._retriever.get_scores(tokens[0]), dtype=np.float32)
-            if self.rows is None:
-                out[:] = found
-            else:
-                out[self.rows] = found
-        return out
-
-    def _documents(self) -> int:
-        """How many BM25 documents: the rows not masked."""
-        return self.size if self.rows is None else len(self.rows)
+        return _best(self.scores(query), k, allowed)
 
     def statistics(self, terms: Iterable[str]) -> TermStatistics:
         """This index's part of the corpus statistics of ``terms`` (BM25 terms, as
-        :func:`tokenize` makes them): its chunks, their tokens, and how many hold each term."""
-        if self.size == 0:
-            return TermStatistics()
-        postings = self._postings
-        vocab = self._vocab
+        :func:`tokenize` makes them): its live chunks, their tokens, and how many hold each
+        term."""
+        chunks, tokens = self._corpus
         frequencies = {}
         for term in set(terms):
-            column = vocab.get(term, -1)
-            if 0 <= column < postings.counts.shape[1]:
-                indptr = postings.counts.indptr
-                frequencies[term] = int(indptr[column + 1] - indptr[column])
-        # Masked rows (an update in place's) are no BM25 documents and hold no tokens.
-        return TermStatistics(self._documents(), int(postings.lengths.sum()), frequencies)
+            found = len(self._postings(term)[0])
+            if found:
+                frequencies[term] = found
+        return TermStatistics(chunks, tokens, frequencies)
 
     def global_scores(self, query: str, statistics: TermStatistics) -> np.ndarray:
         """BM25 score of every chunk for ``query`` under ``statistics``, those of a corpus this
-        index is a part of (zeros where nothing matches).
-
-        The chunks get the scores that one index over the whole corpus gives them: Lucene's
-        formulas (:func:`lucene_idf`, :func:`lucene_tf`), each term's idf from the corpus's
-        chunk count and its frequency there, each chunk's length against the corpus's mean
-        length, the terms' scores summed in float32 in the question's order as bm25s sums
-        them. Computed at query time over the chunks that hold the question's terms (their
-        counts kept by ``_postings``).
-        """
-        scores = np.zeros(self.size, dtype=np.float32)
-        vocab = self._vocab
-        if self.size == 0 or not vocab:
-            return scores
-        bm25 = self._retriever
-        if (bm25.method, bm25.idf_method) != ("lucene", "lucene"):
-            raise ValueError(f"global BM25 statistics are not built for method {bm25.method}")
-        counts, lengths = self._postings.counts, self._postings.lengths
-        for term in tokenize([query])[0]:
-            column = vocab.get(term, -1)
-            if not 0 <= column < counts.shape[1]:
-                continue
-            start, end = counts.indptr[column], counts.indptr[column + 1]
-            rows = counts.indices[start:end]
-            # A build swapped in between gathering and scoring may hold a term the statistics
-            # lack: this index's own frequency then stands in for that question.
-            frequency = statistics.frequencies.get(term) or int(end - start)
-            # The formulas the build uses (_VectorisedBM25.build_index_from_ids).
-            idf = lucene_idf(np.array([frequency]), statistics.chunks, bm25.dtype)[0]
-            tfc = lucene_tf(
-                counts.data[start:end].astype(bm25.dtype),
-                lengths[rows],
-                statistics.tokens / statistics.chunks,
-                k1=bm25.k1,
-                b=bm25.b,
-            )
-            scores[rows] += (idf * tfc).astype(np.float32)
-        return scores
+        index is a part of (zeros where nothing matches): the scores that one index over the
+        whole corpus gives these chunks."""
+        return self._score(query, statistics.chunks, statistics.tokens, statistics.frequencies)
 
     def search_global(
         self,
@@ -440,54 +549,159 @@ class LexicalIndex:
     ) -> list[tuple[int, float]]:
         """As :meth:`search`, scored by :meth:`global_scores` under the corpus's
         ``statistics``; equal scores rank by position."""
-        scores = self.global_scores(query, statistics)
-        if allowed is not None:
-            scores *= allowed
-        found = np.flatnonzero(scores > 0)
-        best = found[np.lexsort((found, -scores[found]))[:k]]
-        return [(int(i), float(scores[i])) for i in best]
+        return _best(self.global_scores(query, statistics), k, allowed)
 
-    @property
-    def _vocab(self) -> dict[str, int]:
-        return getattr(self._retriever, "vocab_dict", None) or {}
+    # -- files --------------------------------------------------------------------------
 
-    @cached_property
-    def _postings(self) -> _Postings:
-        """The term counts of every chunk, from the saved token ids (built on first use)."""
-        if self.token_ids is None or self.token_offsets is None:
-            raise ValueError("this BM25 index keeps no token ids: rebuild it to score globally")
-        ids = np.asarray(self.token_ids, dtype=np.int64)
-        lengths = np.diff(self.token_offsets).astype(np.int64)
-        rows = np.repeat(np.arange(self.size, dtype=np.int64), lengths)
-        columns = int(ids.max()) + 1 if len(ids) else 0
-        import scipy.sparse as sp
+    def save(self, directory: Path, shared_with: Path | None = None) -> None:
+        """Write the index into ``directory``.
 
-        # The COO to CSC conversion adds up the repeated (chunk, term) pairs: the counts.
-        counts = sp.csc_matrix(
-            (np.ones(len(ids), dtype=np.uint16), (rows, ids)), shape=(self.size, columns)
-        )
-        return _Postings(counts, lengths)
-
-    def save(self, directory: Path) -> None:
+        Args:
+            directory: A new, empty folder (made if missing).
+            shared_with: The folder of the index this one grew from, where it is the live
+                build's: its term ids and terms files are hard-linked and appended to
+                (``qa.appending``), its postings linked where this index has the same ones.
+        """
         directory.mkdir(parents=True, exist_ok=True)
-        if self._documents():
-            self._retriever.save(str(directory), show_progress=False)
-        if self.token_ids is not None and self.token_offsets is not None:
-            np.save(directory / TOKEN_IDS_FILE, self.token_ids)
-            np.save(directory / TOKEN_OFFSETS_FILE, self.token_offsets)
-        if self.rows is not None:
-            np.save(directory / ROWS_FILE, self.rows)
+        shared = self._shared if shared_with is not None else None
+        tokens = len(self._ids)
+        if shared is None or not link_and_append(
+            shared_with / TOKENS_FILE,  # type: ignore[operator]
+            directory / TOKENS_FILE,
+            shared.tokens * 4,
+            self._ids.slice(shared.tokens, tokens).astype("<i4").tobytes(),
+        ):
+            with (directory / TOKENS_FILE).open("wb") as fh:
+                for part in self._ids.parts:
+                    fh.write(np.asarray(part, "<i4").tobytes())
+        if (
+            shared is None
+            or not link_and_append(
+                shared_with / TERMS_FILE,  # type: ignore[operator]
+                directory / TERMS_FILE,
+                shared.terms_bytes,
+                "".join(f"{t}\n" for t in self._terms[shared.terms :]).encode(),
+            )
+        ):
+            (directory / TERMS_FILE).write_bytes("".join(f"{t}\n" for t in self._terms).encode())
+        np.save(directory / TOKEN_OFFSETS_FILE, self.token_offsets)
+        if len(self.masked):
+            np.save(directory / MASKED_ROWS_FILE, self.masked)
+        if not (shared is not None and shared.postings and _link_all(shared_with, directory)):
+            self._base_postings.save(directory)
+        meta = {
+            "rows": self.size,
+            "base_rows": self.base_rows,
+            "terms": len(self._terms),
+            "terms_bytes": self._terms_bytes,
+            "tokens": tokens,
+            "bm25": {"method": "lucene", "k1": K1, "b": B},
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, directory: Path, size: int) -> LexicalIndex:
-        token_ids = token_offsets = rows = None
-        if (directory / TOKEN_OFFSETS_FILE).exists():
-            token_ids = np.load(directory / TOKEN_IDS_FILE, mmap_mode="r")
-            token_offsets = np.load(directory / TOKEN_OFFSETS_FILE)
-        if (directory / ROWS_FILE).exists():
-            rows = np.load(directory / ROWS_FILE)
-        if size == 0 or (rows is not None and len(rows) == 0):
-            return cls(bm25s.BM25(), size, token_ids, token_offsets, rows)
-        # The score matrix is memory-mapped (see ``qa.indexing.persist``).
-        retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False, verbosity=0)
-        return cls(retriever, size, token_ids, token_offsets, rows)
+        """The index saved in ``directory`` for a chunk table of ``size`` rows.
+
+        Raises:
+            ValueError: It is not one (another size), or one saved before index format 3,
+                which kept no token ids.
+        """
+        if not (directory / META_FILE).exists():
+            return cls._load_legacy(directory, size)
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta["rows"] != size:
+            raise ValueError(f"BM25 index of {meta['rows']} rows for {size} chunks")
+        with (directory / TERMS_FILE).open("rb") as fh:
+            terms = fh.read(meta["terms_bytes"]).decode().split("\n")[: meta["terms"]]
+        tokens = int(meta["tokens"])
+        ids = (
+            np.memmap(directory / TOKENS_FILE, dtype="<i4", mode="r", shape=(tokens,))
+            if tokens
+            else np.zeros(0, np.int32)
+        )
+        masked = (
+            np.load(directory / MASKED_ROWS_FILE)
+            if (directory / MASKED_ROWS_FILE).exists()
+            else np.zeros(0, np.int64)
+        )
+        index = cls(
+            size,
+            terms,
+            _Ids([ids]),
+            np.load(directory / TOKEN_OFFSETS_FILE),
+            masked,
+            Postings.load(directory),
+            int(meta["base_rows"]),
+        )
+        index.__dict__["_terms_bytes"] = int(meta["terms_bytes"])
+        return index
+
+    @classmethod
+    def _load_legacy(cls, directory: Path, size: int) -> LexicalIndex:
+        """An index saved by bm25s with its token ids (index formats 3 and 4)."""
+        if not (directory / LEGACY_TOKEN_IDS_FILE).exists():
+            if size == 0:
+                return cls.build([])
+            raise ValueError("this BM25 index keeps no token ids: rebuild it")
+        ids = np.load(directory / LEGACY_TOKEN_IDS_FILE, mmap_mode="r")
+        offsets = np.load(directory / TOKEN_OFFSETS_FILE)
+        vocab_file = directory / LEGACY_VOCAB_FILE
+        vocab = json.loads(vocab_file.read_text()) if vocab_file.exists() else {}
+        terms = [""] * len(vocab)
+        for term, i in vocab.items():
+            terms[i] = term
+        live_file = directory / LEGACY_ROWS_FILE
+        masked = (
+            np.setdiff1d(np.arange(size), np.load(live_file))
+            if live_file.exists()
+            else np.zeros(0, np.int64)
+        )
+        return cls(size, terms, _Ids([ids]), offsets, masked, None, size)
+
+
+def _grows(texts: Sequence[str | None], size: int, previous_rows: Sequence[int]) -> bool:
+    """Whether ``texts`` are the ``size`` rows of the index ``previous_rows`` maps into, each
+    as it was or masked, followed by new rows only."""
+    if len(texts) < size or len(previous_rows) != len(texts):
+        return False
+    source = np.asarray(previous_rows, np.int64)
+    masked = np.fromiter((t is None for t in texts), bool, len(texts))
+    kept = (source[:size] == np.arange(size)) | masked[:size]
+    return bool(kept.all() and (source[size:] < 0).all() and not masked[size:].any())
+
+
+def _term_ids(vocab: dict[str, int], texts: list[str]) -> list[np.ndarray]:
+    """The term ids of each text, new terms numbered on from ``vocab`` (which takes them)."""
+    return [
+        np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64)
+        for tokens in tokenize(texts)
+    ]
+
+
+def _best(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    """The ``k`` best ``(row, score)`` of positive ``scores`` (of ``allowed`` rows only),
+    best first, equal scores by row."""
+    if allowed is not None:
+        scores = scores * allowed
+    found = np.flatnonzero(scores > 0)
+    if len(found) > k > 0:
+        # Only the rows scoring at least the k-th best score need sorting (ties kept).
+        kth = np.partition(scores[found], len(found) - k)[len(found) - k]
+        found = found[scores[found] >= kth]
+    best = found[np.lexsort((found, -scores[found]))[: max(k, 0)]]
+    return [(int(i), float(scores[i])) for i in best]
+
+
+def _link_all(source: Path | None, target: Path) -> bool:
+    """Hard-link the postings files of ``source`` into ``target``; False where one cannot be."""
+    if source is None:
+        return False
+    try:
+        for name in POSTINGS_FILES:
+            os.link(source / name, target / name)
+    except OSError:
+        for name in POSTINGS_FILES:
+            (target / name).unlink(missing_ok=True)
+        return False
+    return True

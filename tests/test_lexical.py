@@ -1,4 +1,4 @@
-"""BM25: the vectorised index build equals bm25s's own, and updates reuse saved token ids."""
+"""BM25: scores equal bm25s's own index's, and updates reuse saved token ids or grow in place."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def bm25s_scores(texts: list[str], query: str, retriever: bm25s.BM25 | None = No
     return np.asarray(reference.get_scores(tokenize([query])[0]), dtype=np.float32)
 
 
-def test_vectorised_build_scores_like_bm25s() -> None:
+def test_scores_are_bm25s_scores() -> None:
     texts = corpus(300)
     ours = LexicalIndex.build(texts)
     for query in QUERIES:
@@ -45,19 +45,6 @@ def test_vectorised_build_scores_like_bm25s() -> None:
         top = ours.search(query, 5)
         assert top and all(s > 0 for _, s in top)
         assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
-
-
-@pytest.mark.parametrize(
-    ("method", "idf_method"), [("robertson", None), ("bm25+", None), ("lucene", "atire")]
-)
-def test_other_bm25_variants_are_built_by_bm25s(method: str, idf_method: str | None) -> None:
-    texts = corpus(100, seed=6)
-    for query in QUERIES:
-        ours = bm25s_scores(
-            texts, query, qa.lexical._VectorisedBM25(method=method, idf_method=idf_method)
-        )
-        theirs = bm25s_scores(texts, query, bm25s.BM25(method=method, idf_method=idf_method))
-        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_update_reuses_token_ids_and_equals_a_fresh_build(monkeypatch) -> None:  # noqa: ANN001
@@ -259,3 +246,125 @@ def test_bm25s_is_imported_without_scipy_and_scores_the_same(tmp_path: Path) -> 
         assert expected
         assert [r for r, _ in expected] == [r for r, _ in hits[query]]
         assert [s for _, s in expected] == pytest.approx([s for _, s in hits[query]], rel=1e-6)
+
+
+def _grown(
+    seed: int, bound: int
+) -> tuple[LexicalIndex, LexicalIndex, list[str | None], list[int], list[str]]:
+    """An index of 200 chunks, then that index grown by three updates in place (rows masked,
+    chunks appended with words it never had) with a tail of at most ``bound`` rows."""
+    texts: list[str | None] = list(corpus(200, seed=seed))
+    first = index = LexicalIndex.build(texts)
+    rng = random.Random(seed)
+    for update in range(3):
+        for row in rng.sample(range(len(texts)), 15):
+            texts[row] = None
+        added = [f"{t} zeppelin{update} quasar" for t in corpus(12, seed=seed + 10 + update)]
+        rows = [r if t is not None else -1 for r, t in enumerate(texts)] + [-1] * len(added)
+        texts += added
+        index = LexicalIndex.build(texts, index, rows, tail_bound=lambda _rows: bound)
+    live = [r for r, t in enumerate(texts) if t is not None]
+    return first, index, texts, live, [t for t in texts if t is not None]
+
+
+@pytest.mark.parametrize("bound", [0, 10, 1_000], ids=["merged-each-time", "merged", "tail"])
+def test_an_index_grown_in_place_scores_as_a_fresh_build_of_its_live_chunks(
+    tmp_path: Path, bound: int
+) -> None:
+    first, grown, texts, live, live_texts = _grown(11, bound)
+    fresh = LexicalIndex.build(live_texts)
+    assert grown.base_rows == (len(texts) if bound < 12 else 200)
+    assert len(grown.masked) == len(texts) - len(live) and grown.rows.tolist() == live
+    grown.save(tmp_path / "grown")
+    loaded = LexicalIndex.load(tmp_path / "grown", len(texts))
+    for index in (grown, loaded):
+        for query in [*QUERIES, "zeppelin1 quasar", "quasar oil", "zeppelin2"]:
+            scores = index.scores(query)
+            assert not scores[index.masked].any()
+            np.testing.assert_array_equal(scores[live], fresh.scores(query))
+            found = index.search(query, 7)
+            assert [(live[r], s) for r, s in fresh.search(query, 7)] == found
+            terms = tokenize([query])[0]
+            assert index.statistics(terms) == fresh.statistics(terms)
+    # The first index's rows: untouched by its growth.
+    np.testing.assert_array_equal(
+        first.scores("oil market"), LexicalIndex.build(corpus(200, seed=11)).scores("oil market")
+    )
+
+
+def test_a_grown_index_appends_to_the_files_it_grew_from_which_still_read_as_they_were(
+    tmp_path: Path,
+) -> None:
+    texts: list[str | None] = list(corpus(150, seed=12))
+    live = LexicalIndex.build(texts)
+    live.save(tmp_path / "live")
+    live = LexicalIndex.load(tmp_path / "live", len(texts))
+    before = {q: live.scores(q) for q in QUERIES}
+    texts[3] = None
+    grown_texts = [*texts, "zeppelin oil market", "zeppelin film award"]
+    rows = [r if t is not None else -1 for r, t in enumerate(texts)] + [-1, -1]
+    grown = LexicalIndex.build(grown_texts, live, rows, tail_bound=lambda _rows: 100)
+    grown.save(tmp_path / "grown", shared_with=tmp_path / "live")
+
+    for name in (qa.lexical.TOKENS_FILE, qa.lexical.TERMS_FILE, *qa.lexical.POSTINGS_FILES):
+        assert (tmp_path / "grown" / name).stat().st_ino == (tmp_path / "live" / name).stat().st_ino
+    again = LexicalIndex.load(tmp_path / "live", 150)  # reads its own share of the shared files
+    for query in QUERIES:
+        np.testing.assert_array_equal(again.scores(query), before[query])
+        np.testing.assert_array_equal(live.scores(query), before[query])
+    loaded = LexicalIndex.load(tmp_path / "grown", len(grown_texts))
+    assert "zeppelin" in loaded.vocabulary and "zeppelin" not in again.vocabulary
+    fresh = LexicalIndex.build([t for t in grown_texts if t is not None])
+    keep = [r for r, t in enumerate(grown_texts) if t is not None]
+    for query in [*QUERIES, "zeppelin"]:
+        np.testing.assert_array_equal(loaded.scores(query)[keep], fresh.scores(query))
+
+    # Past the tail's bound the postings are made anew and written, not linked.
+    merged = LexicalIndex.build(grown_texts, live, rows, tail_bound=lambda _rows: 1)
+    merged.save(tmp_path / "merged", shared_with=tmp_path / "live")
+    postings = qa.lexical.POSTINGS_FILES[1]
+    assert (tmp_path / "merged" / postings).stat().st_ino != (
+        tmp_path / "live" / postings
+    ).stat().st_ino
+    for query in QUERIES:
+        np.testing.assert_array_equal(
+            LexicalIndex.load(tmp_path / "merged", len(grown_texts)).scores(query)[keep],
+            fresh.scores(query),
+        )
+
+
+def test_an_index_saved_by_bm25s_before_format_5_is_read(tmp_path: Path) -> None:
+    """Builds written before postings kept bm25s's index, its vocabulary file, the token ids
+    as an .npy and the live rows: such a build still answers, with the same scores."""
+    texts = corpus(90, seed=13)
+    built = LexicalIndex.build(texts)
+    old = tmp_path / "bm25"
+    old.mkdir()
+    (old / qa.lexical.LEGACY_VOCAB_FILE).write_text(json.dumps(built.vocabulary))
+    np.save(old / qa.lexical.LEGACY_TOKEN_IDS_FILE, built.token_ids)
+    np.save(old / qa.lexical.TOKEN_OFFSETS_FILE, built.token_offsets)
+    np.save(old / qa.lexical.LEGACY_ROWS_FILE, np.arange(1, 90))  # row 0 masked
+    loaded = LexicalIndex.load(old, 90)
+    masked = LexicalIndex.build([None, *texts[1:]])
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query), masked.scores(query))
+    # And it grows in place into files of the current format.
+    grown = LexicalIndex.build(
+        [None, *texts[1:], "zeppelin"], loaded, [-1, *range(1, 90), -1], tail_bound=lambda r: 9
+    )
+    grown.save(tmp_path / "grown", shared_with=old)
+    assert LexicalIndex.load(tmp_path / "grown", 91).scores("zeppelin")[90] > 0
+
+
+def test_term_ids_kept_in_parts_slice_as_one_array_and_keep_the_saved_part() -> None:
+    saved = np.arange(10, dtype=np.int32)
+    ids = qa.lexical._Ids([saved])
+    joined = [saved]
+    for update in range(qa.lexical._Ids.MAX_PARTS + 3):
+        more = np.arange(update * 3 + 100, update * 3 + 103, dtype=np.int32)
+        ids, joined = ids.plus(more), [*joined, more]
+        whole = np.concatenate(joined)
+        assert len(ids) == len(whole) and len(ids.parts) <= qa.lexical._Ids.MAX_PARTS
+        for start, end in [(0, len(whole)), (8, 14), (10, 13), (len(whole) - 4, len(whole))]:
+            np.testing.assert_array_equal(ids.slice(start, end), whole[start:end])
+    assert ids.parts[0] is saved  # the saved (mapped) ids are never copied into a join

@@ -15,6 +15,7 @@ from qa.indexing.dense import (
     grow_dense_index,
     make_dense_index,
     refine_of,
+    tail_bound,
 )
 from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
@@ -91,11 +92,11 @@ def build_index(
     Such an update is made in place when the live index's FAISS index is of the kind a full
     build would make: every previous row keeps its number, the rows of removed and changed
     documents are masked (``qa.store.MASKED``: no search returns them), the new chunks are
-    appended, and their vectors added to a copy of the live FAISS index; BM25 is made again
-    from the stored token ids of the live rows (cheap), the sentence table from the stored
-    sentence vectors. An update that would leave ``settings.compact_at`` of the rows masked or
-    more compacts instead: the tables and the FAISS index are made anew from the live rows, in
-    document order, as a full build orders them. Either way the live ``Index`` is never
+    appended, their vectors put in an exact tail beside the live FAISS index and their BM25
+    term ids and postings beside the live ones (``qa.lexical``), the sentence table grown from
+    the stored sentence vectors. An update that would leave ``settings.compact_at`` of the rows
+    masked or more compacts instead: the tables and the FAISS index are made anew from the live
+    rows, in document order, as a full build orders them. Either way the live ``Index`` is never
     changed: the new one replaces it whole.
 
     Args:
@@ -168,6 +169,7 @@ def build_index(
         [None if is_masked(c) else c.text for c in rows.chunks],
         previous_lexical,
         rows.previous_rows,
+        tail_bound=tail_bound,
     )
     clock.lap("bm25")
     if in_place:

@@ -15,24 +15,25 @@ Layout under ``Settings.index_dir``::
     builds/<id>/dense_tail.faiss
                                 the exact tail of rows updates in place added after it, if
                                 any (``qa.store.TailedIndex``)
-    builds/<id>/bm25/           bm25s index over the live rows, their token ids, and the rows
-                                they stand for when some are masked (``rows.npy``)
+    builds/<id>/bm25/           BM25 (``qa.lexical``): terms, every row's term ids, postings
+                                of the rows before the tail, the masked rows (format 5; before
+                                it, bm25s's score matrix)
     builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``)
 
-An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl`` and
-sentence vectors file and appends to them (``qa.appending``): the manifest's ``table_bytes``
-says how much of each table file is the build's own. It hard-links the live ``dense.faiss``
-too, unchanged, while its new rows fit the exact tail (written whole, small); every other file
-is written anew.
+An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl``, sentence
+vectors file and BM25 term ids and terms, and appends to them (``qa.appending``): the
+manifest's ``table_bytes`` (and ``bm25/bm25.json``) says how much of each file is the build's
+own. It hard-links the live ``dense.faiss`` and BM25 postings too, unchanged, while the new
+rows fit the tails (written whole, small); every other file is written anew.
 
 Loading memory-maps what the libraries allow rather than reading it into the process: the
 FAISS index's stored vectors or codes (``faiss.IO_FLAG_MMAP_IFC``: the exact vectors of a flat
 or HNSW index, the half-precision re-ranking vectors of IVF-PQ; IVF-PQ's inverted lists are
-read), the BM25 score matrix (bm25s's ``mmap``), its token ids and the sentence vectors. So
-processes serving one build on a machine share its pages, and a shard of a few GB costs its
-server little memory of its own. No mapped byte is ever rewritten: the FAISS and BM25 files are
-written whole into each new build (or the FAISS index linked, never changed), and the sentence
-vectors file is only appended to (by a later build, through its hard link), so the mappings stay
+read), the BM25 postings and term ids, and the sentence vectors. So processes serving one
+build on a machine share its pages, and a shard of a few GB costs its server little memory of
+its own. No mapped byte is ever rewritten: the FAISS index and the BM25 postings are written
+whole into each new build or linked, never changed, and the sentence vectors and BM25 term ids
+files are only appended to (by a later build, through its hard link), so the mappings stay
 valid (a pruned build's files live on while mapped).
 
 A build writes a fresh ``builds/<id>`` and only then repoints ``current``, so a build that dies
@@ -66,8 +67,8 @@ from qa.types import Chunk, Document, FileSignature
 #: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
 #: in place); a version 2 index is read as one with neither. 4: table files shared and
 #: appended to (``table_bytes``, ``masked.npy``, documents taken out by a later line).
-FORMAT_VERSION = 4
-READABLE_FORMATS = (2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_FORMATS = (2, 3, 4, 5)
 DOCUMENTS_FILE = "documents.jsonl"
 CHUNKS_FILE = "chunks.jsonl"
 MASKED_FILE = "masked.npy"
@@ -234,7 +235,7 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
         assert index.live_rows is not None
         np.save(tmp / MASKED_FILE, np.flatnonzero(~index.live_rows))
     _write_dense(tmp, index.dense, base if shared else None)
-    index.lexical.save(tmp / "bm25")
+    index.lexical.save(tmp / "bm25", base.path / "bm25" if shared and base else None)
     index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))

@@ -22,6 +22,7 @@ from qa.indexing.persist import (
     _read_documents,
     load_index,
 )
+from qa.lexical import TERMS_FILE, TOKENS_FILE, LexicalIndex
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
 from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors, StackedRows
@@ -390,7 +391,8 @@ def test_a_loaded_index_is_memory_mapped_and_grows_from_an_owned_copy(
     # A second process alike: the index comes from disk.
     live = QA(first.settings, embedder=WeightedHashEmbedder())
     loaded = live.index
-    assert loaded.dense_mapped and not loaded.lexical._retriever.scores["data"].flags.writeable
+    assert loaded.dense_mapped and isinstance(loaded.lexical.token_ids, np.memmap)
+    assert not loaded.lexical._base_postings.rows.flags.writeable
     total, before = loaded.dense.ntotal, rankings(loaded, live.settings)
     edit(live, add=LATER)
     report = live.build(show_progress=False)
@@ -403,8 +405,9 @@ def test_a_loaded_index_is_memory_mapped_and_grows_from_an_owned_copy(
 
 
 def table_files(path: Path) -> dict[str, int]:
-    """The inode of each table file of the build at ``path``."""
-    return {name: (path / name).stat().st_ino for name in (DOCUMENTS_FILE, CHUNKS_FILE)}
+    """The inode of each table file of the build at ``path`` (BM25's term ids and terms too)."""
+    names = (DOCUMENTS_FILE, CHUNKS_FILE, f"bm25/{TOKENS_FILE}", f"bm25/{TERMS_FILE}")
+    return {name: (path / name).stat().st_ino for name in names}
 
 
 def read_build(index: Index) -> tuple[dict[str, Document], list[Chunk]]:
@@ -446,6 +449,9 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
             documents, chunks = read_build(build)
             assert list(documents.items()) == list(build.documents.items())
             assert chunks == build.chunks
+            bm25 = LexicalIndex.load(build.path / "bm25", len(chunks))
+            for question in QUESTIONS:
+                assert (bm25.scores(question) == build.lexical.scores(question)).all()
     # The sentence vectors of the first build are read where they are, not copied into each
     # update's table.
     table = builds[-1].sentences.vectors
