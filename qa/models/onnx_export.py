@@ -12,6 +12,7 @@ onnxruntime maps from disk instead of parsing the weights out of the graph's pro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,16 @@ BITS = 8
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4
 OPSET = 17
+#: torch's TorchScript exporter keeps its state in module globals, so two exports at once (the
+#: reader and the question encoder, built on first use by two threads) break each other.
+_EXPORTING = threading.Lock()
 
 
 def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequence[str]) -> str:
     """Export ``module`` (called with ``INPUTS`` positionally) to the ONNX file ``target``.
+
+    One export at a time in a process (``_EXPORTING``); builds in other processes are kept apart
+    by the cache's own lock.
 
     Returns:
         What exported it, for ``build.json``.
@@ -34,16 +41,17 @@ def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequen
 
     example = torch.tensor([list(example_ids)])
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, *outputs)}
-    torch.onnx.export(
-        module.eval(),
-        (example, torch.ones_like(example), torch.zeros_like(example)),
-        str(target),
-        dynamo=False,
-        input_names=list(INPUTS),
-        output_names=list(outputs),
-        dynamic_axes=axes,
-        opset_version=OPSET,
-    )
+    with _EXPORTING:
+        torch.onnx.export(
+            module.eval(),
+            (example, torch.ones_like(example), torch.zeros_like(example)),
+            str(target),
+            dynamo=False,
+            input_names=list(INPUTS),
+            output_names=list(outputs),
+            dynamic_axes=axes,
+            opset_version=OPSET,
+        )
     return f"torch.onnx (TorchScript) {torch.__version__}, opset {OPSET}"
 
 

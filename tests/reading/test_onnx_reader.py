@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,30 @@ def test_the_onnx_reader_finds_the_spans_torch_finds(
             assert a.score == pytest.approx(b.score, abs=1e-4)
             assert a.null_score == pytest.approx(b.null_score, abs=1e-4)
             assert a.text == contexts[a.context_index][a.start : a.end]
+
+
+def test_two_threads_exporting_at_once_both_succeed(tiny_reader_dir: Path, tmp_path: Path) -> None:
+    """The reader and the question encoder are built on first use, by whichever threads need
+    them; torch's exporter keeps its state in globals, so two exports at once used to fail one
+    of them ("GLOBALS.in_onnx_export must be False"), and that reader fell back to sentences."""
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def export(n: int) -> None:
+        start.wait()
+        try:
+            export_reader.export(tmp_path / f"{n}.onnx", tiny_reader_dir, "fp32")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    graphs = {(tmp_path / f"{n}.onnx.data").read_bytes() for n in range(3)}
+    assert len(graphs) == 1
 
 
 def test_the_int8_reader_reads_exact_spans(tiny_onnx: dict[str, Path]) -> None:
