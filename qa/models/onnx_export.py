@@ -3,15 +3,21 @@ the weights beside the graph.
 
 Tracing uses the TorchScript exporter (``dynamo=False``), which needs neither onnxscript nor a
 dynamic-shape specification and traces BERT's eager attention into plain ONNX operators; batch
-and token axes stay dynamic. Quantising uses onnxruntime's weight quantiser
-(``MatMulNBitsQuantizer``: 8 bits, symmetric, blocks of 32 values with one scale each,
-``accuracy_level`` 4 so that onnxruntime multiplies in int8); activations are not quantised.
-Either way the graph's weights are then stored beside it (``weights_beside``), in a file that
-onnxruntime maps from disk instead of parsing the weights out of the graph's protobuf.
+and token axes stay dynamic. Quantising uses onnxruntime's dynamic quantiser
+(``quantize_dynamic``): the weight matrices of the linear layers become int8, one scale per
+output channel (symmetric), and each call quantises their input activations on the fly
+(``DynamicQuantizeLinear``, uint8), so the products run as integer ``MatMulInteger``; the
+attention's own products, the embeddings and layer norms stay float32. On two AVX2 cores that
+reads a 192-word-piece window in about two thirds of float32's time and embeds a question in
+about 0.65 of it (benchmarks/RESULTS.md, "Dynamic int8"). One scale per whole matrix instead of
+per channel cost the question vectors up to 0.045 of cosine: unusable. Either way the graph's
+weights are then stored beside it (``weights_beside``), in a file that onnxruntime maps from
+disk instead of parsing the weights out of the graph's protobuf.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +25,6 @@ from typing import Any
 
 #: The BERT inputs every exported graph takes, in this order.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-BITS = 8
-BLOCK_SIZE = 32
-ACCURACY_LEVEL = 4
 OPSET = 17
 #: torch's TorchScript exporter keeps its state in module globals, so two exports at once (the
 #: reader and the question encoder, built on first use by two threads) break each other.
@@ -55,31 +58,43 @@ def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequen
     return f"torch.onnx (TorchScript) {torch.__version__}, opset {OPSET}"
 
 
+class _Without(logging.Filter):
+    """Drops the log records whose message holds ``words``."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words = words
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.words not in record.getMessage()
+
+
 def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
-    """Write ``source``'s graph into ``target`` with int8 weight matrices.
+    """Write ``source``'s graph into ``target`` with int8 linear layers (see the module).
 
     Returns:
         How it was quantised, for ``build.json``.
     """
-    import onnx
     import onnxruntime
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(source)),
-        bits=BITS,
-        block_size=BLOCK_SIZE,
-        is_symmetric=True,
-        accuracy_level=ACCURACY_LEVEL,
-    )
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+    quiet = _Without("pre-processing before quantization")  # advice for other model kinds
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        logging.getLogger().removeFilter(quiet)
     return {
-        "quantiser": f"onnxruntime {onnxruntime.__version__} MatMulNBitsQuantizer",
-        "bits": BITS,
-        "block_size": BLOCK_SIZE,
-        "symmetric": True,
-        "accuracy_level": ACCURACY_LEVEL,
+        "quantiser": f"onnxruntime {onnxruntime.__version__} quantize_dynamic",
+        "weights": "int8, symmetric, one scale per output channel (MatMul weights only)",
+        "activations": "uint8, quantised on each call (DynamicQuantizeLinear)",
     }
 
 

@@ -30,12 +30,13 @@ class QueryEncoderBuildError(cache.BuildError):
     """A question encoder could not be built (the export's tools are missing or failed)."""
 
 
-def cache_key() -> str:
-    """The folder name of the current build: source weights' SHA-256 and recipe version."""
-    from qa.models.export_query_encoder import RECIPE_VERSION
+def cache_key(precision: QueryPrecision = "fp32") -> str:
+    """The folder name of the ``precision`` encoder's current build: source weights' SHA-256
+    and the precision's recipe version."""
+    from qa.models.export_query_encoder import RECIPE_VERSIONS
 
     weights = checksums.recorded()[f"{SOURCE_MODEL}/model.safetensors"]
-    return f"{weights[:16]}-recipe{RECIPE_VERSION}"
+    return f"{weights[:16]}-recipe{RECIPE_VERSIONS[precision]}"
 
 
 def folder_name(precision: QueryPrecision) -> str:
@@ -56,7 +57,7 @@ ARTEFACTS = {
         what=f"the {precision} question encoder",
         folder=folder_name(precision),
         file=MODEL_FILE,
-        key=cache_key,
+        key=partial(cache_key, precision),
         build=partial(_export, precision),
         seconds=BUILD_SECONDS,
         remedy="pip install onnx onnx-ir (see pyproject.toml for the versions)",

@@ -17,8 +17,10 @@ from qa.models.export_reader import OnnxPrecision
 FOLDER = "reader-onnx"
 MODEL_FILE = "model.onnx"
 #: The precision ``reader_runtime=auto`` reads with. fp32 gives the torch reader's spans
-#: exactly; int8 came within 0.2 qa-val F1 of it but was no faster per ask on 2 cores
-#: (benchmarks/RESULTS.md, "Reader runtimes"), so it is not worth its differences.
+#: exactly. int8 (dynamic, :func:`qa.models.onnx_export.quantize_int8`) reads about 1.45 times
+#: as fast on two AVX2 cores but loses 1.6 F1 points on qa-val given each question's paragraph
+#: (71.97 -> 70.37; benchmarks/RESULTS.md, "Dynamic int8"), more than the 0.5 the reader may
+#: lose to its runtime, so it is a setting only.
 DEFAULT_PRECISION: OnnxPrecision = "fp32"
 #: About how long a build takes on two cores, for the notice shown while it runs.
 BUILD_SECONDS = 20
@@ -30,10 +32,10 @@ class ReaderBuildError(cache.BuildError):
 
 def _artefact(precision: OnnxPrecision) -> cache.Artefact:
     def key() -> str:
-        from qa.models.export_reader import RECIPE_VERSION
+        from qa.models.export_reader import RECIPE_VERSIONS
 
         weights = checksums.recorded()["reader/model.safetensors"]
-        return f"{weights[:16]}-{precision}-recipe{RECIPE_VERSION}"
+        return f"{weights[:16]}-{precision}-recipe{RECIPE_VERSIONS[precision]}"
 
     def build(target: Path) -> dict[str, Any]:
         from qa.models import export_reader

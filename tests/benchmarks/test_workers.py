@@ -80,7 +80,10 @@ def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: A
     ours, theirs = embedder.encode(texts), onnx.encode(texts)
     assert theirs.shape == (3, 384)
     assert np.allclose(np.linalg.norm(theirs, axis=1), 1.0, atol=1e-5)
-    assert np.all(np.sum(ours * theirs, axis=1) > 0.99)
-    # Batching sorts by length; every row must still belong to its own text.
+    assert np.all(np.sum(ours * theirs, axis=1) > 0.98)
+    # Batching sorts by length; every row must still belong to its own text (the int8 copy
+    # quantises activations with one scale per batch, so a batch's rows differ a little from
+    # the texts' vectors alone).
     alone = np.stack([onnx.encode_query(t) for t in texts])
-    assert np.allclose(alone, theirs, atol=1e-4)
+    similar = alone @ theirs.T
+    assert list(similar.argmax(axis=1)) == [0, 1, 2] and np.all(np.diag(similar) > 0.98)

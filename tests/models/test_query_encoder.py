@@ -51,11 +51,10 @@ def _patch_export(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
 
 def test_the_cache_follows_qa_cache_dir_and_is_keyed_by_weights_and_recipe(cache: Path) -> None:
     weights = checksums.recorded()["all-MiniLM-L6-v2/model.safetensors"]
-    key = query_encoder.cache_key()
     assert query_encoder.cache_dir() == cache
-    assert key.startswith(weights[:16]) and key.endswith(
-        f"recipe{export_query_encoder.RECIPE_VERSION}"
-    )
+    for precision, version in export_query_encoder.RECIPE_VERSIONS.items():
+        key = query_encoder.cache_key(precision)
+        assert key.startswith(weights[:16]) and key.endswith(f"recipe{version}")
 
 
 def test_a_build_writes_the_file_its_digest_and_what_made_it(

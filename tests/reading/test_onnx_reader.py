@@ -117,7 +117,7 @@ def test_the_reader_file_is_built_once_per_weights_precision_and_recipe(
     fp32 = reader_file("fp32")
     assert fp32 != int8 and len(calls) == 2 and calls[0] == (READER_DIR, "int8")
     weights = checksums.recorded()["reader/model.safetensors"][:16]
-    recipe = export_reader.RECIPE_VERSION
+    recipe = export_reader.RECIPE_VERSIONS["int8"]
     assert int8 == tmp_path / "reader-onnx" / f"{weights}-int8-recipe{recipe}" / "model.onnx"
     assert (int8.parent / "model.onnx.sha256").read_text().split()[0] == checksums.sha256(int8)
 
