@@ -304,16 +304,18 @@ class LexicalIndex:
         once the tail holds more than ``tail_bound(rows before it)`` rows (without a
         ``tail_bound``: at once).
         """
+        n = len(texts)
+        # One walk over the texts for the masked rows, whichever way the index is made.
+        none = np.fromiter((t is None for t in texts), bool, n)
         if (
             previous is not None
             and previous_rows is not None
-            and _grows(texts, previous.size, previous_rows)
+            and _grows(none, previous.size, previous_rows)
         ):
-            return previous._grow(texts[previous.size :], texts, tail_bound)
-        n = len(texts)
+            return previous._grow(texts[previous.size :], none, tail_bound)
         prev_ids = previous.token_ids if previous is not None else None
         prev_offsets = previous.token_offsets if previous is not None else None
-        live = np.fromiter((t is not None for t in texts), bool, n)
+        live = ~none
         reuse = np.zeros(n, bool)
         if previous_rows is not None and prev_ids is not None and prev_offsets is not None:
             source = np.asarray(previous_rows, np.int64)
@@ -353,10 +355,11 @@ class LexicalIndex:
     def _grow(
         self,
         fresh: Sequence[str | None],
-        texts: Sequence[str | None],
+        none: np.ndarray,
         tail_bound: Callable[[int], int] | None,
     ) -> LexicalIndex:
-        """This index with its rows masked where ``texts`` is None and ``fresh`` appended."""
+        """This index with ``fresh`` appended and masked where ``none`` (every row, new ones
+        included) is true."""
         vocab = dict(self._vocab)
         fresh_ids = _term_ids(vocab, [t or "" for t in fresh])
         # Terms are numbered in the order they came: the new ones follow the old ones.
@@ -368,10 +371,8 @@ class LexicalIndex:
             np.concatenate(fresh_ids).astype(np.int32) if len(fresh_ids) else np.zeros(0, np.int32)
         )
         ids = self._ids.plus(added)
-        n = len(texts)
-        masked = np.union1d(
-            self.masked, np.flatnonzero(np.fromiter((t is None for t in texts), bool, n))
-        )
+        n = len(none)
+        masked = np.union1d(self.masked, np.flatnonzero(none))
         base, base_rows = self._base_postings, self.base_rows
         if tail_bound is None or n - base_rows > tail_bound(base_rows):
             base, base_rows = (
@@ -660,13 +661,12 @@ class LexicalIndex:
         return cls(size, terms, _Ids([ids]), offsets, masked, None, size)
 
 
-def _grows(texts: Sequence[str | None], size: int, previous_rows: Sequence[int]) -> bool:
-    """Whether ``texts`` are the ``size`` rows of the index ``previous_rows`` maps into, each
-    as it was or masked, followed by new rows only."""
-    if len(texts) < size or len(previous_rows) != len(texts):
+def _grows(masked: np.ndarray, size: int, previous_rows: Sequence[int]) -> bool:
+    """Whether the texts (``masked`` where None) are the ``size`` rows of the index
+    ``previous_rows`` maps into, each as it was or masked, followed by new rows only."""
+    if len(masked) < size or len(previous_rows) != len(masked):
         return False
     source = np.asarray(previous_rows, np.int64)
-    masked = np.fromiter((t is None for t in texts), bool, len(texts))
     kept = (source[:size] == np.arange(size)) | masked[:size]
     return bool(kept.all() and (source[size:] < 0).all() and not masked[size:].any())
 
