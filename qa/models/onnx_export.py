@@ -9,7 +9,7 @@ output channel (symmetric), and each call quantises their input activations on t
 (``DynamicQuantizeLinear``, uint8), so the products run as integer ``MatMulInteger``; the
 attention's own products, the embeddings and layer norms stay float32. On two AVX2 cores that
 reads a 192-word-piece window in about two thirds of float32's time and embeds a question in
-about 0.65 of it (benchmarks/RESULTS.md, "Dynamic int8"). One scale per whole matrix instead of
+about 0.75 of it (benchmarks/RESULTS.md, "Dynamic int8"). One scale per whole matrix instead of
 per channel cost the question vectors up to 0.045 of cosine: unusable. Either way the graph's
 weights are then stored beside it (``weights_beside``), in a file that onnxruntime maps from
 disk instead of parsing the weights out of the graph's protobuf.
