@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SEED_CORPUS, SEED_IDS
+from tests.conftest import SEED_CORPUS, SEED_IDS, needs_shared
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +87,27 @@ def test_onnx_embedder_agrees_with_the_torch_model(embedder) -> None:  # noqa: A
     alone = np.stack([onnx.encode_query(t) for t in texts])
     similar = alone @ theirs.T
     assert list(similar.argmax(axis=1)) == [0, 1, 2] and np.all(np.diag(similar) > 0.98)
+
+
+@pytest.mark.shared
+def test_scale_add_tiles_bbc_builds_with_synthetic_vectors_and_adds_in_place(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.scale_add import SyntheticEmbedder, held_out_articles, run, tile_corpus
+
+    needs_shared("data", "bbc-news")
+    out = run(tmp_path, files=30, adds=2)
+    assert out["documents"] == 30 and out["chunks"] > 60 and out["faiss_kind"] == "flat"
+    assert [a["in_place"] for a in out["adds"]] == [True, True]
+    for added in out["adds"]:
+        assert added["embedded_chunks"] > 0
+        assert 0 < added["beyond_embedding_s"] < added["s"]
+    assert out["add_beyond_embedding_median_s"] > 0
+    # Tiling again writes nothing; copies are documents of their own (a first line names each).
+    sources, held = held_out_articles(2)
+    assert not set(held) & set(sources)
+    assert tile_corpus(sources, tmp_path / "corpus", 30) == 0
+    copies = sorted((tmp_path / "corpus").glob("0000/*"))
+    assert len(copies) == 30 and len({p.read_text()[:12] for p in copies[:3]}) == 3
+    vectors = SyntheticEmbedder().encode(["a", "b", "c"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
