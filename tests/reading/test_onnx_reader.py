@@ -89,6 +89,30 @@ def test_two_threads_exporting_at_once_both_succeed(tiny_reader_dir: Path, tmp_p
     assert len(graphs) == 1
 
 
+def test_the_int8_copy_multiplies_in_int8_with_weights_per_channel(
+    tiny_onnx: dict[str, Path],
+) -> None:
+    import onnx
+
+    ops = {
+        precision: [n.op_type for n in onnx.load(str(f), load_external_data=False).graph.node]
+        for precision, f in tiny_onnx.items()
+    }
+    assert "MatMulInteger" not in ops["fp32"] and "DynamicQuantizeLinear" not in ops["fp32"]
+    # Every linear layer's product in int8 (weights constant), activations quantised per call;
+    # the attention's two products (neither side constant) stay float.
+    linear = ops["fp32"].count("MatMul") - ops["int8"].count("MatMul")
+    assert linear > 0 and ops["int8"].count("MatMulInteger") == linear
+    assert "DynamicQuantizeLinear" in ops["int8"] and "MatMulNBits" not in ops["int8"]
+    graph = onnx.load(str(tiny_onnx["int8"]))
+    scales = {
+        t.name: onnx.numpy_helper.to_array(t)
+        for t in graph.graph.initializer
+        if t.name.endswith("_scale")
+    }
+    assert any(v.ndim == 1 and v.size > 1 for v in scales.values())  # one scale per channel
+
+
 def test_the_int8_reader_reads_exact_spans(tiny_onnx: dict[str, Path]) -> None:
     onnx = OnnxReader("int8", max_length=64, stride=16, model_file=tiny_onnx["int8"])
     assert onnx.runtime == "onnx"
