@@ -86,11 +86,12 @@ def test_human_readable_search_and_doc(seed_index: tuple[Path, Path]) -> None:
 def test_indexing_builds_the_question_time_models_into_the_cache(
     seed_index: tuple[Path, Path], query_encoder_cache: Path
 ) -> None:
+    from qa.models import export_query_encoder
     from qa.reading.onnx_reader import DEFAULT_PRECISION, reader_file
 
-    # The session's cache: other tests may have built the int8 encoder into it too.
+    # The session's cache: other tests may have built the other precisions into it too.
     built = {p.parent.parent.name for p in query_encoder_cache.glob("*/*/*.onnx.sha256")}
-    assert {"minilm-fp32", "reader-onnx"} <= built
+    assert {f"minilm-{export_query_encoder.DEFAULT_PRECISION}", "reader-onnx"} <= built
     assert reader_file(DEFAULT_PRECISION).is_relative_to(query_encoder_cache)
 
 
