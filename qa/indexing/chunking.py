@@ -199,7 +199,10 @@ class TokenCounter:
         unknown = list(dict.fromkeys(t for t in texts if t not in memo))
         if unknown:
             if len(memo) + len(unknown) > self._room:
+                # Full: start again, keeping what this call still reads from it.
+                known = {t: memo[t] for t in texts if t in memo}
                 memo.clear()
+                memo.update(known)
             memo.update(zip(unknown, self._count(unknown), strict=True))
         return [memo[t] for t in texts]
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from qa.indexing.chunking import SEPARATORS, Chunker, token_length_function
+from qa.indexing.chunking import SEPARATORS, Chunker, TokenCounter, token_length_function
 from qa.types import Document
 
 
@@ -196,6 +196,23 @@ def test_token_counts_in_one_call_equal_the_tokenizers_and_leave_its_settings(em
     ]
     assert counted == expected and counter.many(texts[::-1]) == expected[::-1]
     assert [counter(t) for t in texts] == expected and expected[2] == 400
+
+
+def test_a_full_memo_starts_again_without_losing_the_texts_asked_for(embedder) -> None:
+    """A call that fills the memo while some of its texts are already in it (past 16,384
+    distinct texts on a large corpus, the memo's bound) still counts every text: clearing the
+    memo used to drop those, and the build failed with a KeyError."""
+    counter = TokenCounter(embedder.tokenizer, memo=4)
+    words = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota"]
+    expected = [counter(w) for w in words]
+    assert counter.many(words[:3]) == expected[:3]
+    assert counter.many([words[0], words[3], words[4], words[1]]) == [
+        expected[0],
+        expected[3],
+        expected[4],
+        expected[1],
+    ]
+    assert len(counter._memo) <= 4 + 4
 
 
 def test_token_length_keeps_chunks_within_model_window(embedder) -> None:
