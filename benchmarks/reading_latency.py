@@ -6,7 +6,8 @@ process per round, rounds interleaved (this tree, the other, this tree, ...) so 
 alike; each figure is the median over rounds of that round's p50 and p95::
 
     git worktree add /tmp/qa-before HEAD~5          # the checkout to compare with
-    python benchmarks/reading_latency.py --other /tmp/qa-before --read-passages 3,5
+    python benchmarks/reading_latency.py --other /tmp/qa-before --read-passages 3,5 \\
+        --stop-reading-at 1,0.5
 
 Workers time ``QA.ask`` warm (three untimed questions first) with the query memo cleared before
 each question, as ``benchmarks/latency.py`` does.
@@ -65,6 +66,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--other", type=Path, help="another checkout of qa to compare with")
     parser.add_argument("--read-passages", default="5", help="values for this tree, e.g. 3,5")
+    parser.add_argument(
+        "--stop-reading-at",
+        default="1",
+        help="values for this tree, with each --read-passages",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--work", type=Path, help="scratch folder (default: temporary)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -101,15 +107,20 @@ def main() -> None:
         QA(Settings.from_env(index_dir=index, corpus_dir=corpus)).build(show_progress=False)
         print(f"built the BBC index in {time.perf_counter() - began:.0f}s", flush=True)
 
-    systems: dict[str, tuple[Path, int]] = {
-        f"this tree, read_passages={n}": (REPO, int(n)) for n in args.read_passages.split(",")
+    systems: dict[str, tuple[Path, int, str | None]] = {
+        f"this tree, read_passages={n}, stop_reading_at={s}": (REPO, int(n), s)
+        for n in args.read_passages.split(",")
+        for s in args.stop_reading_at.split(",")
     }
     if args.other is not None:
-        systems[f"other ({args.other.name})"] = (args.other.resolve(), 0)
+        systems[f"other ({args.other.name})"] = (args.other.resolve(), 0, None)
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in systems}
     for r in range(args.rounds):
-        for name, (tree, passages) in systems.items():
+        for name, (tree, passages, stop) in systems.items():
             env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{REPO}"}
+            env.pop("QA_STOP_READING_AT", None)
+            if stop is not None:
+                env["QA_STOP_READING_AT"] = stop
             out = (
                 subprocess.run(
                     [sys.executable, str(Path(__file__).resolve()), "--worker"]

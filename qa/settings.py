@@ -145,6 +145,12 @@ class Settings:
         read_passages: How many retrieved passages the reader reads, each whole. Chosen on
             qa-val with the reading time beside the F1 (figures in eval/RESULTS.md): more
             passages gained too little F1 for the time they cost.
+        stop_reading_at: Answer score from which the reader stops after the text holding the
+            best-ranked passage, leaving the other passages unread; ``1`` reads every passage
+            for every question. Chosen on qa-val (``python -m benchmarks.early_stop``, figures
+            in eval/RESULTS.md): 0.4 read 1.98 texts a question instead of 2.64 with F1 0.696
+            instead of 0.689 and the same abstention, and a warm BBC ``ask`` takes 0.42 of the
+            time (``benchmarks/reading_latency.py``).
         max_upload_mb: Largest file the web page accepts as an upload, in megabytes.
         reader_precision: How the reader computes: ``auto`` (bfloat16 where the CPU computes
             it natively, AVX512-BF16 or AMX, about twice as fast with the same qa-val F1;
@@ -162,7 +168,7 @@ class Settings:
             readings of the same words) or ``noisy-or`` (``1 - prod(1 - score)`` over its
             sources, one per article). Off: on qa-val noisy-or changed no best answer and
             no F1; the one answer it moved across the threshold was wrong (eval/RESULTS.md).
-            Either way the reply lists every agreeing article.
+            Either way the reply lists every agreeing article read (``stop_reading_at``).
         engine: Where the index is built and searched: ``local`` (this process, one index
             under ``index_dir``) or ``ray`` (a Ray cluster, ``qa.scale``: ``shards`` shard
             indexes under ``index_dir`` embedded by Ray Data on every node, searched through
@@ -203,6 +209,7 @@ class Settings:
     n_answers: int = 3
     threshold: float | None = None
     read_passages: int = 3
+    stop_reading_at: float = 0.4
     max_upload_mb: int = 20
     reader_precision: ReaderPrecision = "auto"
     reader_runtime: ReaderRuntime = "auto"
@@ -247,6 +254,7 @@ class Settings:
             raise ValueError(f"compact_at must be a number from 0 to 1, got {self.compact_at!r}")
         if self.read_passages <= 0:
             raise ValueError(f"read_passages must be positive, got {self.read_passages}")
+        check_threshold(self.stop_reading_at, "stop_reading_at")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

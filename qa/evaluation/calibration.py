@@ -118,8 +118,9 @@ def ask_candidates(
     hidden = without_gold(questions, unanswerable_share)
     asked: list[Asked] = []
     with tempfile.TemporaryDirectory(prefix="qa-calibrate-") as tmp:
+        # Every passage read: the model is fitted on the spans of a whole reading.
         scratch = measuring(settings).replace(
-            index_dir=Path(tmp) / "index", corpus_dir=Path(tmp) / "corpus"
+            index_dir=Path(tmp) / "index", corpus_dir=Path(tmp) / "corpus", stop_reading_at=1.0
         )
         qa = QA(scratch)
         build_index(scratch, list(documents), qa.embedder, show_progress=progress)

@@ -35,7 +35,7 @@ from qa.reading.sentences import Sentence, SentenceExtractor, cached_sentences
 from qa.reading.spans import ReaderModelError, SpanReader
 from qa.text import normalize_answer
 from qa.timing import StageClock
-from qa.types import Answer, Document, Passage, Result
+from qa.types import Answer, Document, Passage, Result, SpanCandidate
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder, Reader
@@ -563,11 +563,43 @@ class AnswerFinder:
         ranges: list[_Range],
         sentence_score: dict[tuple[int, int], float],
     ) -> list[Candidate]:
+        """Read the passages and score every span found, best first.
+
+        The text holding the best-ranked passage is read first; where its best answer scores
+        at least ``settings.stop_reading_at``, the others are not read at all. Otherwise they
+        are read too and the spans of both readings ranked together, which gives exactly the
+        spans of one reading of everything (each window is scored on its own).
+        """
         spans = _reading_spans(texts, ranges)
         if not spans:
             return []
         contexts = [texts[t].text[a:b] for t, a, b in spans]
-        found = reader.read(question, contexts, top_n=READER_CANDIDATES)
+        stop_at = self.settings.stop_reading_at
+        if stop_at >= 1 or len(spans) == 1:
+            found = reader.read(question, contexts, top_n=READER_CANDIDATES)
+            return self._scored(found, spans, texts, ranges, sentence_score)
+        first = _first_read(spans, ranges)
+        found = _read_some(reader, question, contexts, [first])
+        early = self._scored(found, spans, texts, ranges, sentence_score)
+        if early and early[0].answer.score >= stop_at:
+            return early
+        rest = [i for i in range(len(spans)) if i != first]
+        found = sorted(
+            [*found, *_read_some(reader, question, contexts, rest)],
+            key=lambda c: (-c.score, c.context_index, c.start),
+        )[:READER_CANDIDATES]
+        return self._scored(found, spans, texts, ranges, sentence_score)
+
+    def _scored(
+        self,
+        found: Sequence[SpanCandidate],
+        spans: Sequence[tuple[int, int, int]],
+        texts: list[_Text],
+        ranges: list[_Range],
+        sentence_score: dict[tuple[int, int], float],
+    ) -> list[Candidate]:
+        """``found`` (spans of the reading ``spans``) located in their texts and scored by
+        the answer model, best first."""
         if not found:
             return []
         best_lexical = max((r.passage.lexical_score or 0.0 for r in ranges), default=0.0)
@@ -611,6 +643,23 @@ class AnswerFinder:
             for (_, t, start, end, _), signal, p in zip(located, signals, probability, strict=True)
         ]
         return sorted(candidates, key=lambda c: -c.answer.score)
+
+
+def _first_read(spans: Sequence[tuple[int, int, int]], ranges: Sequence[_Range]) -> int:
+    """Index of the reading span that holds the best-ranked passage."""
+    best = min(ranges, key=lambda r: r.rank)
+    return next(
+        i for i, (t, a, b) in enumerate(spans) if t == best.text and a < best.end and best.start < b
+    )
+
+
+def _read_some(
+    reader: Reader, question: str, contexts: Sequence[str], which: Sequence[int]
+) -> list[SpanCandidate]:
+    """The reader's best spans in ``contexts[i]`` for ``i`` in ``which``, their
+    ``context_index`` pointing into ``contexts``."""
+    found = reader.read(question, [contexts[i] for i in which], top_n=READER_CANDIDATES)
+    return [replace(c, context_index=which[c.context_index]) for c in found]
 
 
 def _packaged_answer_model() -> AnswerModel:

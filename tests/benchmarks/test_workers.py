@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def test_scale_add_tiles_bbc_builds_with_synthetic_vectors_and_adds_in_place(
     assert len(copies) == 30 and len({p.read_text()[:12] for p in copies[:3]}) == 3
     vectors = SyntheticEmbedder().encode(["a", "b", "c"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_early_stop_reads_one_text_at_zero_and_every_text_at_one(tmp_path: Path) -> None:
+    from benchmarks.early_stop import measure
+    from tests.evaluation.test_cli_eval import CHESS, ETNA, WHALE
+
+    def article(title: str, context: str, qid: str, question: str, answer: str) -> dict:
+        start = context.index(answer)
+        qa = {"id": qid, "question": question, "answers": [{"text": answer, "answer_start": start}]}
+        return {"title": title, "paragraphs": [{"context": context, "qas": [qa]}]}
+
+    squad = tmp_path / "tiny.json"
+    data = [
+        article("Whale", WHALE, "w", "What is the largest animal?", "blue whale"),
+        article("Etna", ETNA, "e", "On which island is Mount Etna?", "Sicily"),
+        article("Chess", CHESS, "c", "How many players does chess have?", "two"),
+    ]
+    squad.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    rows = measure(squad, [1.0, 0.0], without=0.0)
+    # Three one-paragraph articles: every question's three passages are three texts.
+    assert rows[1.0]["texts_read"] == 3.0 and rows[0.0]["texts_read"] == 1.0
+    for row in rows.values():
+        assert row["questions"] == 3 and 0.0 <= row["f1"] <= 1.0
+        assert row["reader_ms_p50"] > 0

@@ -209,7 +209,9 @@ def test_the_packaged_reader_gives_two_sources_for_a_fact_two_articles_state(
     corpus.mkdir()
     for name, text in SAME_FACT.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    qa = QA(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=embedder)
+    # Every passage read: a sure answer from the first article would leave the other unread.
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", stop_reading_at=1.0)
+    qa = QA(settings, embedder=embedder)
     qa.build(show_progress=False)
     result = qa.ask("Who launched the Gleebworth ferry?", threshold=0.0)
     best = result.answers[0]

@@ -354,3 +354,55 @@ def test_unloadable_reader_warns_once_and_answers_with_sentences(
     assert len(warnings) == 1 and str(missing) in warnings[0].getMessage()
     assert first.mode == second.mode == "sentence"
     assert first.answers and second.answers
+
+
+class CallsReader(FakeReader):
+    """A FakeReader that keeps the contexts of every call."""
+
+    def __init__(self, phrases: dict[str, float]) -> None:
+        super().__init__(phrases)
+        self.calls: list[list[str]] = []
+
+    def read(self, question: str, contexts: Sequence[str], top_n: int = 5) -> list[SpanCandidate]:
+        self.calls.append(list(contexts))
+        return super().read(question, contexts, top_n)
+
+
+# The best-ranked passage lies after the second one in the document, apart from it.
+KIM = TEXT.index("Kim Jong-un")
+APART = [passage(KIM, len(TEXT), index=2), passage(0, len("Round two"), index=0)]
+# The neutral answer model scores a span of probability p as p / (1 + p): 0.9 -> 0.474.
+PHRASES = {"Panmunjom": 0.9, "Round two": 0.4}
+
+
+def test_a_sure_answer_in_the_best_passage_leaves_the_others_unread() -> None:
+    reader = CallsReader(PHRASES)
+    result = finder(reader, stop_reading_at=0.45, n_answers=5).find(
+        "Where?", APART, {DOC.doc_id: DOC}
+    )
+    assert reader.calls == [[TEXT[KIM:]]]
+    assert [a.text for a in result.answers] == ["Panmunjom"]
+    assert_located(result.answers[0])
+
+
+def test_an_unsure_answer_reads_on_and_ranks_as_one_reading_of_everything() -> None:
+    def found(stop_reading_at: float) -> tuple[CallsReader, list[tuple[object, ...]]]:
+        reader = CallsReader(PHRASES)
+        _, candidates = finder(reader, stop_reading_at=stop_reading_at).candidates(
+            "Where?", APART, {DOC.doc_id: DOC}
+        )
+        return reader, [
+            (c.answer.text, c.answer.start, c.answer.score, c.signals) for c in candidates
+        ]
+
+    unsure, in_turn = found(0.5)
+    assert unsure.calls == [[TEXT[KIM:]], ["Round two"]]
+    whole, at_once = found(1.0)
+    assert whole.calls == [["Round two", TEXT[KIM:]]]
+    assert in_turn == at_once and [c[0] for c in in_turn] == ["Panmunjom", "Round two"]
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")])
+def test_stop_reading_at_must_be_a_probability(value: float) -> None:
+    with pytest.raises(ValueError, match="stop_reading_at"):
+        Settings(stop_reading_at=value)
