@@ -154,3 +154,28 @@ def test_stacked_rows_read_as_the_joined_table_and_save_the_same_file(tmp_path) 
     assert (tmp_path / "joined" / RAW_VECTORS_FILE).read_bytes() == (
         tmp_path / "stacked" / RAW_VECTORS_FILE
     ).read_bytes()
+
+
+def test_embedding_in_groups_of_documents_gives_the_result_of_one_pass() -> None:
+    from qa.indexing.chunking import Chunker
+    from qa.indexing.embed import embed_chunks
+
+    texts = ["Alpha beta gamma. Delta epsilon.", "", "Zeta eta. Theta iota kappa. Lambda mu."]
+    documents = [Document(f"{i}.txt", str(i), f"{i}.txt", t, str(i)) for i, t in enumerate(texts)]
+    documents += [Document("3.txt", "3", "3.txt", " ".join(texts) * 3, "3")]
+    chunks = Chunker(8, 2, lambda text: len(text.split())).split_all(documents)
+    assert len({c.doc_id for c in chunks}) == 3 and len(chunks) > 4
+    emb = HashEmbedder()
+    calls: list[tuple[int, int]] = []
+    whole, at_once = embed_chunks(documents, chunks, emb, None, False)
+    grouped, in_groups = embed_chunks(
+        documents, chunks, emb, lambda done, total: calls.append((done, total)), False, 2
+    )
+    np.testing.assert_array_equal(whole, grouped)
+    assert at_once.keys() == in_groups.keys() == {d.doc_id for d in documents}
+    for doc_id, (spans, vectors) in at_once.items():
+        np.testing.assert_array_equal(spans, in_groups[doc_id][0])
+        np.testing.assert_array_equal(vectors, in_groups[doc_id][1])
+    # Progress counts chunks over the whole build, group after group.
+    assert calls[-1] == (len(chunks), len(chunks))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)

@@ -23,34 +23,74 @@ if TYPE_CHECKING:
 DocumentSentences = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
+#: Chunks embedded per group of whole documents: the pooled token sums of a group's sentence
+#: pieces (float32, one row per piece) are held until its sentence vectors are made, so a group
+#: bounds that memory (about 10 GB if a build of 10^6 chunks held them all at once), while texts
+#: still run longest first within a group, as in one pass.
+GROUP_CHUNKS = 32_768
+
+
 def embed_chunks(
     documents: list[Document],
     chunks: list[Chunk],
     embedder: Encoder,
     progress: ProgressCallback | None,
     show_progress: bool,
+    group_chunks: int = GROUP_CHUNKS,
 ) -> tuple[np.ndarray, DocumentSentences]:
-    """Chunk vectors, and per document its sentence spans and vectors, from one encoding pass."""
-    requests, plan = chunk_sentence_spans(documents, chunks)
+    """Chunk vectors, and per document its sentence spans and vectors, from one encoding pass.
+
+    The documents are embedded in groups of whole documents of about ``group_chunks`` chunks
+    (see ``GROUP_CHUNKS``); the result is the same as one group's.
+    """
+    rows: dict[str, list[int]] = {}
+    for c, chunk in enumerate(chunks):
+        rows.setdefault(chunk.doc_id, []).append(c)
+    vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    sentences: DocumentSentences = {}
     with tqdm(
         total=len(chunks), desc="Embedding chunks", unit="chunk", disable=not show_progress
     ) as bar:
+        done = 0
+        for group in _groups(documents, rows, group_chunks):
+            picked = [c for d in group for c in rows.get(d.doc_id, [])]
+            mine = [chunks[c] for c in picked]
+            requests, plan = chunk_sentence_spans(group, mine)
 
-        def advance(done: int) -> None:
-            bar.update(done - bar.n)
-            if progress is not None:
-                progress(done, len(chunks))
+            def advance(n: int, before: int = done) -> None:
+                bar.update(before + n - bar.n)
+                if progress is not None:
+                    progress(before + n, len(chunks))
 
-        if chunks:
-            vectors, pools = embedder.encode_pooled(
-                [c.text for c in chunks], requests, progress=advance
+            if mine:
+                found, pools = embedder.encode_pooled(
+                    [c.text for c in mine], requests, progress=advance
+                )
+                vectors[picked] = found
+            else:
+                pools = []
+            spans, pooled = assemble(group, plan, pools, embedder.encode, embedder.dimension)
+            sentences.update(
+                (d.doc_id, (s, v)) for d, s, v in zip(group, spans, pooled, strict=True)
             )
-        else:
-            vectors, pools = np.zeros((0, embedder.dimension), dtype=np.float32), []
-    spans, sentence_vectors = assemble(documents, plan, pools, embedder.encode, embedder.dimension)
-    return vectors, {
-        d.doc_id: (s, v) for d, s, v in zip(documents, spans, sentence_vectors, strict=True)
-    }
+            done += len(mine)
+    return vectors, sentences
+
+
+def _groups(
+    documents: list[Document], rows: dict[str, list[int]], group_chunks: int
+) -> list[list[Document]]:
+    """``documents`` in order, cut into runs of whole documents of about ``group_chunks``
+    chunks (at least one document each); one empty run where there are no documents."""
+    groups: list[list[Document]] = [[]]
+    size = 0
+    for d in documents:
+        if groups[-1] and size + len(rows.get(d.doc_id, [])) > group_chunks:
+            groups.append([])
+            size = 0
+        groups[-1].append(d)
+        size += len(rows.get(d.doc_id, []))
+    return groups
 
 
 def sentence_table(
