@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -190,6 +191,14 @@ def index(
             help="Shards of the ray engine's index (default: as many as it has, 1 for a new one).",
         ),
     ] = None,
+    only: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--only",
+            help="Update for this corpus file alone (added, changed or deleted), without "
+            "walking the rest of the corpus; repeat for more files.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build or update the index from the corpus (only added/changed files are embedded)."""
@@ -197,6 +206,8 @@ def index(
     _seed_if_new(settings, corpus is not None)
     if not settings.corpus_dir.is_dir():
         _fail(f"corpus folder {settings.corpus_dir} does not exist")
+    if only and (rebuild or settings.engine == "ray"):
+        _fail("--only updates a local index in place: not with --rebuild or the ray engine")
     if settings.engine == "ray":
         from qa.scale.build import build_on_cluster
         from qa.scale.layout import SHARDS_FILE, ShardedLayout
@@ -209,7 +220,12 @@ def index(
         typer.echo(json.dumps(sharded.to_dict()) if json_out else sharded.describe())
         return
     qa = _qa(settings)
-    report = qa.build(rebuild=rebuild, show_progress=not json_out)
+    try:
+        # Paths as the user typed them, from the current folder.
+        listed = [os.path.abspath(p) for p in only] if only else None
+        report = qa.build(rebuild=rebuild, show_progress=not json_out, only=listed)
+    except ValueError as exc:
+        _fail(str(exc))
     # Built here (once per machine) rather than while the first question waits for them.
     qa.embedder.prepare_query_encoder()
     qa.reading.prepare_reader()

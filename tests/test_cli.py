@@ -129,3 +129,46 @@ def test_unfetchable_hub_model_fails_with_one_line(
     assert result.exit_code == 1
     assert "cannot load embedding model" in result.stderr and "local folder" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_index_only_updates_for_the_files_named(
+    tmp_path: Path, seed_index: tuple[Path, Path]
+) -> None:
+    import shutil
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(seed_index[0], corpus)
+    invoke("index", "--corpus", str(corpus), "--index", str(index), "--json")
+    (corpus / "note.txt").write_text("Short note\n\nThe ferry to Gleebworth sails at noon.")
+    (corpus / "later.txt").write_text("Later\n\nNot named, so not indexed yet.")
+    out = json.loads(
+        invoke(
+            "index",
+            "--corpus",
+            str(corpus),
+            "--index",
+            str(index),
+            "--json",
+            "--only",
+            str(corpus / "note.txt"),
+        )
+    )
+    assert out["added"] == ["note.txt"] and out["documents"] == 3 and out["in_place"]
+    for extra, message in (
+        (["--rebuild"], "not with --rebuild"),
+        ([], "not a file of the corpus folder"),
+    ):
+        result = runner.invoke(
+            app,
+            [
+                "index",
+                "--corpus",
+                str(corpus),
+                "--index",
+                str(index),
+                "--only",
+                str(tmp_path / "elsewhere.txt"),
+                *extra,
+            ],
+        )
+        assert result.exit_code == 1 and message in result.stderr, result.output

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISREG
 
@@ -33,6 +33,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "FileSignature",
     "IngestError",
+    "corpus_relative",
     "load_corpus",
     "load_file",
     "scan_corpus",
@@ -231,11 +232,48 @@ def _corpus_files(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]
             yield entry.path, prefix + entry.name, stat
 
 
+def corpus_relative(corpus_dir: Path, paths: Sequence[str | Path]) -> list[str]:
+    """``paths`` (relative to ``corpus_dir``, or absolute) as ``scan_corpus`` names files:
+    relative to the corpus root, with "/".
+
+    Raises:
+        ValueError: A path lies outside ``corpus_dir``.
+    """
+    root = Path(os.path.abspath(corpus_dir))
+    out = []
+    for given in paths:
+        path = Path(os.path.abspath(root / given))  # an absolute ``given`` stays itself
+        if path == root or root not in path.parents:
+            raise ValueError(f"{given} is not a file of the corpus folder {corpus_dir}")
+        out.append(path.relative_to(root).as_posix())
+    return out
+
+
+def _listed_files(
+    root: Path, sources: list[str]
+) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """The files of ``sources`` (relative to ``root``) that are there and that
+    ``_corpus_files`` would give (none hidden nor in a hidden folder), as it gives them."""
+    for source in sources:
+        if any(part.startswith(".") for part in source.split("/")):
+            continue
+        path = os.path.join(root, source)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            stat = None
+        if stat is None or S_ISREG(stat.st_mode):
+            yield path, source, stat
+
+
 def scan_corpus(
     corpus_dir: Path,
     known: dict[str, tuple[FileSignature, list[Document]]] | None = None,
     skipped: dict[str, str] | None = None,
     seconds: dict[str, float] | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[list[Document], dict[str, FileSignature]]:
     """``load_corpus``, reusing the documents of files whose size and mtime are unchanged.
 
@@ -252,6 +290,10 @@ def scan_corpus(
             same reasons the warnings give).
         seconds: If given, receives the seconds spent loading each file read, by relative
             path (what finds the slowest file of a corpus).
+        only: Look at these files alone (paths relative to the root, with "/"): each is
+            read if it is there and is not ``known`` with its signature, and dropped if it is
+            gone; every other ``known`` file keeps its documents without being looked at. A
+            corpus of 170,000 files takes about a second to walk; this takes no walk at all.
 
     Returns:
         ``(documents sorted by doc_id, signature of every file loaded or reused)``.
@@ -262,7 +304,16 @@ def scan_corpus(
     known = known or {}
     documents: list[Document] = []
     signatures: dict[str, FileSignature] = {}
-    for path, source, stat in _corpus_files(root):
+    if only is None:
+        files: Iterator[tuple[str, str, os.stat_result | None]] = _corpus_files(root)
+    else:
+        wanted = set(only)
+        for source, (kept, docs) in known.items():
+            if source not in wanted:
+                documents.extend(docs)
+                signatures[source] = kept
+        files = _listed_files(root, sorted(wanted))
+    for path, source, stat in files:
         signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
         if signature is not None and source in known and known[source][0] == signature:
             documents.extend(known[source][1])

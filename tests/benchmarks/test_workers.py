@@ -99,11 +99,20 @@ def test_scale_add_tiles_bbc_builds_with_synthetic_vectors_and_adds_in_place(
     needs_shared("data", "bbc-news")
     out = run(tmp_path, files=30, adds=2)
     assert out["documents"] == 30 and out["chunks"] > 60 and out["faiss_kind"] == "flat"
-    assert [a["in_place"] for a in out["adds"]] == [True, True]
+    # Each article added two ways in turn, taken out again between them.
+    assert [a["how"] for a in out["adds"]] == ["whole", "listed"] * 2
+    assert [a["in_place"] for a in out["adds"]] == [True] * 4
     for added in out["adds"]:
         assert added["embedded_chunks"] > 0
         assert 0 < added["beyond_embedding_s"] < added["s"]
-    assert out["add_beyond_embedding_median_s"] > 0
+    assert out["add_whole_beyond_embedding_median_s"] > 0
+    assert out["add_listed_beyond_embedding_median_s"] > 0
+    # Run again over the same work folder: the build is reused, the articles added again.
+    again = run(tmp_path, files=30, adds=2)
+    assert (
+        "build_s" not in again and [a["embedded_chunks"] > 0 for a in again["adds"]] == [True] * 4
+    )
+    assert again["documents"] == 32
     # Tiling again writes nothing; copies are documents of their own (a first line names each).
     sources, held = held_out_articles(2)
     assert not set(held) & set(sources)

@@ -511,3 +511,32 @@ def test_an_index_named_by_a_relative_path_shares_its_files_and_keeps_the_build_
     assert first.path.is_absolute() and first.path.is_dir(), "the build before is kept"
     for name in (DOCUMENTS_FILE, CHUNKS_FILE, RAW_VECTORS_FILE):
         assert (first.path / name).stat().st_ino == (qa.index.path / name).stat().st_ino, name
+
+
+def test_an_update_for_listed_files_adds_changes_and_removes_them_alone(tmp_path: Path) -> None:
+    qa = make_qa(tmp_path, "live", ARTICLES)
+    qa.build(show_progress=False)
+    edit(qa, add=LATER, remove=("oil.txt",))
+    (qa.settings.corpus_dir / "film.txt").write_text("Not listed: this edit waits.")
+    corpus = qa.settings.corpus_dir
+    report = qa.build(show_progress=False, only=["0_election.txt", corpus / "oil.txt"])
+    assert report.in_place and report.added == ["0_election.txt"]
+    assert report.removed == ["oil.txt"] and report.changed == []
+    assert "Aviator" in qa.document("film.txt").text and "strike.txt" not in qa.index.documents
+    # The files not listed are caught up by the next whole update, as if listed.
+    report = qa.build(show_progress=False)
+    assert report.added == ["strike.txt"] and report.changed == ["film.txt"]
+    expected = {**ARTICLES, **LATER, "film.txt": "Not listed: this edit waits."}
+    del expected["oil.txt"]
+    full = full_build(tmp_path, expected)
+    assert rankings(qa) == rankings(full) and answers(qa) == answers(full)
+    with pytest.raises(ValueError, match="not a file of the corpus folder"):
+        qa.build(show_progress=False, only=[tmp_path / "elsewhere.txt"])
+    with pytest.raises(ValueError, match="rebuild"):
+        qa.build(rebuild=True, show_progress=False, only=["film.txt"])
+
+
+def test_listed_files_without_a_live_index_build_the_whole_corpus(tmp_path: Path) -> None:
+    qa = make_qa(tmp_path, "new", ARTICLES)
+    report = qa.build(show_progress=False, only=["oil.txt"])
+    assert report.rebuilt and report.added == sorted(ARTICLES)

@@ -244,3 +244,41 @@ def test_lone_surrogates_and_undecodable_names(tmp_path: Path) -> None:
     [doc], _ = scan_corpus(tmp_path, skipped=skipped)
     assert (doc.title, doc.text) == ("A \ufffd title", "Text \ufffd end.")
     assert skipped == {"caf\\xe9.txt": "file name is not valid UTF-8"}
+
+
+def test_scan_of_listed_files_reads_them_alone_and_keeps_the_rest_unlooked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.ingest import corpus_relative
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"{name}\n\nThe article {name}.")
+    docs, signatures = scan_corpus(tmp_path)
+    known = {d.path: (signatures[d.path], [d]) for d in docs}
+    (tmp_path / "a.txt").write_text("A\n\nEdited, but not listed.")
+    (tmp_path / "b.txt").unlink()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "d.txt").write_text("D\n\nA new article.")
+    (tmp_path / ".e.txt").write_text("E\n\nHidden.")
+    # No walk of the folder and no stat of a file not listed.
+    monkeypatch.setattr(qa.ingest, "_corpus_files", lambda root: pytest.fail("walked"))
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        stats.append(os.path.basename(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    listed = corpus_relative(tmp_path, ["b.txt", tmp_path / "new" / "d.txt", ".e.txt", "gone.txt"])
+    assert listed == ["b.txt", "new/d.txt", ".e.txt", "gone.txt"]
+    again, signatures = scan_corpus(tmp_path, known, only=listed)
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert [d.doc_id for d in again] == ["a.txt", "c.txt", "new/d.txt"]
+    assert again[0] is docs[0]  # a.txt kept as it was known, its edit unseen
+    assert set(signatures) == {"a.txt", "c.txt", "new/d.txt"}
+    assert {"b.txt", "d.txt", "gone.txt"} <= set(stats)
+    assert not {"a.txt", "c.txt"} & set(stats)
+    for outside in (tmp_path.parent / "x.txt", "../x.txt", tmp_path):
+        with pytest.raises(ValueError, match="not a file of the corpus folder"):
+            corpus_relative(tmp_path, [outside])
