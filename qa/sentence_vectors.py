@@ -138,14 +138,16 @@ class SentenceVectors:
     base: tuple[Path, int] | None = None
 
     def __post_init__(self) -> None:
+        # A document's rows are one block (a build writes them together, an update in place
+        # appends new documents' blocks), so its rows are found by where the owner changes,
+        # in one pass, without sorting millions of rows.
         live = np.flatnonzero(self.spans[:, 0] >= 0)
-        positions, first, counts = np.unique(
-            self.spans[live, 0], return_index=True, return_counts=True
-        )
-        self._rows = {
-            self.doc_ids[int(p)]: (int(live[f]), int(live[f]) + int(c))
-            for p, f, c in zip(positions, first, counts, strict=True)
-        }
+        owners = self.spans[live, 0]
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(live) else live
+        ends = np.r_[starts[1:], len(live)]
+        first, sizes = live[starts].tolist(), (ends - starts).tolist()
+        blocks = zip(owners[starts].tolist(), first, sizes, strict=True)
+        self._rows = {self.doc_ids[p]: (r, r + n) for p, r, n in blocks}
 
     def __len__(self) -> int:
         return len(self.spans)

@@ -55,6 +55,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import orjson
 
 from qa.appending import link_and_append
 from qa.indexing.dense import DENSE_FILE, TAIL_FILE, base_of, set_search_depth
@@ -137,7 +138,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     if not (path / "manifest.json").exists():
         raise IndexMissingError(f"no index at {settings.index_dir}: build it with `qa index`")
     path = path.resolve()
-    manifest = json.loads((path / "manifest.json").read_text())
+    manifest = orjson.loads((path / "manifest.json").read_bytes())
     _check_manifest(manifest, settings, embedding_name)
     sizes = manifest.get("table_bytes", {})
     documents = _read_documents(path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
@@ -203,8 +204,12 @@ def publish(index_dir: Path, index: Index, base: Index | None = None) -> Path:
     # link: pruning keeps the build before, and the next update in place finds its base live.
     index_dir = Path(index_dir).resolve()
     with _build_lock(index_dir):
-        index.manifest["generation"] = _live_generation(index_dir) + 1
         live = current_path(index_dir).resolve() if current_path(index_dir).exists() else None
+        # The live manifest is read only where ``base`` is not the live build already loaded.
+        known = base.manifest.get("generation") if base is not None and base.path == live else None
+        index.manifest["generation"] = (
+            known if known is not None else _live_generation(index_dir)
+        ) + 1
         path = _write_build(index_dir, index, live, base)
         _swap(index_dir, path)
         _prune(index_dir)
@@ -217,7 +222,7 @@ def current_path(index_dir: Path) -> Path:
 
 def _live_generation(index_dir: Path) -> int:
     try:
-        manifest = json.loads((current_path(index_dir) / "manifest.json").read_text())
+        manifest = orjson.loads((current_path(index_dir) / "manifest.json").read_bytes())
     except (OSError, ValueError):
         return 0
     return int(manifest.get("generation", 0))
@@ -238,7 +243,9 @@ def _write_build(index_dir: Path, index: Index, live: Path | None, base: Index |
     index.lexical.save(tmp / "bm25", base.path / "bm25" if shared and base else None)
     index.sentences.save(tmp, live)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
-    (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2, ensure_ascii=False))
+    # By orjson: at 170,000 documents (their hashes and file signatures: 27 MB) the standard
+    # json module took 0.7 s of each update to write it (1.5 s indented), orjson 0.08 s.
+    (tmp / "manifest.json").write_bytes(orjson.dumps(index.manifest))
     _fsync_tree(tmp)
     final = builds / stamp
     os.replace(tmp, final)
