@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from qa.pipeline import QA
 from qa.web.layout import EXAMPLES
 from tests.conftest import REPO, needs_shared
 
@@ -276,7 +277,16 @@ LIGHTHOUSE = {
 }
 
 
-def test_an_answer_two_articles_give_shows_both(page, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_answer_two_articles_give_shows_both(
+    page,  # noqa: ANN001
+    served: tuple[str, QA],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every passage read: a sure answer from the first article would leave the other unread
+    # (``stop_reading_at``), and what is shown here is how two agreeing articles are listed.
+    finder = served[1].reading
+    monkeypatch.setattr(finder, "settings", finder.settings.replace(stop_reading_at=1.0))
     paths = []
     for name, text in LIGHTHOUSE.items():
         paths.append(tmp_path / name)
