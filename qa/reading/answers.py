@@ -575,10 +575,10 @@ class AnswerFinder:
             return []
         contexts = [texts[t].text[a:b] for t, a, b in spans]
         stop_at = self.settings.stop_reading_at
-        if stop_at >= 1 or len(spans) == 1:
+        first = _first_read(spans, ranges) if stop_at < 1 and len(spans) > 1 else None
+        if first is None:
             found = reader.read(question, contexts, top_n=READER_CANDIDATES)
             return self._scored(found, spans, texts, ranges, sentence_score)
-        first = _first_read(spans, ranges)
         found = _read_some(reader, question, contexts, [first])
         early = self._scored(found, spans, texts, ranges, sentence_score)
         if early and early[0].answer.score >= stop_at:
@@ -645,12 +645,14 @@ class AnswerFinder:
         return sorted(candidates, key=lambda c: -c.answer.score)
 
 
-def _first_read(spans: Sequence[tuple[int, int, int]], ranges: Sequence[_Range]) -> int:
-    """Index of the reading span that holds the best-ranked passage."""
+def _first_read(spans: Sequence[tuple[int, int, int]], ranges: Sequence[_Range]) -> int | None:
+    """Index of the reading span that holds the best-ranked passage; None where none does (a
+    passage of nothing but spaces leaves no text to read)."""
     best = min(ranges, key=lambda r: r.rank)
-    return next(
+    holding = (
         i for i, (t, a, b) in enumerate(spans) if t == best.text and a < best.end and best.start < b
     )
+    return next(holding, None)
 
 
 def _read_some(

@@ -406,3 +406,19 @@ def test_an_unsure_answer_reads_on_and_ranks_as_one_reading_of_everything() -> N
 def test_stop_reading_at_must_be_a_probability(value: float) -> None:
     with pytest.raises(ValueError, match="stop_reading_at"):
         Settings(stop_reading_at=value)
+
+
+def test_a_best_passage_left_with_no_text_to_read_reads_everything_at_once() -> None:
+    from qa.reading.answers import _first_read
+
+    ranges = [_Range(0, 30, 35, 1, passage(0, 1)), _Range(1, 0, 4, 2, passage(0, 1))]
+    assert _first_read([(0, 0, 20), (1, 0, 4)], ranges) is None
+    assert _first_read([(0, 0, 20), (0, 28, 40), (1, 0, 4)], ranges) == 1
+    # Its whitespace trimmed away, the best passage is not read; the others are, in one call.
+    spaced = Document("s.txt", "S", "s.txt", "Far off.      " + "x" * 40 + " Panmunjom.", "h")
+    reader = CallsReader(PHRASES)
+    passages = [passage(8, 14, spaced), *APART]
+    result = finder(reader, stop_reading_at=0.1).find(
+        "Where?", passages, {DOC.doc_id: DOC, spaced.doc_id: spaced}
+    )
+    assert len(reader.calls) == 1 and result.answers
