@@ -149,7 +149,7 @@ class Settings:
             best-ranked passage, leaving the other passages unread; ``1`` reads every passage
             for every question. Chosen on qa-val (``python -m benchmarks.early_stop``, figures
             in eval/RESULTS.md): 0.4 read 1.98 texts a question instead of 2.64 with F1 0.696
-            instead of 0.689 and the same abstention, and a warm BBC ``ask`` takes 0.42 of the
+            instead of 0.689 and the same abstention, and a warm BBC ``ask`` takes 0.43 of the
             time (``benchmarks/reading_latency.py``).
         max_upload_mb: Largest file the web page accepts as an upload, in megabytes.
         reader_precision: How the reader computes: ``auto`` (bfloat16 where the CPU computes
