@@ -85,11 +85,12 @@ def _groups(
     groups: list[list[Document]] = [[]]
     size = 0
     for d in documents:
-        if groups[-1] and size + len(rows.get(d.doc_id, [])) > group_chunks:
+        n = len(rows.get(d.doc_id, []))
+        if groups[-1] and size + n > group_chunks:
             groups.append([])
             size = 0
         groups[-1].append(d)
-        size += len(rows.get(d.doc_id, []))
+        size += n
     return groups
 
 
