@@ -1,14 +1,16 @@
-"""Choosing ``stop_reading_at``: answer quality and reading time when the reader stops after the
-text holding the best passage, on the tuning set only.
+"""Choosing ``stop_reading_at`` and the reader's window: answer quality and reading time when
+the reader stops after the text holding the best passage, and when it reads longer windows, on
+the tuning set only.
 
 One temporary open-corpus index of a SQuAD file's paragraphs (a share of the questions asked
 without their own paragraph, as ``qa eval --without-gold`` does); each question is then asked
-once per value, the values in turn, so load hits them alike. Per value: F1, EM and abstention
-at the product's threshold, the texts read per question (passages of one article that touch
-are one text), and the p50 / p95 milliseconds of reading (the reader and the answer model)::
+once per value and window length, in turn, so load hits them alike. Per pair: F1, EM and
+abstention at the product's threshold, the texts read per question (passages of one article
+that touch are one text), the windows read per question, and the p50 / p95 milliseconds of
+reading (the reader and the answer model)::
 
     python -m benchmarks.early_stop ../shared/data/qa-val/tydiqa-en-dev.json \\
-        --without-gold 0.5 --values 1,0.9,0.8,0.7,0.6,0.5
+        --without-gold 0.5 --values 1,0.9,0.8,0.7,0.6,0.5 --windows 192,256
 
 Never run it on xquad-dev or the seed set: those measure, they choose nothing.
 """
@@ -16,6 +18,7 @@ Never run it on xquad-dev or the seed set: those measure, they choose nothing.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 from pathlib import Path
@@ -35,28 +38,58 @@ from qa.settings import Settings
 
 
 class _Counting:
-    """A reader that counts the texts it is given to read."""
+    """A reader that counts the texts it is given to read and the windows it cuts them into."""
 
     def __init__(self, reader: Any) -> None:
         self.reader = reader
         self.texts = 0
+        self.windows = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reader, name)
 
     def read(self, question: str, contexts: Any, top_n: int = 5) -> Any:
+        from qa.reading.windows import make_windows
+
         self.texts += len(contexts)
+        self.windows += len(
+            make_windows(
+                self.reader._window_tokenizer(),
+                [question] * len(contexts),
+                list(contexts),
+                max_length=self.reader.max_length,
+                stride=self.reader.stride,
+            )
+        )
         return self.reader.read(question, contexts, top_n=top_n)
+
+
+def _windowed(reader: Any, max_length: int) -> Any:
+    """``reader`` cutting windows of ``max_length`` tokens, sharing its loaded model."""
+    if max_length == reader.max_length:
+        return reader
+    other = copy.copy(reader)
+    other.max_length = max_length
+    return other
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+Variant = tuple[float, int]  # (stop_reading_at, window length in tokens)
+
+
 def measure(
-    path: Path, values: list[float], *, without: float = 0.5, limit: int | None = None
-) -> dict[float, dict[str, Any]]:
-    """The figures of each ``stop_reading_at`` value on the SQuAD file ``path`` (see above)."""
+    path: Path,
+    values: list[float],
+    *,
+    windows: list[int] | None = None,
+    without: float = 0.5,
+    limit: int | None = None,
+) -> dict[Variant, dict[str, Any]]:
+    """The figures of each ``stop_reading_at`` value with each window length (default: the
+    reader's own) on the SQuAD file ``path`` (see above)."""
     questions, documents = load_squad(path)
     questions = questions[:limit] if limit else questions
     hidden = without_gold(questions, without)
@@ -64,24 +97,31 @@ def measure(
         mode = _warm_up(first, questions)
         if first.reading.reader is None:
             raise SystemExit("stop_reading_at applies to the reader, and none could be loaded")
-        reader = _Counting(first.reading.reader)
+        loaded = first.reading.reader
+        variants = [(v, w) for w in windows or [loaded.max_length] for v in values]
+        readers = {w: _Counting(_windowed(loaded, w)) for _, w in variants}
         systems = {}
-        for v in values:
+        for v, w in variants:
             settings = first.settings.replace(stop_reading_at=v)
-            finder = AnswerFinder(first.embedder, settings, reader=reader)
-            systems[v] = QA(settings, embedder=first.embedder, reading=finder, index=first.index)
-        observed: dict[float, list[Any]] = {v: [] for v in values}
-        reader_ms: dict[float, list[float]] = {v: [] for v in values}
-        texts: dict[float, int] = dict.fromkeys(values, 0)
+            finder = AnswerFinder(first.embedder, settings, reader=readers[w])
+            systems[(v, w)] = QA(
+                settings, embedder=first.embedder, reading=finder, index=first.index
+            )
+        observed: dict[Variant, list[Any]] = {k: [] for k in variants}
+        reader_ms: dict[Variant, list[float]] = {k: [] for k in variants}
+        texts: dict[Variant, int] = dict.fromkeys(variants, 0)
+        cut: dict[Variant, int] = dict.fromkeys(variants, 0)
         for n, q in enumerate(questions, 1):
             exclude: frozenset[str] = frozenset()
             if q.id in hidden and q.doc_id is not None:
                 exclude, q = frozenset({q.doc_id}), as_unanswerable(q)
             for v, qa in systems.items():
-                reader.texts = 0
+                reader = readers[v[1]]
+                reader.texts = reader.windows = 0
                 timings: dict[str, float] = {}
                 result = qa.ask(q.question, threshold=0.0, exclude=exclude, timings=timings)
                 texts[v] += reader.texts
+                cut[v] += reader.windows
                 reader_ms[v].append(timings.get("reader", 0.0) * 1000)
                 best = result.answers[0] if result.answers else None
                 observed[v].append(
@@ -101,7 +141,7 @@ def measure(
                 print(f"{n} of {len(questions)} questions", flush=True)
         threshold, _ = threshold_in_use(first.settings, mode)
     rows = {}
-    for v in values:
+    for v in variants:
         m = compute_metrics(observed[v], threshold)
         rows[v] = {
             "questions": len(questions),
@@ -113,6 +153,7 @@ def measure(
             "abstain_precision": m.abstain_precision,
             "abstained_unanswerable": m.abstain_recall,
             "texts_read": texts[v] / len(questions),
+            "windows_read": cut[v] / len(questions),
             "reader_ms_p50": statistics.median(reader_ms[v]),
             "reader_ms_p95": percentile(reader_ms[v], 95),
         }
@@ -124,29 +165,35 @@ def main() -> None:
     parser.add_argument("file", type=Path, help="a SQuAD-format tuning file (qa-val)")
     parser.add_argument("--without-gold", type=float, default=0.5)
     parser.add_argument("--values", default="1,0.9,0.8,0.7,0.6,0.5")
+    parser.add_argument(
+        "--windows", default=None, help="reader window lengths in tokens (default: its own)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
     values = [float(v) for v in args.values.split(",")]
-    rows = measure(args.file, values, without=args.without_gold, limit=args.limit)
+    windows = [int(w) for w in args.windows.split(",")] if args.windows else None
+    rows = measure(args.file, values, windows=windows, without=args.without_gold, limit=args.limit)
     some = next(iter(rows.values()))
     print(
         f"{args.file.name}: {some['questions']} questions, "
         f"{some['without_their_paragraph']} without their paragraph"
     )
     print(
-        "| stop_reading_at | F1 | EM | F1 never abstaining | abstention P / R "
-        "| texts read per question | reader p50 / p95 ms |"
+        "| stop_reading_at | window | F1 | EM | F1 never abstaining | abstention P / R "
+        "| texts / windows read per question | reader p50 / p95 ms |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for v, r in rows.items():
+    print("|---|---|---|---|---|---|---|---|")
+    for (v, w), r in rows.items():
         print(
-            f"| {v:g} | {r['f1']:.4f} | {r['exact_match']:.4f} | {r['f1_never_abstaining']:.4f} "
+            f"| {v:g} | {w} | {r['f1']:.4f} | {r['exact_match']:.4f} "
+            f"| {r['f1_never_abstaining']:.4f} "
             f"| {_num(r['abstain_precision'])} / {_num(r['abstained_unanswerable'])} "
-            f"| {r['texts_read']:.2f} | {r['reader_ms_p50']:.1f} / {r['reader_ms_p95']:.1f} |"
+            f"| {r['texts_read']:.2f} / {r['windows_read']:.2f} "
+            f"| {r['reader_ms_p50']:.1f} / {r['reader_ms_p95']:.1f} |"
         )
     if args.out:
-        args.out.write_text(json.dumps({str(v): r for v, r in rows.items()}, indent=2))
+        args.out.write_text(json.dumps({f"{v:g}@{w}": r for (v, w), r in rows.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -139,9 +139,13 @@ def test_early_stop_reads_one_text_at_zero_and_every_text_at_one(tmp_path: Path)
         article("Chess", CHESS, "c", "How many players does chess have?", "two"),
     ]
     squad.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
-    rows = measure(squad, [1.0, 0.0], without=0.0)
+    rows = measure(squad, [1.0, 0.0], windows=[192, 256], without=0.0)
+    assert list(rows) == [(1.0, 192), (0.0, 192), (1.0, 256), (0.0, 256)]
     # Three one-paragraph articles: every question's three passages are three texts.
-    assert rows[1.0]["texts_read"] == 3.0 and rows[0.0]["texts_read"] == 1.0
+    assert rows[(1.0, 192)]["texts_read"] == 3.0 and rows[(0.0, 192)]["texts_read"] == 1.0
+    # Each short paragraph is one window, whatever the window length.
+    assert rows[(1.0, 192)]["windows_read"] == rows[(1.0, 256)]["windows_read"] == 3.0
+    assert rows[(0.0, 256)]["windows_read"] == 1.0
     for row in rows.values():
         assert row["questions"] == 3 and 0.0 <= row["f1"] <= 1.0
         assert row["reader_ms_p50"] > 0
