@@ -262,22 +262,28 @@ class QA:
         rebuild: bool = False,
         progress: ProgressCallback | None = None,
         show_progress: bool = True,
+        only: Sequence[str | Path] | None = None,
     ) -> BuildReport | ShardedReport:
         """Bring the index up to date with ``corpus_dir`` on the engine the settings choose.
 
-        Over a local index this is :meth:`build`. With the ray engine the sharded index that
+        Over a local index this is :meth:`build` (``only`` as there: the files to update
+        for alone). With the ray engine the sharded index that
         ``qa deploy`` serves is updated on the cluster (``qa.scale.build``, with the shard count
         it has, so no document moves): only the shards of added, changed or removed documents
         are written, each served shard loads its new build for the next question, and the
         documents this process kept of the old builds are forgotten. ``progress`` and
-        ``show_progress`` apply to the local engine only (Ray Data embeds on the cluster).
+        ``show_progress`` apply to the local engine only (Ray Data embeds on the cluster), and
+        so does ``only``: the sharded build always reads the whole corpus, which takes in the
+        files ``only`` names.
 
         Raises:
             IndexMissingError: The ray engine has no sharded index to update (build one with
                 ``qa index --engine ray``).
         """
         if self.settings.engine != "ray":
-            return self.build(rebuild=rebuild, progress=progress, show_progress=show_progress)
+            return self.build(
+                rebuild=rebuild, progress=progress, show_progress=show_progress, only=only
+            )
         from qa.scale.build import build_sharded, connect
         from qa.scale.layout import ShardedLayout
 

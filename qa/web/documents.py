@@ -1,8 +1,9 @@
 """The documents tab: the corpus and its index, files added and removed, index updates.
 
-Adding or removing files updates the index at once, with a progress bar, one update at a time
-(the ``corpus`` queue); questions asked meanwhile are answered from the previous index, which
-``QA.build`` replaces only when the new one is complete.
+Adding or removing files updates the index at once for those files alone (the rest of the
+corpus folder is not walked), with a progress bar, one update at a time (the ``corpus`` queue);
+questions asked meanwhile are answered from the previous index, which ``QA.build`` replaces
+only when the new one is complete.
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ class DocumentHandlers:
             choices.append((label, path))
         return choices
 
-    def upload(self, files: list[str] | None) -> tuple[str, bool]:
-        """Save uploaded files into the corpus; returns the outcome and whether it changed.
+    def upload(self, files: list[str] | None) -> tuple[str, list[str]]:
+        """Save uploaded files into the corpus; returns the outcome and the corpus files
+        written (empty where nothing changed).
 
         Gradio's temporary copies of the uploads are deleted afterwards, saved or refused:
         the corpus holds what was accepted, and nothing else is kept.
         """
         if not files:
-            return "", False
+            return "", []
         try:
             outcomes = save_uploads(
                 [(Path(f), Path(f).name) for f in files],
@@ -88,21 +90,30 @@ class DocumentHandlers:
             )
         finally:
             discard_uploaded([Path(f) for f in files], Path(gr.utils.get_upload_folder()))
-        return _notices(outcomes), any(o.ok for o in outcomes)
+        return _notices(outcomes), _changed(outcomes)
 
-    def remove(self, paths: list[str] | None) -> tuple[str, bool]:
-        """Delete the chosen files from the corpus; returns the outcome and whether it changed."""
+    def remove(self, paths: list[str] | None) -> tuple[str, list[str]]:
+        """Delete the chosen files from the corpus; returns the outcome and the corpus files
+        removed (empty where nothing changed)."""
         if not paths:
-            return render_notices([(False, "Choose the files to remove first.")]), False
+            return render_notices([(False, "Choose the files to remove first.")]), []
         outcomes = remove_files(paths, self.qa.settings.corpus_dir)
-        return _notices(outcomes), any(o.ok for o in outcomes)
+        return _notices(outcomes), _changed(outcomes)
 
-    def update_index(self, rebuild: bool = False, progress: Any = None) -> str:
+    def update_index(
+        self,
+        rebuild: bool = False,
+        progress: Any = None,
+        only: list[str] | None = None,
+    ) -> str:
         """Bring the index up to date with the corpus (or rebuild it), reporting progress.
 
         Args:
             rebuild: Re-embed every document instead of only added and changed ones.
             progress: A ``gr.Progress`` (or any callable taking ``(done, total)`` tuples).
+            only: Corpus files to update for alone (``QA.update``'s ``only``): what an upload
+                or a removal changed. Other changes to the corpus folder wait for the next
+                whole update, and the documents table says so.
 
         Returns:
             One line saying what changed.
@@ -115,7 +126,9 @@ class DocumentHandlers:
         if progress is not None:
             progress(0.0, desc="Reading the corpus, embedding new text")
         try:
-            report = self.qa.update(rebuild=rebuild, progress=embedded, show_progress=False)
+            report = self.qa.update(
+                rebuild=rebuild, progress=embedded, show_progress=False, only=only
+            )
         except (IndexProblem, OSError, ValueError) as exc:
             log.exception("index update failed")
             return render_notices([(False, f"The index could not be updated: {exc}")])
@@ -138,7 +151,7 @@ class DocumentHandlers:
     ) -> None:
         """Wire the documents tab's events: the table filled on page load, uploads and removals
         followed by an index update, updates and rebuilds on request."""
-        changed = gr.State(False)
+        changed: gr.State = gr.State([])  # the corpus files the last upload or removal changed
         corpus: dict[str, Any] = {
             "concurrency_limit": 1,
             "concurrency_id": "corpus",
@@ -153,10 +166,10 @@ class DocumentHandlers:
         page.load(refresh, None, [docs_view, to_remove], queue=False, api_visibility="undocumented")
 
         # Gradio finds the progress bar by a gr.Progress() default, hence the B008 waivers.
-        def update_if_changed(was_changed: bool, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
-            if not was_changed:
+        def update_if_changed(paths: list[str], progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            if not paths:
                 return gr.skip()
-            return self.update_index(progress=progress)
+            return self.update_index(progress=progress, only=paths)
 
         def run_update(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
             return self.update_index(progress=progress)
@@ -164,11 +177,11 @@ class DocumentHandlers:
         def run_rebuild(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
             return self.update_index(rebuild=True, progress=progress)
 
-        def upload(paths: list[str] | None) -> tuple[str, bool, None]:
-            status, was_changed = self.upload(paths)
-            return status, was_changed, None
+        def upload(paths: list[str] | None) -> tuple[str, list[str], None]:
+            status, written = self.upload(paths)
+            return status, written, None
 
-        # Uploading or removing files updates the index at once (only new text is embedded).
+        # Uploading or removing files updates the index at once, for those files alone.
         files.upload(upload, files, [corpus_status, changed, files], **corpus).then(
             update_if_changed, changed, index_status, **corpus
         ).then(refresh, None, [docs_view, to_remove], **corpus)
@@ -185,6 +198,11 @@ class DocumentHandlers:
 
 def _notices(outcomes: list[Outcome]) -> str:
     return render_notices([(o.ok, o.message) for o in outcomes])
+
+
+def _changed(outcomes: list[Outcome]) -> list[str]:
+    """The corpus files that ``outcomes`` wrote or removed."""
+    return [o.path for o in outcomes if o.ok and o.path is not None]
 
 
 def upload_suffixes() -> tuple[str, ...]:

@@ -50,7 +50,7 @@ def upload(web: WebApp, tmp_path: Path, name: str, text: str) -> str:
     path = folder / name
     path.write_text(text)
     status, changed = web.upload([str(path)])
-    assert changed
+    assert changed == [name]
     return text_of(status)
 
 
@@ -179,13 +179,37 @@ def test_upload_then_update_answers_from_the_new_document(web: WebApp, tmp_path:
     assert ("zorblat.txt: The Zorblat festival", "zorblat.txt") in web.file_choices()
 
 
+def test_an_upload_updates_for_its_own_files_alone(web: WebApp, tmp_path: Path) -> None:
+    # A file put into the corpus folder by other means waits for a whole update.
+    corpus = web.qa.settings.corpus_dir
+    (corpus / "elsewhere.txt").write_text(ZORBLAT.replace("Zorblat", "Quibble"))
+    folder = tmp_path / "gradio-upload"
+    folder.mkdir()
+    (folder / "zorblat.txt").write_text(ZORBLAT)
+    _, written = web.upload([str(folder / "zorblat.txt")])
+    assert written == ["zorblat.txt"]
+    line = text_of(web.update_index(only=written))
+    assert "1 added" in line
+    indexed = sorted(d.doc_id for d in web.qa.documents())
+    assert "zorblat.txt" in indexed and "elsewhere.txt" not in indexed
+    assert "1 file in the corpus not indexed yet" in text_of(web.documents_html())
+    # Removing it updates for it alone too; the whole update then takes in the other file.
+    _, removed = web.remove(["zorblat.txt"])
+    assert removed == ["zorblat.txt"]
+    assert "1 removed" in text_of(web.update_index(only=removed))
+    assert "zorblat.txt" not in {d.doc_id for d in web.qa.documents()}
+    assert "1 added" in text_of(web.update_index())
+    assert "elsewhere.txt" in {d.doc_id for d in web.qa.documents()}
+
+
 def test_remove_then_update_forgets_the_document(web: WebApp) -> None:
     status, changed = web.remove(["000_4b3a89178ec270f5.txt"])
     assert changed and "000_4b3a89178ec270f5.txt: removed from the corpus." in text_of(status)
+    assert changed == ["000_4b3a89178ec270f5.txt"]
     assert "1 removed" in text_of(web.update_index())
     assert [d.doc_id for d in web.qa.documents()] == ["003_bd4e093a9656d3e9.txt"]
     status, changed = web.remove([])
-    assert not changed and "Choose the files to remove first." in text_of(status)
+    assert changed == [] and "Choose the files to remove first." in text_of(status)
 
 
 def test_an_update_names_the_files_it_skipped_and_indexes_the_rest(
