@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.appending import link_and_append
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, rows_by_document
 
 #: The vectors as index format 2 saved them; format 3 saves them headerless (``RAW_VECTORS_FILE``)
 #: so that an update in place can append to them.
@@ -226,9 +226,7 @@ def chunk_sentence_spans(
     """
     from qa.text import split_sentences
 
-    by_doc: dict[str, list[int]] = {}
-    for c, chunk in enumerate(chunks):
-        by_doc.setdefault(chunk.doc_id, []).append(c)
+    by_doc = rows_by_document(chunks)
     requests: list[list[tuple[int, int]]] = [[] for _ in chunks]
     plan: list[list[tuple[int, ...]]] = []
     for doc in documents:

@@ -6,6 +6,7 @@ one coordinate system of the product: ``doc.text[x.start:x.end] == x.text`` alwa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -75,6 +76,14 @@ class Chunk:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def rows_by_document(chunks: Sequence[Chunk]) -> dict[str, list[int]]:
+    """The rows of ``chunks`` that each document holds, in row order."""
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(chunks):
+        rows.setdefault(chunk.doc_id, []).append(row)
+    return rows
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, rows_by_document
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder
@@ -43,9 +43,7 @@ def embed_chunks(
     The documents are embedded in groups of whole documents of about ``group_chunks`` chunks
     (see ``GROUP_CHUNKS``); the result is the same as one group's.
     """
-    rows: dict[str, list[int]] = {}
-    for c, chunk in enumerate(chunks):
-        rows.setdefault(chunk.doc_id, []).append(c)
+    rows = rows_by_document(chunks)
     vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     sentences: DocumentSentences = {}
     with tqdm(

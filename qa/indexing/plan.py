@@ -19,7 +19,7 @@ from qa.indexing.persist import current_path, load_index
 from qa.sentence_vectors import SentenceVectors, StackedRows
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
-from qa.types import Chunk, Document, FileSignature
+from qa.types import Chunk, Document, FileSignature, rows_by_document
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,7 @@ class Plan:
             dim: The vector size.
         """
         previous = self.previous
-        fresh_by_doc: dict[str, list[int]] = {}
-        for row, chunk in enumerate(fresh_chunks):
-            fresh_by_doc.setdefault(chunk.doc_id, []).append(row)
+        fresh_by_doc = rows_by_document(fresh_chunks)
         old_vectors = previous.vectors() if previous is not None and self.reused else None
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
@@ -197,9 +195,7 @@ def compare(documents: list[Document], previous: Index | None) -> Plan:
 
     reused: dict[str, list[int]] = {}
     if previous is not None:
-        by_doc: dict[str, list[int]] = {}
-        for row, chunk in enumerate(previous.chunks):
-            by_doc.setdefault(chunk.doc_id, []).append(row)
+        by_doc = rows_by_document(previous.chunks)
         reused = {
             doc_id: by_doc.get(doc_id, [])
             for doc_id in old_hashes

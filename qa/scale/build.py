@@ -31,7 +31,7 @@ from qa.scale.layout import ShardedLayout, shard_of
 from qa.settings import Settings
 from qa.store import BuildReport
 from qa.text import counted
-from qa.types import Chunk, Document, FileSignature
+from qa.types import Chunk, Document, FileSignature, rows_by_document
 
 if TYPE_CHECKING:
     from qa.indexing.embed import DocumentSentences
@@ -283,9 +283,7 @@ class ChunkAndEmbed:
 
         docs = [Document(**json.loads(text)) for text in batch["document"]]
         chunks, vectors, sentences = chunk_and_embed(self.settings, self.embedder, docs)
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
+        rows = rows_by_document(chunks)
         payloads = [
             pickle.dumps(
                 (

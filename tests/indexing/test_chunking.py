@@ -170,7 +170,9 @@ def test_pathological_text_chunks_in_linear_time(text: str, model_length) -> Non
     started = time.perf_counter()
     chunks = chunker.split(make_doc(text))
     elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"{elapsed:.2f} s for {len(text):,} characters"
+    # Linear time is about a second here on a busy machine; quadratic (10^10 steps) would take
+    # minutes. The bound sits far from both, so a loaded machine does not fail it.
+    assert elapsed < 10.0, f"{elapsed:.2f} s for {len(text):,} characters"
     check_invariants(make_doc(text), chunker)
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
 
