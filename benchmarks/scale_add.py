@@ -11,10 +11,11 @@ article is its text with a first line naming the copy, so every file is a docume
 Then median-sized BBC articles held out of the tiling are copied in one at a time and the index
 updated on the same warm ``QA`` object, each article two ways in turn: ``whole``, by
 ``QA.build()``, which walks the whole corpus folder for changes (as ``qa index`` and the web
-page's Documents tab do), and ``listed``, by ``QA.build(only=[file])`` (``qa index --only
-FILE``), which looks at that file alone; between the two the article is taken out again. Each
-update's seconds beyond the article's own chunking and embedding are the figure (issue #16's
-target: at most 1 s at 10^6 chunks), with each stage's seconds beside it::
+page's Update index button do), and ``listed``, by ``QA.build(only=[file])`` (``qa index
+--only FILE``, and the web page after an upload), which looks at that file alone; between
+the two the article is taken out again. Each update's seconds beyond the article's own
+chunking and embedding are the figure (issue #16's target: at most 1 s at 10^6 chunks), with
+each stage's seconds beside it::
 
     .venv/bin/python -m benchmarks.scale_add WORK [--files 170000] [--adds 3]
 
