@@ -253,9 +253,13 @@ def _listed_files(
     root: Path, sources: list[str]
 ) -> Iterator[tuple[str, str, os.stat_result | None]]:
     """The files of ``sources`` (relative to ``root``) that are there and that
-    ``_corpus_files`` would give (none hidden nor in a hidden folder), as it gives them."""
+    ``_corpus_files`` would give (none hidden nor in a hidden folder, none in a folder that is a
+    link), as it gives them."""
     for source in sources:
-        if any(part.startswith(".") for part in source.split("/")):
+        parts = source.split("/")
+        if any(part.startswith(".") for part in parts):
+            continue
+        if any(os.path.islink(os.path.join(root, *parts[:n])) for n in range(1, len(parts))):
             continue
         path = os.path.join(root, source)
         try:

@@ -56,6 +56,11 @@ def test_walk_reads_linked_files_but_enters_no_linked_folder(tmp_path: Path) -> 
     assert [d.doc_id for d in docs] == ["a/b/near.txt", "a/linked.txt"]
     assert set(signatures) == {"a/b/near.txt", "a/linked.txt"}
     assert signatures["a/linked.txt"][0] == (outside / "far.txt").stat().st_size
+    # Files named one by one are taken as the walk takes them: none through a linked folder.
+    listed, _ = scan_corpus(
+        corpus, only=["a/b/near.txt", "a/linked.txt", "elsewhere/far.txt", "a/loop/a/b/near.txt"]
+    )
+    assert [d.doc_id for d in listed] == ["a/b/near.txt", "a/linked.txt"]
 
 
 def test_bad_files_are_skipped_with_one_warning_each(
