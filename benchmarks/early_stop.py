@@ -38,39 +38,28 @@ from qa.settings import Settings
 
 
 class _Counting:
-    """A reader that counts the texts it is given to read and the windows it cuts them into."""
+    """``reader`` cutting windows of ``max_length`` tokens (a copy sharing its loaded model),
+    counting the texts it is given to read and the windows its model runs on."""
 
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
+    def __init__(self, reader: Any, max_length: int) -> None:
+        self.reader = copy.copy(reader)
+        self.reader.max_length = max_length
         self.texts = 0
         self.windows = 0
+        logits = self.reader._logits
+
+        def counted(batch: Any, width: int) -> Any:
+            self.windows += len(batch.input_ids)
+            return logits(batch, width)
+
+        self.reader._logits = counted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reader, name)
 
     def read(self, question: str, contexts: Any, top_n: int = 5) -> Any:
-        from qa.reading.windows import make_windows
-
         self.texts += len(contexts)
-        self.windows += len(
-            make_windows(
-                self.reader._window_tokenizer(),
-                [question] * len(contexts),
-                list(contexts),
-                max_length=self.reader.max_length,
-                stride=self.reader.stride,
-            )
-        )
         return self.reader.read(question, contexts, top_n=top_n)
-
-
-def _windowed(reader: Any, max_length: int) -> Any:
-    """``reader`` cutting windows of ``max_length`` tokens, sharing its loaded model."""
-    if max_length == reader.max_length:
-        return reader
-    other = copy.copy(reader)
-    other.max_length = max_length
-    return other
 
 
 def _num(value: float | None) -> str:
@@ -99,7 +88,7 @@ def measure(
             raise SystemExit("stop_reading_at applies to the reader, and none could be loaded")
         loaded = first.reading.reader
         variants = [(v, w) for w in windows or [loaded.max_length] for v in values]
-        readers = {w: _Counting(_windowed(loaded, w)) for _, w in variants}
+        readers = {w: _Counting(loaded, w) for _, w in variants}
         systems = {}
         for v, w in variants:
             settings = first.settings.replace(stop_reading_at=v)
