@@ -289,7 +289,7 @@ class LexicalIndex:
         cls,
         texts: Sequence[str | None],
         previous: LexicalIndex | None = None,
-        previous_rows: Sequence[int] | None = None,
+        previous_rows: Sequence[int] | np.ndarray | None = None,
         tail_bound: Callable[[int], int] | None = None,
     ) -> LexicalIndex:
         """Index ``texts``; where ``previous_rows[i] >= 0``, chunk i's tokens are those of that
@@ -312,7 +312,7 @@ class LexicalIndex:
             and previous_rows is not None
             and _grows(none, previous.size, previous_rows)
         ):
-            return previous._grow(texts[previous.size :], none, tail_bound)
+            return previous.grow(texts[previous.size :], none, tail_bound)
         prev_ids = previous.token_ids if previous is not None else None
         prev_offsets = previous.token_offsets if previous is not None else None
         live = ~none
@@ -352,14 +352,16 @@ class LexicalIndex:
         base = Postings.of(flat, lengths, 0, len(terms))
         return cls(n, terms, _Ids([flat.astype(np.int32)]), offsets, np.flatnonzero(~live), base, n)
 
-    def _grow(
+    def grow(
         self,
         fresh: Sequence[str | None],
         none: np.ndarray,
         tail_bound: Callable[[int], int] | None,
     ) -> LexicalIndex:
         """This index with ``fresh`` appended and masked where ``none`` (every row, new ones
-        included) is true."""
+        included) is true: what :meth:`build` makes of this index's rows as they were (or
+        masked) followed by ``fresh``, for a caller that knows the masked rows without a walk
+        of every text."""
         vocab = dict(self._vocab)
         fresh_ids = _term_ids(vocab, [t or "" for t in fresh])
         # Terms are numbered in the order they came: the new ones follow the old ones.
@@ -661,7 +663,7 @@ class LexicalIndex:
         return cls(size, terms, _Ids([ids]), offsets, masked, None, size)
 
 
-def _grows(masked: np.ndarray, size: int, previous_rows: Sequence[int]) -> bool:
+def _grows(masked: np.ndarray, size: int, previous_rows: Sequence[int] | np.ndarray) -> bool:
     """Whether the texts (``masked`` where None) are the ``size`` rows of the index
     ``previous_rows`` maps into, each as it was or masked, followed by new rows only."""
     if len(masked) < size or len(previous_rows) != len(masked):

@@ -226,7 +226,7 @@ class QA:
         with self._build_lock:
             # Imported here: the format parsers (bs4, pypdf...) are slow to import and only
             # building needs them, not asking.
-            from qa.ingest import corpus_relative, scan_corpus
+            from qa.ingest import KnownFiles, corpus_relative, scan_corpus
 
             clock = StageClock(timings)
             if only is not None and rebuild:
@@ -234,12 +234,19 @@ class QA:
             listed = corpus_relative(self.settings.corpus_dir, only) if only is not None else None
             live = self._live_index() if not rebuild else None
             skipped: dict[str, str] = {}
+            known = known_files(live) if live is not None else None
             documents, files = scan_corpus(
                 self.settings.corpus_dir,
-                known_files(live) if live is not None else None,
+                known,
                 skipped=skipped,
                 only=listed if live is not None else None,
             )
+            # Listed files: their documents, before and now, are the only ones that may differ
+            # from the live index's (the others are its own), so only they are compared.
+            touched = None
+            if listed is not None and known is not None:
+                now = KnownFiles(documents, files)
+                touched = known.ids_of(listed) | now.ids_of(listed)
             clock.lap("scan")
             report = build_index(
                 self.settings,
@@ -251,6 +258,7 @@ class QA:
                 previous=live,
                 files=files,
                 timings=timings,
+                touched=touched,
             )
             report.skipped = skipped
             self._index = report.index

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -130,14 +130,21 @@ class SentenceVectors:
             are the previous table's and its own blocks, ``StackedRows``).
         base: ``(build folder, m)`` when the first ``m`` rows are those of that build's vectors
             file (an update in place): saving then links that file and appends the rest.
+        blocks: Per document id, its rows ``(first, end)``, where the maker knows them (an
+            update in place, from the table before: see :meth:`document_blocks`); found from
+            ``spans`` otherwise.
     """
 
     doc_ids: list[str]
     spans: np.ndarray
     vectors: np.ndarray | StackedRows
     base: tuple[Path, int] | None = None
+    blocks: dict[str, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.blocks is not None:
+            self._rows = self.blocks
+            return
         # A document's rows are one block (a build writes them together, an update in place
         # appends new documents' blocks), so its rows are found by where the owner changes,
         # in one pass, without sorting millions of rows.
@@ -151,6 +158,10 @@ class SentenceVectors:
 
     def __len__(self) -> int:
         return len(self.spans)
+
+    def document_blocks(self) -> dict[str, tuple[int, int]]:
+        """Per document id, its rows ``(first, end)`` (a copy, for a table made from this)."""
+        return dict(self._rows)
 
     def of_document(self, doc_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(spans (m, 2), vectors (m, dim))`` of one document (empty if unknown)."""

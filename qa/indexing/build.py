@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from operator import attrgetter, gt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,7 @@ def build_index(
     files: dict[str, FileSignature] | None = None,
     timings: dict[str, float] | None = None,
     embed: EmbedStage | None = None,
+    touched: Collection[str] | None = None,
 ) -> BuildReport:
     """Build or update the index for ``documents`` and swap it in atomically.
 
@@ -114,21 +117,28 @@ def build_index(
             ``embedding``, ``faiss``, ``bm25``, ``sentences``, ``write``).
         embed: Chunks and embeds the documents not reused, instead of ``embedder`` in this
             process (``chunking`` is then counted in ``embedding``).
+        touched: Ids of the only documents that may differ from ``previous``'s: every other
+            document is one of ``previous``'s own objects (an update of listed files, whose
+            other documents come from the live index). Only these are then compared and
+            written, without a pass over the whole corpus; ignored unless ``previous`` is
+            still the live index.
 
     Returns:
         What was done, with the new index loaded (``BuildReport.index``).
     """
     started = time.perf_counter()
     clock = StageClock(timings)
-    documents = sorted(documents, key=lambda d: d.doc_id)
-    ids = [d.doc_id for d in documents]
+    ids = list(map(attrgetter("doc_id"), documents))
+    if any(map(gt, ids, itertools.islice(ids, 1, None))):  # not sorted by id already
+        documents = sorted(documents, key=attrgetter("doc_id"))
+        ids = list(map(attrgetter("doc_id"), documents))
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate document ids in corpus")
 
     if rebuild:
         plan = compare(documents, None)
     else:
-        plan = plan_build(settings, documents, embedder.name, previous)
+        plan = plan_build(settings, documents, embedder.name, previous, touched)
     clock.lap("previous")
 
     fresh_docs = plan.fresh(documents)
@@ -141,7 +151,7 @@ def build_index(
     clock.lap("embedding")
 
     dim = embedder.dimension
-    kind = faiss_kind(settings, len(fresh_chunks) + sum(map(len, plan.reused.values())))
+    kind = faiss_kind(settings, len(fresh_chunks) + plan.reused.chunks())
     rows = plan.grow(fresh_chunks) if _grows(plan.previous, kind, settings) else None
     if rows is not None and rows.masked < settings.compact_at * len(rows.chunks):
         assert plan.previous is not None
@@ -164,13 +174,20 @@ def build_index(
         masked=rows.masked,
     )
     clock.lap("faiss")
-    previous_lexical = plan.previous.lexical if plan.previous is not None else None
-    lexical = LexicalIndex.build(
-        [None if is_masked(c) else c.text for c in rows.chunks],
-        previous_lexical,
-        rows.previous_rows,
-        tail_bound=tail_bound,
-    )
+    previous = plan.previous
+    previous_lexical = previous.lexical if previous is not None else None
+    if in_place and previous is not None and previous.lexical.size == len(previous.chunks):
+        assert previous_lexical is not None
+        assert rows.live is not None
+        # The previous rows as they were or masked, then the fresh ones: BM25 grows in place.
+        lexical = previous_lexical.grow([c.text for c in fresh_chunks], ~rows.live, tail_bound)
+    else:
+        lexical = LexicalIndex.build(
+            [None if is_masked(c) else c.text for c in rows.chunks],
+            previous_lexical,
+            rows.previous_rows,
+            tail_bound=tail_bound,
+        )
     clock.lap("bm25")
     if in_place:
         sentences = plan.grow_sentences(documents, fresh_sentences, dim)
@@ -179,7 +196,7 @@ def build_index(
     clock.lap("sentences")
     index = Index(
         manifest=manifest,
-        documents={d.doc_id: d for d in documents},
+        documents=dict(zip(ids, documents, strict=True)),
         chunks=rows.chunks,
         dense=dense,
         lexical=lexical,
@@ -190,8 +207,14 @@ def build_index(
         dense_mapped=isinstance(dense, TailedIndex)
         and plan.previous is not None
         and plan.previous.dense_mapped,
+        derived=plan.carried(fresh_chunks, rows) if in_place else {},
     )
-    index.path = publish(settings.index_dir, index, plan.previous if in_place else None)
+    index.path = publish(
+        settings.index_dir,
+        index,
+        plan.previous if in_place else None,
+        touched if plan.previous is previous else None,
+    )
     clock.lap("write")
     return BuildReport(
         documents=len(documents),

@@ -7,6 +7,7 @@ pieces each chunk pools, and how a sentence cut by chunk edges is put together, 
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -99,13 +100,13 @@ def sentence_table(
 ) -> SentenceVectors:
     """The index's sentence vectors from ``(document position, spans, vectors)`` per document."""
     if not parts or not sum(len(s) for _, s, _ in parts):
-        return SentenceVectors([d.doc_id for d in documents], *_empty_sentences(dim))
+        return SentenceVectors(list(map(attrgetter("doc_id"), documents)), *_empty_sentences(dim))
     counts = np.fromiter((len(s) for _, s, _ in parts), np.int64, len(parts))
     spans = np.empty((int(counts.sum()), 3), np.int64)
     spans[:, 0] = np.repeat(np.fromiter((p for p, _, _ in parts), np.int64, len(parts)), counts)
     spans[:, 1:] = np.concatenate([s for _, s, _ in parts])
     vectors = np.concatenate([v for _, _, v in parts]).astype(np.float16, copy=False)
-    return SentenceVectors([d.doc_id for d in documents], spans, vectors)
+    return SentenceVectors(list(map(attrgetter("doc_id"), documents)), spans, vectors)
 
 
 def _empty_sentences(dim: int) -> tuple[np.ndarray, np.ndarray]:

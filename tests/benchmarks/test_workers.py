@@ -113,6 +113,9 @@ def test_scale_add_tiles_bbc_builds_with_synthetic_vectors_and_adds_in_place(
         "build_s" not in again and [a["embedded_chunks"] > 0 for a in again["adds"]] == [True] * 4
     )
     assert again["documents"] == 32
+    # Another number of adds holds out other articles: the folder is not tiled a second time.
+    other = run(tmp_path, files=30, adds=1)
+    assert "files_written" not in other and len(list((tmp_path / "corpus").glob("0000/*"))) == 30
     # Tiling again writes nothing; copies are documents of their own (a first line names each).
     sources, held = held_out_articles(2)
     assert not set(held) & set(sources)

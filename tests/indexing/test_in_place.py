@@ -416,12 +416,15 @@ def read_build(index: Index) -> tuple[dict[str, Document], list[Chunk]]:
     sizes = index.manifest.get("table_bytes", {})
     masked = index.path / MASKED_FILE
     documents = _read_documents(index.path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
-    chunks = _read_chunks(
+    chunks, derived = _read_chunks(
         index.path / CHUNKS_FILE,
         documents,
         sizes.get(CHUNKS_FILE),
         np.load(masked) if masked.exists() else None,
     )
+    # What the load finds beside the rows is what the build carried over to its index.
+    np.testing.assert_array_equal(derived["live"], index.live)
+    assert derived["document_rows"] == index.document_rows
     return documents, chunks
 
 
@@ -540,3 +543,88 @@ def test_listed_files_without_a_live_index_build_the_whole_corpus(tmp_path: Path
     qa = make_qa(tmp_path, "new", ARTICLES)
     report = qa.build(show_progress=False, only=["oil.txt"])
     assert report.rebuilt and report.added == sorted(ARTICLES)
+
+
+def test_an_update_in_place_carries_the_derived_tables_as_a_fresh_index_would_make_them(
+    tmp_path: Path,
+) -> None:
+    """The row maps an update in place carries over instead of remaking (each document's rows,
+    live rows, each row's document position, each document's sentence rows) are those its
+    index would make from its own tables, through additions before, between and after the
+    documents there, changes and removals."""
+    qa = make_qa(tmp_path, "live", ARTICLES, compact_at=0.9)
+    qa.build(show_progress=False)
+    steps = [
+        ({"0_first.txt": "A new first article on rates.", "m_middle.txt": "Rates held."}, ()),
+        ({"phones.txt": "Nokia cut its prices again."}, ("oil.txt",)),
+        ({"zz_last.txt": "The last article on oil and rates."}, ("0_first.txt",)),
+    ]
+    for add, remove in steps:
+        allowed_rows(qa.index, exclude=frozenset({"bank.txt"}))  # makes chunk_documents
+        edit(qa, add=add, remove=remove)
+        assert qa.build(show_progress=False).in_place
+        index = qa.index
+        assert set(index.derived) == {"document_rows", "live", "chunk_documents"}
+        remade = Index(
+            index.manifest,
+            index.documents,
+            index.chunks,
+            index.dense,
+            index.lexical,
+            index.path,
+            index.sentences,
+        )
+        assert index.document_rows == remade.document_rows
+        np.testing.assert_array_equal(index.live, remade.live)
+        np.testing.assert_array_equal(index.chunk_documents, remade.chunk_documents)
+        sentences = index.sentences
+        fresh = SentenceVectors(sentences.doc_ids, sentences.spans, sentences.vectors)
+        assert sentences.document_blocks() == fresh.document_blocks()
+        for doc_id, rows in index.document_rows.items():
+            assert {index.chunks[r].doc_id for r in rows} == {doc_id}
+    assert "oil.txt" not in qa.index.document_rows
+    assert answers(qa) == answers(
+        full_build(tmp_path, {f.name: f.read_text() for f in qa.settings.corpus_dir.iterdir()})
+    )
+
+
+def test_an_update_for_listed_files_compares_only_their_documents_and_plans_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update for listed files compares (and writes) only the documents of those files;
+    its plan is the one a comparison of every document makes, and so is what it writes."""
+    import qa.indexing.plan as plan_module
+
+    compared: list[tuple[object, object]] = []
+    real = plan_module.compare
+
+    def both(documents, previous, touched=None):  # noqa: ANN001, ANN202
+        plan = real(documents, previous, touched)
+        compared.append((touched, real(documents, previous)))
+        return plan
+
+    monkeypatch.setattr(plan_module, "compare", both)
+    qa = make_qa(tmp_path, "live", ARTICLES)
+    qa.build(show_progress=False)
+    steps = [
+        ({"0_election.txt": LATER["0_election.txt"]}, (), ["0_election.txt"]),
+        ({"phones.txt": "Nokia cut its prices again."}, ("oil.txt",), ["phones.txt", "oil.txt"]),
+        ({"bank.txt": ARTICLES["bank.txt"] + " Unlisted edit."}, (), ["film.txt"]),
+    ]
+    for add, remove, listed in steps:
+        edit(qa, add=add, remove=remove)
+        compared.clear()
+        report = qa.build(show_progress=False, only=listed)
+        [(touched, whole)] = compared
+        assert touched is not None and set(touched) <= {*listed, *ARTICLES, *LATER}
+        assert (report.added, report.changed, report.removed) == (
+            whole.added,  # type: ignore[attr-defined]
+            whole.changed,  # type: ignore[attr-defined]
+            whole.removed,  # type: ignore[attr-defined]
+        )
+        assert qa.index.manifest["documents"] == whole.hashes  # type: ignore[attr-defined]
+        assert set(qa.index.document_rows) <= set(qa.index.documents)
+        reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+        assert reloaded.documents == qa.index.documents
+        assert reloaded.manifest["documents"] == qa.index.manifest["documents"]
+    assert "oil.txt" not in qa.index.documents and "Unlisted" not in qa.document("bank.txt").text

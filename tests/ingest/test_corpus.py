@@ -287,3 +287,39 @@ def test_scan_of_listed_files_reads_them_alone_and_keeps_the_rest_unlooked_at(
     for outside in (tmp_path.parent / "x.txt", "../x.txt", tmp_path):
         with pytest.raises(ValueError, match="not a file of the corpus folder"):
             corpus_relative(tmp_path, [outside])
+
+
+def test_known_files_finds_each_files_documents_as_a_map_of_every_file_would(
+    tmp_path: Path,
+) -> None:
+    """``KnownFiles`` finds a file's documents by binary search of the ids: ids that merely
+    start with a path (``a.txt.md`` after ``a.txt``), the records of a JSON Lines file
+    (``b.jsonl#...``) and a file without documents are told apart as a map of every file would."""
+    from qa.ingest import KnownFiles
+
+    (tmp_path / "a.txt").write_text("A\n\nThe article a.")
+    (tmp_path / "a.txt.md").write_text("# A md\n\nAnother article.")
+    records = [{"title": f"R{n}", "text": f"Record {n} of the archive."} for n in range(3)]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "c.txt").write_text("C\n\nThe article c.")
+    docs, signatures = scan_corpus(tmp_path)
+    signatures["empty.txt"] = (0, 1)  # recorded, but nothing of it indexed
+    by_path: dict[str, list] = {}
+    for doc in docs:
+        by_path.setdefault(doc.path, []).append(doc)
+    expected = {p: (signatures[p], by_path[p]) for p in signatures if p in by_path}
+    known = KnownFiles(docs, signatures)
+    assert len(by_path["b.jsonl"]) == 3 and dict(known) == expected
+    assert "empty.txt" not in known and "a" not in known
+    rest, kept = known.rest({"a.txt", "b.jsonl"})
+    assert [d.doc_id for d in rest] == ["a.txt.md", "c.txt"]
+    assert set(kept) == {"a.txt.md", "c.txt", "empty.txt"}
+    (tmp_path / "a.txt").write_text("A\n\nEdited.")
+    listed = ["a.txt", "b.jsonl"]
+    fast, fast_signatures = scan_corpus(tmp_path, known, only=listed)
+    plain, plain_signatures = scan_corpus(tmp_path, expected, only=listed)
+    assert fast == plain
+    # A recorded file without documents keeps its signature, as a walk of the folder keeps it
+    # (the map made of every file has no entry to carry it by).
+    assert fast_signatures == {**plain_signatures, "empty.txt": (0, 1)}
+    assert next(d for d in fast if d.doc_id == "a.txt").text.endswith("Edited.")
