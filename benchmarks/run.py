@@ -405,7 +405,7 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
 
 
 def _our_systems(qa: Any) -> dict[str, Any]:
-    """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (the int8 ONNX
+    """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (the fp32 ONNX
     copy by default) and again with questions embedded by the torch model."""
     from benchmarks import latency
 

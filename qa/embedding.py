@@ -183,7 +183,7 @@ class Embedder:
         query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-fp32`` or
             ``onnx-int8`` (an ONNX copy of the default model, built into the user's cache on
             first use and run by onnxruntime; the model itself, with a warning, where it cannot
-            be built) or ``auto`` (``onnx-int8`` for the default model, else ``torch``).
+            be built) or ``auto`` (``onnx-fp32`` for the default model, else ``torch``).
             Documents are always embedded by the model itself.
         loaded: The model already loaded (by another ``Embedder`` of the same ``model``), to
             share instead of loading it again.

@@ -130,12 +130,13 @@ class Settings:
             tables anew from the live rows alone (no embedding), numbering them afresh. Masked
             rows cost memory and make every search pass a mask; 0 compacts on every update.
         batch_size: Embedding batch size.
-        query_encoder: What embeds questions: ``auto`` (``onnx-int8`` when the default model
-            is in use, else torch), ``onnx-int8`` (the ONNX copy of the default model with
-            int8 linear layers, built into the user's cache on first use and run by
-            onnxruntime: a question in about 0.75 of fp32's time, vectors at cosine 0.99 to
-            0.98 of the model's, the same qa-val recall@5), ``onnx-fp32`` (its float32 copy: torch's
-            vectors) or ``torch``. Documents are always embedded by the model itself.
+        query_encoder: What embeds questions: ``auto`` (``onnx-fp32`` when the default model
+            is in use, else torch), ``onnx-fp32`` (the ONNX copy of the default model in
+            float32, built into the user's cache on first use and run by onnxruntime: the
+            model's own vectors), ``onnx-int8`` (its copy with int8 linear layers: a question
+            in about 0.75 of fp32's time, vectors at cosine 0.99 to 0.98 of the model's, which
+            moved one xquad-dev question of 1,090 out of the dense top 5) or ``torch``.
+            Documents are always embedded by the model itself.
         reader_model: ``"default"`` (the packaged reader), ``"none"`` (sentence fallback only),
             a local folder, or a hub id of a ``*ForQuestionAnswering`` checkpoint.
         max_answer_tokens: Longest answer span the reader may return, in word pieces.

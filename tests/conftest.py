@@ -99,7 +99,7 @@ def hash_embedder() -> HashEmbedder:
 @pytest.fixture(scope="session", autouse=True)
 def query_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A cache folder of the session's own (``QA_CACHE_DIR``), for this process and the
-    commands it starts: the int8 question encoder is built into it once, by whichever test
+    commands it starts: the question encoders are built into it once, by whichever test
     needs it first, and never into the user's cache."""
     folder = tmp_path_factory.mktemp("qa-cache")
     with pytest.MonkeyPatch.context() as patch:
@@ -109,7 +109,7 @@ def query_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session (its int8 question
+    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session (its fp32 question
     encoder built into the session's cache)."""
     from qa.embedding import Embedder
 

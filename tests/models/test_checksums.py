@@ -66,7 +66,7 @@ def test_a_file_replaced_in_place_is_hashed_again(tmp_path: Path) -> None:
 
 
 def test_only_packaged_models_are_listed() -> None:
-    # The int8 question encoder is built on each machine (qa.models.query_encoder), not shipped.
+    # The ONNX question encoders are built on each machine (qa.models.query_encoder), not shipped.
     assert {name.split("/", 1)[0] for name in checksums.recorded()} == {
         "reader",
         "all-MiniLM-L6-v2",
