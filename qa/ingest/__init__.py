@@ -397,8 +397,9 @@ def scan_corpus(
         files = _listed_files(root, sorted(wanted))
     for path, source, stat in files:
         signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
-        if signature is not None and source in known and known[source][0] == signature:
-            documents.extend(known[source][1])
+        recorded = known.get(source) if signature is not None else None  # one lookup a file
+        if recorded is not None and recorded[0] == signature:
+            documents.extend(recorded[1])
             signatures[source] = signature
             continue
         started = time.perf_counter()
