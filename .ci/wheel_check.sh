@@ -33,12 +33,12 @@ snapshot >"$work/site-before"
 mkdir "$work/empty"
 cd "$work/empty"
 qa="$work/venv/bin/qa"
-# A cache of its own, empty, as on a fresh machine: `qa index` builds the int8 question encoder
+# A cache of its own, empty, as on a fresh machine: `qa index` builds the fp32 question encoder
 # (the default) and the fp32 reader.
 export QA_CACHE_DIR="$work/cache"
 "$qa" index
 test -f corpus/000_4b3a89178ec270f5.txt
-ls "$QA_CACHE_DIR"/minilm-int8/*/model.onnx "$QA_CACHE_DIR"/reader-onnx/*-fp32-*/model.onnx
+ls "$QA_CACHE_DIR"/minilm-fp32/*/model.onnx "$QA_CACHE_DIR"/reader-onnx/*-fp32-*/model.onnx
 
 answer="$("$qa" ask --json "How many liaison officers would each side have had under the 1994 plan?")"
 echo "$answer" | "$work/venv/bin/python" -c '

@@ -56,7 +56,7 @@ class Artefact:
 
     Attributes:
         what: How messages name it (``"the int8 question encoder"``).
-        folder: Its folder under the cache (``"minilm-int8"``).
+        folder: Its folder under the cache (``"minilm-fp32"``).
         file: Its file name (``"model.onnx"``).
         key: The name of the current build (source weights and recipe), a folder under
             ``folder``.
