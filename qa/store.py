@@ -20,7 +20,7 @@ import numpy as np
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.text import counted
-from qa.types import Chunk, Document, DocumentRow, rows_by_document
+from qa.types import Chunk, Document, DocumentRow, row_ranges
 
 #: Called with ``(chunks_embedded, chunks_to_embed)`` as a build embeds.
 ProgressCallback = Callable[[int, int], None]
@@ -136,16 +136,12 @@ class Index:
         writes a document's chunks together, and an update in place appends them so)."""
         if "document_rows" in self.derived:
             return self.derived["document_rows"]
-        ranges: dict[str, range] = {}
-        for doc_id, rows in rows_by_document(self.chunks).items():
-            if doc_id == MASKED.doc_id:
-                continue
-            if rows[-1] - rows[0] + 1 != len(rows):
-                raise IndexMismatchError(
-                    f"the chunks of {doc_id!r} are not consecutive rows: rebuild the index "
-                    "with `qa index --rebuild`"
-                )
-            ranges[doc_id] = range(rows[0], rows[-1] + 1)
+        ranges = row_ranges(self.chunks)
+        if ranges is None:
+            raise IndexMismatchError(
+                "a document's chunks are not consecutive rows: rebuild the index with "
+                "`qa index --rebuild`"
+            )
         return ranges
 
     @cached_property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import Any
 
 #: A corpus file's ``(size in bytes, mtime in ns)``: while both are unchanged, its documents are
@@ -84,6 +85,24 @@ def rows_by_document(chunks: Sequence[Chunk]) -> dict[str, list[int]]:
     for row, chunk in enumerate(chunks):
         rows.setdefault(chunk.doc_id, []).append(row)
     return rows
+
+
+def row_ranges(chunks: Sequence[Chunk], first: int = 0) -> dict[str, range] | None:
+    """Per document of ``chunks``, its rows as one range, counted from ``first``; None where
+    some document's rows are not consecutive. Rows of no document (a masked row's empty id)
+    are left out."""
+    ranges: dict[str, range] = {}
+    for doc_id, rows in rows_by_document(chunks).items():
+        if not doc_id:
+            continue
+        if rows[-1] - rows[0] + 1 != len(rows):
+            return None
+        ranges[doc_id] = range(first + rows[0], first + rows[-1] + 1)
+    return ranges
+
+
+#: A document's id (for C-level maps over many documents, and sort keys).
+document_id = attrgetter("doc_id")
 
 
 @dataclass

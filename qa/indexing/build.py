@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Collection
-from operator import attrgetter, gt
+from operator import gt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ from qa.lexical import LexicalIndex
 from qa.settings import Settings
 from qa.store import BuildReport, Index, ProgressCallback, is_masked
 from qa.timing import StageClock
-from qa.types import Chunk, Document, FileSignature
+from qa.types import Chunk, Document, FileSignature, document_id
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder
@@ -128,10 +128,10 @@ def build_index(
     """
     started = time.perf_counter()
     clock = StageClock(timings)
-    ids = list(map(attrgetter("doc_id"), documents))
+    ids = list(map(document_id, documents))
     if any(map(gt, ids, itertools.islice(ids, 1, None))):  # not sorted by id already
-        documents = sorted(documents, key=attrgetter("doc_id"))
-        ids = list(map(attrgetter("doc_id"), documents))
+        documents = sorted(documents, key=document_id)
+        ids = list(map(document_id, documents))
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate document ids in corpus")
 
@@ -174,17 +174,15 @@ def build_index(
         masked=rows.masked,
     )
     clock.lap("faiss")
-    previous = plan.previous
-    previous_lexical = previous.lexical if previous is not None else None
-    if in_place and previous is not None and previous.lexical.size == len(previous.chunks):
-        assert previous_lexical is not None
+    base = plan.previous
+    if in_place and base is not None and base.lexical.size == len(base.chunks):
         assert rows.live is not None
         # The previous rows as they were or masked, then the fresh ones: BM25 grows in place.
-        lexical = previous_lexical.grow([c.text for c in fresh_chunks], ~rows.live, tail_bound)
+        lexical = base.lexical.grow([c.text for c in fresh_chunks], ~rows.live, tail_bound)
     else:
         lexical = LexicalIndex.build(
             [None if is_masked(c) else c.text for c in rows.chunks],
-            previous_lexical,
+            base.lexical if base is not None else None,
             rows.previous_rows,
             tail_bound=tail_bound,
         )
@@ -210,10 +208,7 @@ def build_index(
         derived=plan.carried(fresh_chunks, rows) if in_place else {},
     )
     index.path = publish(
-        settings.index_dir,
-        index,
-        plan.previous if in_place else None,
-        touched if plan.previous is previous else None,
+        settings.index_dir, index, plan.previous if in_place else None, plan.touched
     )
     clock.lap("write")
     return BuildReport(

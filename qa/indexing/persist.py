@@ -65,7 +65,7 @@ from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, TailedIndex, is_masked
-from qa.types import Chunk, Document, FileSignature
+from qa.types import Chunk, Document, FileSignature, row_ranges
 
 #: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
 #: in place); a version 2 index is read as one with neither. 4: table files shared and
@@ -450,29 +450,21 @@ def _read_documents(path: Path, size: int | None) -> dict[str, Document]:
 def _read_chunks(
     path: Path, documents: dict[str, Document], size: int | None, masked: np.ndarray | None
 ) -> tuple[list[Chunk], dict[str, Any]]:
-    """The chunk table, and the tables ``Index`` derives from it that this one pass finds
-    (``live``, and ``document_rows`` where each document's rows are consecutive)."""
+    """The chunk table, and the tables ``Index`` derives from it, found at load rather than
+    by the first update (``live``, and ``document_rows`` where each document's rows are
+    consecutive)."""
     out = set() if masked is None else set(masked.tolist())
     chunks = []
     dead: list[int] = []
-    runs: dict[str, range] = {}
-    consecutive = True
     for n, line in enumerate(_lines(path, size)):
         row = json.loads(line)
         if row is None or n in out:
             chunks.append(MASKED)
             dead.append(n)
             continue
-        doc_id = row["doc_id"]
-        text = documents[doc_id].text[row["start"] : row["end"]]
+        text = documents[row["doc_id"]].text[row["start"] : row["end"]]
         chunks.append(Chunk(text=text, **row))
-        run = runs.get(doc_id)
-        if run is None:
-            runs[doc_id] = range(n, n + 1)
-        elif run.stop == n:
-            runs[doc_id] = range(run.start, n + 1)
-        else:
-            consecutive = False
     live = np.ones(len(chunks), bool)
     live[dead] = False
-    return chunks, {"live": live, "document_rows": runs} if consecutive else {"live": live}
+    ranges = row_ranges(chunks)
+    return chunks, {"live": live} if ranges is None else {"live": live, "document_rows": ranges}

@@ -24,12 +24,11 @@ from qa.indexing.persist import current_path, load_index
 from qa.sentence_vectors import SentenceVectors, StackedRows
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
-from qa.types import Chunk, Document, rows_by_document
+from qa.types import Chunk, Document, document_id, row_ranges, rows_by_document
 
 if TYPE_CHECKING:
     from qa.ingest import KnownFiles
 
-_doc_id = attrgetter("doc_id")
 _content_hash = attrgetter("content_hash")
 
 log = logging.getLogger(__name__)
@@ -47,6 +46,9 @@ class Plan:
         removed: Ids of documents no longer in the corpus, sorted.
         reused: Per unchanged document, its rows in the previous index's chunk table.
         documents: The corpus to index, sorted by id.
+        ids: Their ids, in that order.
+        touched: Ids of the only documents that differ from the previous index's, where
+            they were given (``plan_build``) and the plan was made with them; else None.
     """
 
     previous: Index | None
@@ -56,17 +58,14 @@ class Plan:
     removed: list[str]
     reused: ReusedRows
     documents: list[Document]
+    ids: list[str]
+    touched: Collection[str] | None = None
 
     def fresh(self, documents: list[Document]) -> list[Document]:
         """The documents to chunk and embed: those not reused."""
         if documents is self.documents and self.previous is not None:
             return [documents[self.position(d)] for d in sorted((*self.added, *self.changed))]
         return [d for d in documents if d.doc_id not in self.reused]
-
-    @cached_property
-    def ids(self) -> list[str]:
-        """The ids of ``documents``, in order (sorted)."""
-        return list(map(_doc_id, self.documents))
 
     def position(self, doc_id: str) -> int:
         """The position of a document of the corpus in ``documents``."""
@@ -124,7 +123,7 @@ class Plan:
         live = np.concatenate([previous.live, np.ones(len(fresh_chunks), bool)])
         by_doc = previous.document_rows
         for doc_id in self.gone:
-            rows = by_doc.get(doc_id, range(0))
+            rows = by_doc.get(doc_id, _NO_ROWS)
             chunks[rows.start : rows.stop] = [MASKED] * len(rows)
             live[rows.start : rows.stop] = False
         previous_rows = np.arange(len(live), dtype=np.int64)
@@ -166,9 +165,9 @@ class Plan:
         document_rows = dict(previous.document_rows)
         for doc_id in self.gone:
             document_rows.pop(doc_id, None)
-        first = len(previous.chunks)
-        for doc_id, fresh_rows in rows_by_document(fresh_chunks).items():
-            document_rows[doc_id] = range(first + fresh_rows[0], first + fresh_rows[-1] + 1)
+        fresh_rows = row_ranges(fresh_chunks, len(previous.chunks))
+        assert fresh_rows is not None, "fresh chunks come grouped by document"
+        document_rows.update(fresh_rows)
         derived: dict[str, Any] = {"document_rows": document_rows, "live": rows.live}
         if "chunk_documents" in previous.__dict__:  # made by a filtered search: kept up
             fresh = np.fromiter((self.position(c.doc_id) for c in fresh_chunks), np.int64)
@@ -285,8 +284,8 @@ def compare(
     every document.
     """
     old_hashes: dict[str, str] = previous.manifest["documents"] if previous else {}
+    ids = list(map(document_id, documents))
     if previous is not None and touched is not None:
-        ids = list(map(_doc_id, documents))
         new_hashes = dict(old_hashes)
         for doc_id in touched:
             n = bisect.bisect_left(ids, doc_id)
@@ -296,7 +295,7 @@ def compare(
                 new_hashes.pop(doc_id, None)
         old, new = _subset(old_hashes, touched), _subset(new_hashes, touched)
     else:
-        new_hashes = dict(zip(map(_doc_id, documents), map(_content_hash, documents), strict=True))
+        new_hashes = dict(zip(ids, map(_content_hash, documents), strict=True))
         old, new = old_hashes, new_hashes
     # Whole-map operations and C-level maps rather than Python loops: at 170,000 documents
     # each loop took 0.05 to 0.1 s of an update that should take under one second.
@@ -307,7 +306,9 @@ def compare(
     rows = previous.document_rows if previous is not None else {}
     live = int(np.count_nonzero(previous.live)) if previous is not None else 0
     reused = ReusedRows(old_hashes, rows, frozenset((*removed, *changed)), live)
-    return Plan(previous, new_hashes, added, changed, removed, reused, documents)
+    if previous is None:
+        touched = None
+    return Plan(previous, new_hashes, added, changed, removed, reused, documents, ids, touched)
 
 
 def _subset(hashes: dict[str, str], ids: Collection[str]) -> dict[str, str]:

@@ -20,7 +20,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from operator import attrgetter
 from pathlib import Path
 from stat import S_ISREG
 from typing import cast
@@ -28,7 +27,7 @@ from typing import cast
 from qa.dates import iso_date, text_date
 from qa.ingest import html, jsonl, markdown, pdf, text
 from qa.ingest.base import Extracted, IngestError
-from qa.types import Document, FileSignature
+from qa.types import Document, FileSignature, document_id
 
 __all__ = [
     "MAX_DOCUMENT_CHARS",
@@ -44,8 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("qa.ingest")
-
-_doc_id = attrgetter("doc_id")
 
 # Suffix -> (metadata["format"], loader).
 _LOADERS: dict[str, tuple[str, Callable[[bytes, str], list[Extracted]]]] = {
@@ -299,7 +296,7 @@ class KnownFiles(Mapping[str, tuple[FileSignature, list[Document]]]):
         ids: Sequence[str] | None = None,
     ) -> None:
         self._documents = documents
-        self._ids = list(map(_doc_id, documents)) if ids is None else ids
+        self._ids = list(map(document_id, documents)) if ids is None else ids
         self._files = files
 
     def _positions(self, path: str) -> list[int]:
@@ -419,6 +416,6 @@ def scan_corpus(
         fresh = documents[ordered:]
         del documents[ordered:]
         for doc in fresh:
-            bisect.insort(documents, doc, key=_doc_id)
+            bisect.insort(documents, doc, key=document_id)
         return documents, signatures
-    return sorted(documents, key=_doc_id), signatures
+    return sorted(documents, key=document_id), signatures
