@@ -24,10 +24,11 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
+from qa.models.loading import LOADING
 from qa.settings import QueryEncoderKind, Settings
 
 if TYPE_CHECKING:
@@ -69,6 +70,14 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
+def _construct(path: str, device: str, **kwargs: Any) -> SentenceTransformer:
+    """``SentenceTransformer(path, device=device, **kwargs)``, one load at a time (``LOADING``)."""
+    from sentence_transformers import SentenceTransformer
+
+    with LOADING:
+        return SentenceTransformer(path, device=device, **kwargs)
+
+
 def load_sentence_transformer(setting: str, path: str, device: str) -> SentenceTransformer:
     """Load a sentence-transformers model from a folder, the local cache, or the hub.
 
@@ -79,11 +88,9 @@ def load_sentence_transformer(setting: str, path: str, device: str) -> SentenceT
     Raises:
         ModelLoadError: The model cannot be loaded; the message says what to do.
     """
-    from sentence_transformers import SentenceTransformer
-
     if Path(path).exists():
         try:
-            return SentenceTransformer(path, device=device, local_files_only=True)
+            return _construct(path, device, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure here has the same remedy
             raise ModelLoadError(
                 f"cannot load embedding model {setting!r} from {path} ({type(exc).__name__}: "
@@ -91,7 +98,7 @@ def load_sentence_transformer(setting: str, path: str, device: str) -> SentenceT
                 "sentence-transformers model, or use the packaged default"
             ) from None
     try:
-        return SentenceTransformer(path, device=device, local_files_only=True)
+        return _construct(path, device, local_files_only=True)
     except Exception:  # noqa: BLE001 - not cached: the hub is the only place left
         pass
     advice = (
@@ -113,7 +120,7 @@ def load_sentence_transformer(setting: str, path: str, device: str) -> SentenceT
             f"has no such model ({type(exc).__name__}); {advice}"
         ) from None
     try:
-        return SentenceTransformer(path, device=device)
+        return _construct(path, device)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"cannot load embedding model {setting!r} from the hub ({type(exc).__name__}); {advice}"

@@ -58,8 +58,10 @@ def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> di
 
     from qa.models import onnx_export
     from qa.models.checksums import sha256
+    from qa.models.loading import LOADING
 
-    bert = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
+    with LOADING:
+        bert = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
 
     class Transformer(torch.nn.Module):
         """Positional inputs in ``INPUTS`` order and the token vectors out, for the tracer."""

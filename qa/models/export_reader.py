@@ -48,12 +48,14 @@ def export(target: Path, source: Path, precision: OnnxPrecision) -> dict[str, An
 
     from qa.models import onnx_export
     from qa.models.checksums import sha256
+    from qa.models.loading import LOADING
 
     if precision not in ("int8", "fp32"):
         raise ValueError(f"precision must be int8 or fp32, not {precision!r}")
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        str(source), attn_implementation="eager", dtype=torch.float32
-    ).eval()
+    with LOADING:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            str(source), attn_implementation="eager", dtype=torch.float32
+        ).eval()
 
     class Logits(torch.nn.Module):
         """Positional inputs in ``INPUTS`` order and the two logit rows out, for the tracer."""

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from qa.models import READER_DIR, checksums
+from qa.models.loading import LOADING
 from qa.reading.spans import (  # noqa: F401 - re-exported: the reader's public types
     ReaderModelError,
     SpanCandidate,
@@ -80,10 +81,11 @@ def load_reader(
     last_error: Exception | None = None
     for local_only in attempts:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
-            qa_model = AutoModelForQuestionAnswering.from_pretrained(
-                name, local_files_only=local_only, dtype=torch.float32
-            )
+            with LOADING:
+                tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+                qa_model = AutoModelForQuestionAnswering.from_pretrained(
+                    name, local_files_only=local_only, dtype=torch.float32
+                )
         except (OSError, ValueError, KeyError) as exc:
             last_error = exc
             continue

@@ -47,6 +47,7 @@ from transformers import (
 
 from qa.evaluation.datasets import Example, load_examples
 from qa.evaluation.metrics import exact_match, f1_score
+from qa.models.loading import LOADING
 from qa.reading.spans import SpanReader
 from qa.reading.transformer import TransformerReader, load_reader, native_bf16
 from qa.reading.windows import Windows, answer_positions, make_windows
@@ -501,7 +502,8 @@ def train_reader(
     best_dir = out_dir / "checkpoints" / "best"
     base = Path(base_model) if base_model is not None else _base_model_path()
 
-    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    with LOADING:
+        tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     sample_seed = seed if sample_seed is None else sample_seed
     examples = load_examples(Path(data_dir), fractions, sample_seed)
     features = build_features(
@@ -538,9 +540,10 @@ def train_reader(
         "total_steps": total_steps,
     }
 
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        base, local_files_only=True, dtype=torch.float32
-    ).to(dev)
+    with LOADING:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            base, local_files_only=True, dtype=torch.float32
+        ).to(dev)
     # The encoder's word vectors are already trained; freezing them (half the parameters)
     # saves their gradient and optimiser work, which dominates a CPU step, at little cost.
     model.get_input_embeddings().weight.requires_grad_(False)

@@ -303,10 +303,11 @@ def _reader_copy(source: Path, out: Path, seed: int, training: dict | None = Non
     """A copy of the tiny reader with its weights re-drawn from ``seed``."""
     from transformers import BertForQuestionAnswering
 
-    torch.manual_seed(seed)
+    draw = torch.Generator().manual_seed(seed)
     model = BertForQuestionAnswering.from_pretrained(source)
-    for param in model.parameters():
-        torch.nn.init.normal_(param, std=0.5)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=draw) * 0.5)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
     if training is not None:
