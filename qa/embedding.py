@@ -275,12 +275,13 @@ class Embedder:
     def _onnx_file(self) -> Path | None:
         if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
             return None
-        from qa.models.export_query_encoder import DEFAULT_PRECISION, QueryPrecision
+        from qa.models.export_query_encoder import DEFAULT_PRECISION
+        from qa.models.onnx_export import precision_of
         from qa.models.query_encoder import QueryEncoderBuildError, query_encoder_file
 
-        precisions: dict[str, QueryPrecision] = {"onnx-fp32": "fp32", "onnx-int8": "int8"}
+        kind = self.query_encoder
         try:
-            return query_encoder_file(precisions.get(self.query_encoder, DEFAULT_PRECISION))
+            return query_encoder_file(DEFAULT_PRECISION if kind == "auto" else precision_of(kind))
         except QueryEncoderBuildError as exc:
             log.warning("%s. Questions are embedded by the torch model instead.", exc)
             return None

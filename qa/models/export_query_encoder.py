@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from qa.models.onnx_export import Precision
 
 #: How a question encoder computes.
-QueryPrecision = Literal["fp32", "int8"]
+QueryPrecision = Precision
 PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
 #: What ``query_encoder=auto`` embeds questions with (the default model only).
 DEFAULT_PRECISION: QueryPrecision = "fp32"

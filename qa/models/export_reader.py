@@ -22,9 +22,11 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-OnnxPrecision = Literal["int8", "fp32"]
+from qa.models.onnx_export import Precision
+
+OnnxPrecision = Precision
 
 OUTPUTS = ("start_logits", "end_logits")
 #: Part of each precision's cache key: raise a precision's version whenever a change here

@@ -21,14 +21,28 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
+#: How an exported graph computes: as traced (``fp32``), or with int8 linear layers (``int8``).
+Precision = Literal["fp32", "int8"]
 #: The BERT inputs every exported graph takes, in this order.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
 #: torch's TorchScript exporter keeps its state in module globals, so two exports at once (the
 #: reader and the question encoder, built on first use by two threads) break each other.
 _EXPORTING = threading.Lock()
+
+
+def precision_of(kind: str) -> Precision:
+    """The precision an ONNX setting names: ``onnx-fp32`` (or ``fp32``) is ``fp32``.
+
+    Raises:
+        ValueError: ``kind`` names no ONNX precision (``torch``, ``auto``, a typo).
+    """
+    name = kind.removeprefix("onnx-")
+    if name not in get_args(Precision):
+        raise ValueError(f"{kind!r} names no ONNX precision: onnx-fp32 or onnx-int8")
+    return cast(Precision, name)
 
 
 def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequence[str]) -> str:

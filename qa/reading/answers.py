@@ -354,6 +354,7 @@ def make_reader(settings: Settings, *, runtime: str | None = None) -> SpanReader
             ``max_answer_tokens``.
         runtime: Overrides ``settings.reader_runtime``.
     """
+    from qa.models.onnx_export import precision_of
     from qa.reading.onnx_reader import DEFAULT_PRECISION, OnnxReader
 
     runtime = runtime or settings.reader_runtime
@@ -361,10 +362,7 @@ def make_reader(settings: Settings, *, runtime: str | None = None) -> SpanReader
         onnx = settings.reader_model == "default" and settings.reader_precision != "bf16"
         runtime = f"onnx-{DEFAULT_PRECISION}" if onnx else "torch"
     if runtime.startswith("onnx-"):
-        return OnnxReader(
-            "fp32" if runtime == "onnx-fp32" else "int8",
-            max_answer_tokens=settings.max_answer_tokens,
-        )
+        return OnnxReader(precision_of(runtime), max_answer_tokens=settings.max_answer_tokens)
     from qa.reading.transformer import TransformerReader
 
     return TransformerReader(
