@@ -201,6 +201,7 @@ def test_an_onnx_runtime_asked_for_explicitly_falls_back_to_sentences(
 def test_which_runtime_reads_follows_the_settings(tiny_reader_dir: Path) -> None:
     assert isinstance(make_reader(Settings()), OnnxReader)
     assert make_reader(Settings(reader_runtime="onnx-fp32")).precision == "fp32"
+    assert make_reader(Settings(reader_runtime="onnx-int8")).precision == "int8"
     assert isinstance(make_reader(Settings(reader_runtime="torch")), TransformerReader)
     assert isinstance(make_reader(Settings(reader_precision="bf16")), TransformerReader)
     other = Settings(reader_model=str(tiny_reader_dir))
