@@ -37,3 +37,17 @@ def link_and_append(source: Path, target: Path, keep: int, tail: bytes) -> bool:
         fh.seek(0, os.SEEK_END)
         fh.write(tail)
     return True
+
+
+def link_files(source: Path, target: Path, names: tuple[str, ...]) -> bool:
+    """Hard-link the files ``names`` of folder ``source`` into folder ``target``, unchanged;
+    False, with none of them left in ``target``, where one cannot be linked (the caller then
+    writes them whole)."""
+    try:
+        for name in names:
+            os.link(source / name, target / name)
+    except OSError:
+        for name in names:
+            (target / name).unlink(missing_ok=True)
+        return False
+    return True

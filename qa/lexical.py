@@ -20,7 +20,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import Stemmer
 
-from qa.appending import link_and_append
+from qa.appending import link_and_append, link_files
 
 
 @contextmanager
@@ -590,7 +589,11 @@ class LexicalIndex:
         np.save(directory / TOKEN_OFFSETS_FILE, self.token_offsets)
         if len(self.masked):
             np.save(directory / MASKED_ROWS_FILE, self.masked)
-        if not (shared is not None and shared.postings and _link_all(shared_with, directory)):
+        if (
+            shared is None
+            or not shared.postings
+            or not link_files(shared_with, directory, POSTINGS_FILES)  # type: ignore[arg-type]
+        ):
             self._base_postings.save(directory)
         meta = {
             "rows": self.size,
@@ -693,17 +696,3 @@ def _best(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[
         found = found[scores[found] >= kth]
     best = found[np.lexsort((found, -scores[found]))[: max(k, 0)]]
     return [(int(i), float(scores[i])) for i in best]
-
-
-def _link_all(source: Path | None, target: Path) -> bool:
-    """Hard-link the postings files of ``source`` into ``target``; False where one cannot be."""
-    if source is None:
-        return False
-    try:
-        for name in POSTINGS_FILES:
-            os.link(source / name, target / name)
-    except OSError:
-        for name in POSTINGS_FILES:
-            (target / name).unlink(missing_ok=True)
-        return False
-    return True

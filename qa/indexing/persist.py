@@ -59,7 +59,7 @@ import faiss
 import numpy as np
 import orjson
 
-from qa.appending import link_and_append
+from qa.appending import link_and_append, link_files
 from qa.indexing.dense import DENSE_FILE, TAIL_FILE, base_of, set_search_depth
 from qa.lexical import LexicalIndex
 from qa.sentence_vectors import SentenceVectors
@@ -277,11 +277,8 @@ def _write_dense(tmp: Path, dense: faiss.Index | TailedIndex, base: Index | None
     if isinstance(dense, TailedIndex):
         faiss.write_index(dense.tail, str(tmp / TAIL_FILE))
         if base is not None and base_of(base.dense) is index:
-            try:
-                os.link(base.path / DENSE_FILE, tmp / DENSE_FILE)
+            if link_files(base.path, tmp, (DENSE_FILE,)):
                 return
-            except OSError:  # no hard links here: written whole below
-                pass
     faiss.write_index(index, str(tmp / DENSE_FILE))
 
 
