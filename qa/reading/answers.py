@@ -345,9 +345,10 @@ def make_reader(settings: Settings, *, runtime: str | None = None) -> SpanReader
     """The reader ``settings`` name, not loaded yet.
 
     ``reader_runtime`` ``auto`` reads with the ONNX copy of the packaged reader (no torch at
-    question time; precision ``qa.reading.onnx_reader.DEFAULT_PRECISION``) and with torch for
-    any other reader or where ``reader_precision`` asks for bfloat16; ``onnx-int8`` and
-    ``onnx-fp32`` apply to the packaged reader only.
+    question time; precision ``qa.reading.onnx_reader.DEFAULT_PRECISION``), compiled by OpenVINO
+    in bfloat16 where the CPU has AMX (``OpenVinoReader``), and with torch for any other reader
+    or where ``reader_precision`` asks for bfloat16; ``onnx-int8``, ``onnx-fp32`` and
+    ``openvino`` apply to the packaged reader only.
 
     Args:
         settings: ``reader_model``, ``reader_runtime``, ``reader_precision``,
@@ -355,12 +356,15 @@ def make_reader(settings: Settings, *, runtime: str | None = None) -> SpanReader
         runtime: Overrides ``settings.reader_runtime``.
     """
     from qa.models.onnx_export import precision_of
-    from qa.reading.onnx_reader import DEFAULT_PRECISION, OnnxReader
+    from qa.models.runtime import amx_bf16
+    from qa.reading.onnx_reader import DEFAULT_PRECISION, OnnxReader, OpenVinoReader
 
     runtime = runtime or settings.reader_runtime
     if runtime == "auto":
         onnx = settings.reader_model == "default" and settings.reader_precision != "bf16"
-        runtime = f"onnx-{DEFAULT_PRECISION}" if onnx else "torch"
+        runtime = ("openvino" if amx_bf16() else f"onnx-{DEFAULT_PRECISION}") if onnx else "torch"
+    if runtime == "openvino":
+        return OpenVinoReader(max_answer_tokens=settings.max_answer_tokens)
     if runtime.startswith("onnx-"):
         return OnnxReader(precision_of(runtime), max_answer_tokens=settings.max_answer_tokens)
     from qa.reading.transformer import TransformerReader
@@ -419,10 +423,13 @@ class AnswerFinder:
             reader.warm_up()
             return reader
         except ReaderModelError as exc:
-            if (
-                getattr(reader, "runtime", None) == "onnx"
-                and self.settings.reader_runtime == "auto"
-            ):
+            from qa.models.reader_onnx import DEFAULT_PRECISION
+
+            runtime = getattr(reader, "runtime", None)
+            if runtime == "openvino" and self.settings.reader_runtime == "auto":
+                log.warning("%s Reading with onnxruntime instead.", exc)
+                return self._warmed(make_reader(self.settings, runtime=f"onnx-{DEFAULT_PRECISION}"))
+            if runtime == "onnx" and self.settings.reader_runtime == "auto":
                 log.warning("%s Reading with torch instead.", exc)
                 return self._warmed(make_reader(self.settings, runtime="torch"))
             log.warning("%s Answering with the sentence extractor instead.", exc)

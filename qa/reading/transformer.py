@@ -24,6 +24,7 @@ from transformers import (
 
 from qa.models import READER_DIR, checksums
 from qa.models.loading import LOADING
+from qa.models.runtime import cpu_flags
 from qa.reading.spans import (  # noqa: F401 - re-exported: the reader's public types
     ReaderModelError,
     SpanCandidate,
@@ -114,15 +115,7 @@ def native_bf16() -> bool:
     over 100 s per training batch of 32 on an AVX2-only CPU), so it is used only where it pays.
     Reads the flags Linux reports; elsewhere answers ``False`` (float32 is always safe).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.partition(":")[2].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 class TransformerReader(SpanReader):

@@ -34,8 +34,8 @@ QUESTIONS = [
 LIAISON_DOC = "000_4b3a89178ec270f5.txt"
 
 
-def make_qa(settings: Settings, embedder) -> QA:  # noqa: ANN001 - the session's Embedder
-    return QA(settings.replace(reader_model="default"), embedder=embedder)
+def make_qa(settings: Settings, embedder, runtime: str = "auto") -> QA:  # noqa: ANN001 - the session's Embedder
+    return QA(settings.replace(reader_model="default", reader_runtime=runtime), embedder=embedder)
 
 
 def holds(index: Index, result: Result) -> bool:
@@ -53,8 +53,17 @@ def holds(index: Index, result: Result) -> bool:
     return True
 
 
-def test_concurrent_asks_match_sequential_ones(seed_index_settings: Settings, embedder) -> None:  # noqa: ANN001
-    qa = make_qa(seed_index_settings, embedder)
+@pytest.mark.parametrize("runtime", ["onnx-fp32", "openvino"])
+def test_concurrent_asks_match_sequential_ones(
+    seed_index_settings: Settings,
+    embedder,  # noqa: ANN001
+    runtime: str,
+) -> None:
+    # Both runtimes of the packaged reader: one onnxruntime session shared by every thread, and
+    # one OpenVINO compiled model with an infer request per thread (bfloat16 where the CPU has
+    # AMX, as ``auto`` reads there).
+    qa = make_qa(seed_index_settings, embedder, runtime)
+    assert qa.reading.reader is not None and qa.reading.reader.runtime == runtime.split("-")[0]
 
     def answer(question: str) -> Result:
         return qa.ask(question, threshold=0.0)
