@@ -195,6 +195,25 @@ def test_the_openvino_reader_finds_the_spans_onnxruntime_finds(tiny_onnx: dict[s
             assert span.text == contexts[span.context_index][span.start : span.end]
 
 
+def test_the_openvino_reader_feeds_a_few_widths_only(tiny_onnx: dict[str, Path]) -> None:
+    # OpenVINO keeps what it prepares per input shape: the reader pads columns to a few widths
+    # (masked, so the spans are those of unpadded windows: the test above).
+    reader = OpenVinoReader(bf16=False, max_length=64, stride=16, model_file=tiny_onnx["fp32"])
+    reader.warm_up()
+    widths: set[int] = set()
+    run = reader._session.run
+
+    def recording(names: None, feed: dict) -> list:
+        assert len({a.shape for a in feed.values()}) == 1
+        widths.add(feed["input_ids"].shape[1])
+        return run(names, feed)
+
+    reader._session.run = recording
+    for n in range(1, 40):
+        reader.read("Who was the mayor?", [LONG[: 7 * n]], top_n=1)
+    assert widths <= {onnx_reader.WIDTH_STEP, 2 * onnx_reader.WIDTH_STEP} and len(widths) == 2
+
+
 def test_auto_reads_with_openvino_only_where_the_cpu_has_amx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
