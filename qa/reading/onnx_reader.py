@@ -139,7 +139,8 @@ class OpenVinoReader(OnnxReader):
         # Columns padded up to a multiple of ``WIDTH_STEP`` (masked out, so the real columns'
         # logits do not change): OpenVINO keeps what it prepares for each input shape, which
         # grew the process by about 2 MB per new shape (1.3 GB after 519 shapes), and
-        # preparing a new shape costs as much as the reading. Six widths hold it to a few.
+        # preparing a new shape costs as much as the reading. With six widths (and batches of
+        # 1 to ``batch_size`` windows) the shapes stay few and the process flat.
         padded = min(self.max_length, -(-width // WIDTH_STEP) * WIDTH_STEP)
         feed = {}
         for name in ("input_ids", "attention_mask", "token_type_ids"):
