@@ -2,9 +2,10 @@
 
 Every ``search`` embeds the question (the largest stage) while BM25 runs beside it on a second
 thread. This times the whole search, stage by stage, with each ONNX copy of the embedding model
-(``fp32``, ``int8``) on one and on two onnxruntime threads, interleaved over the same questions
-(``benchmarks.latency.interleaved``: the 30 BBC questions of ``benchmarks/run.py``, 5 runs,
-medians of each run's p50 / p95), so all see the same load. The product's default is named.
+(``fp32``, ``int8``, ``int8-blocks``) on one and on two onnxruntime threads, interleaved over
+the same questions (``benchmarks.latency.interleaved``: the 30 BBC questions of
+``benchmarks/run.py``, 5 runs, medians of each run's p50 / p95), so all see the same load. The
+product's default on this CPU is named.
 
     .venv/bin/python -m benchmarks.query_encoders WORK [--runs 5] [--bbc-limit N]
 
@@ -59,41 +60,56 @@ def encoder_system(qa: Any, encoder: Any) -> latency.Timed:
     return timed
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bbc_setup(argv: list[str] | None, description: str) -> tuple[argparse.Namespace, Any, list]:
+    """The command line of a BBC ``search`` comparison (``WORK``, ``--runs``, ``--bbc-limit``):
+    its arguments, ``QA`` over BBC (``bbc_qa``) and the 30 BBC questions (``bbc_questions``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("work", type=Path, help="folder for the BBC copy and its index")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--bbc-limit", type=int, help="BBC articles (default: all)")
     args = parser.parse_args(argv)
     quiet_environment()
-    from qa.embedding import QUERY_THREADS, OnnxQueryEncoder
-    from qa.models.export_query_encoder import DEFAULT_PRECISION
-    from qa.models.query_encoder import query_encoder_file
-
     args.work.mkdir(parents=True, exist_ok=True)
     qa = bbc_qa(args.work, args.bbc_limit)
-    corpus_files = sorted(qa.settings.corpus_dir.rglob("*.txt"))
-    questions = [q["question"] for q in bbc_questions(corpus_files)]
-    qa.search(questions[0])  # loads the index and the default encoder
-    tokenizer = qa.embedder.text_tokenizer
-    systems = {}
-    for precision in ("fp32", "int8"):
-        for threads in (1, 2):
-            encoder = OnnxQueryEncoder(query_encoder_file(precision), tokenizer, threads=threads)
-            chosen = (precision, threads) == (DEFAULT_PRECISION, QUERY_THREADS)
-            default = " (default)" if chosen else ""
-            systems[f"{precision}, {threads} thread(s){default}"] = encoder_system(qa, encoder)
+    return args, qa, bbc_questions(sorted(qa.settings.corpus_dir.rglob("*.txt")))
+
+
+def timed_runs(
+    systems: dict[str, latency.Timed], questions: list[str], runs: int, chunks: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``latency.interleaved`` over ``systems``, and the record of the run (machine, load
+    before and after, sizes) to save beside its figures."""
     before = load()
-    figures = latency.interleaved(systems, questions, args.runs)
-    out: dict[str, Any] = {
+    figures = latency.interleaved(systems, questions, runs)
+    out = {
         "machine": machine(),
         "load_before": before,
         "load_after": load(),
-        "chunks": len(qa.index.chunks),
+        "chunks": chunks,
         "questions": len(questions),
-        "runs": args.runs,
-        "search": figures,
+        "runs": runs,
     }
+    return figures, out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, qa, asked = bbc_setup(argv, __doc__.split("\n\n")[0])
+    from qa.embedding import QUERY_THREADS, OnnxQueryEncoder
+    from qa.models.export_query_encoder import PRECISIONS, auto_precision
+    from qa.models.query_encoder import query_encoder_file
+
+    questions = [q["question"] for q in asked]
+    qa.search(questions[0])  # loads the index and the default encoder
+    tokenizer = qa.embedder.text_tokenizer
+    systems = {}
+    for precision in PRECISIONS:
+        for threads in (1, 2):
+            encoder = OnnxQueryEncoder(query_encoder_file(precision), tokenizer, threads=threads)
+            chosen = (precision, threads) == (auto_precision(), QUERY_THREADS)
+            default = " (default)" if chosen else ""
+            systems[f"{precision}, {threads} thread(s){default}"] = encoder_system(qa, encoder)
+    figures, out = timed_runs(systems, questions, args.runs, len(qa.index.chunks))
+    out["search"] = figures
     for name, figure in figures.items():
         stages = {stage: f["p50_ms"] for stage, f in figure["stages"].items()}
         total = figure["total"]

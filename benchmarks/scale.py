@@ -165,7 +165,7 @@ def product_index(
     settings = Settings()
     kind = faiss_kind(settings, len(data))
     started = time.perf_counter()
-    index = make_dense_index(data, kind, settings.ivfpq_refine)
+    index = make_dense_index(data, kind, settings.ivfpq_refine, settings.flat_precision)
     build_s = round(time.perf_counter() - started, 3)
     summary, ids = product_search_latency(index, queries, depth, settings.ivfpq_k_factor)
     out = {"kind": kind, "build_s": build_s, **summary}
@@ -187,7 +187,7 @@ def compare_indexes(
     out: dict[str, Any] = {"n": n, "data_mib": round(data.nbytes / 2**20, 1), "load": load()}
 
     started = time.perf_counter()
-    flat = make_dense_index(data, "flat")
+    flat = make_dense_index(data, "flat", flat="fp32")  # exact: the ground truth
     out["flat_build_s"] = round(time.perf_counter() - started, 3)
     # Ground truth from a batched exact search (fast); the timed search is one query at a time.
     _, truth = flat.search(queries, 10)

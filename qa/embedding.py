@@ -5,8 +5,9 @@ package, so indexing and asking work with no network at all; its files are check
 SHA-256 recorded in ``qa/models/SHA256SUMS`` before it loads. A setting may name a local folder
 or a hub id; a hub id that cannot be fetched fails at once with a one-line ``ModelLoadError``.
 
-Questions are embedded by an ONNX copy of the default model (``OnnxQueryEncoder``, int8 by
-default, float32 by setting), built from it on first use into the user's cache
+Questions are embedded by an ONNX copy of the default model (``OnnxQueryEncoder``: with
+int8 linear layers in blocks where the CPU has AVX512-VNNI, float32 elsewhere, or as the
+setting says), built from it on first use into the user's cache
 (``qa.models.query_encoder``) and run by onnxruntime, so asking imports no torch; where it cannot
 be built, the model itself embeds them. Every text is tokenised by a tokenizer whose truncation and
 padding are fixed when it is made and never changed: the Hugging Face tokenizer object switches
@@ -187,10 +188,12 @@ class Embedder:
         model: ``"default"``, a local folder, or a hub id.
         batch_size: Encoding batch size.
         device: Torch device.
-        query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-fp32`` or
-            ``onnx-int8`` (an ONNX copy of the default model, built into the user's cache on
-            first use and run by onnxruntime; the model itself, with a warning, where it cannot
-            be built) or ``auto`` (``onnx-fp32`` for the default model, else ``torch``).
+        query_encoder: What embeds questions: ``torch`` (the model itself), ``onnx-fp32``,
+            ``onnx-int8`` or ``onnx-int8-blocks`` (an ONNX copy of the default model, built
+            into the user's cache on first use and run by onnxruntime; the model itself, with
+            a warning, where it cannot be built) or ``auto`` (for the default model
+            ``onnx-int8-blocks`` where the CPU has AVX512-VNNI, else ``onnx-fp32``; ``torch``
+            for any other model).
             Documents are always embedded by the model itself.
         loaded: The model already loaded (by another ``Embedder`` of the same ``model``), to
             share instead of loading it again.
@@ -275,13 +278,14 @@ class Embedder:
     def _onnx_file(self) -> Path | None:
         if self.query_encoder == "torch" or self.model_setting != DEFAULT_MODEL:
             return None
-        from qa.models.export_query_encoder import DEFAULT_PRECISION
-        from qa.models.onnx_export import precision_of
+        from qa.models.export_query_encoder import auto_precision, query_precision_of
         from qa.models.query_encoder import QueryEncoderBuildError, query_encoder_file
 
         kind = self.query_encoder
         try:
-            return query_encoder_file(DEFAULT_PRECISION if kind == "auto" else precision_of(kind))
+            return query_encoder_file(
+                auto_precision() if kind == "auto" else query_precision_of(kind)
+            )
         except QueryEncoderBuildError as exc:
             log.warning("%s. Questions are embedded by the torch model instead.", exc)
             return None
@@ -376,10 +380,10 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one query (read-only; recent queries are memoised).
 
-        With ``query_encoder`` set to ``onnx-fp32`` or ``onnx-int8`` (or ``auto`` on the
-        packaged default model: int8), queries run through that ONNX copy of the model (built on
-        first use), its vectors within 1e-5 (fp32) or 0.02 (int8; 0.006 on average) cosine of the
-        model's own.
+        With ``query_encoder`` set to an ONNX copy (or ``auto`` on the packaged default model:
+        ``qa.models.export_query_encoder.auto_precision``), queries run through that ONNX copy
+        of the model (built on first use), its vectors within 1e-5 (fp32), 0.002 (int8-blocks)
+        or 0.02 (int8; 0.006 on average) cosine of the model's own.
         """
         return self._query_vector(text)
 
@@ -466,8 +470,9 @@ class OnnxQueryEncoder:
         """Unit vectors ``(len(texts), dimension)``, all texts in one padded batch.
 
         The int8 copy quantises its activations with one scale per call, taken over the whole
-        batch: a text's vector in a batch differs a little from its vector alone (the fp32
-        copy's within 1e-3). Questions are embedded alone (``Embedder.encode_query``).
+        batch, and the int8-blocks copy in blocks of the padded batch: a text's vector in a
+        batch differs a little from its vector alone (the fp32 copy's within 1e-3). Questions
+        are embedded alone (``Embedder.encode_query``).
         """
         features = tokenize(self._tokenizer, texts)
         del features["offset_mapping"]

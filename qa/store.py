@@ -50,7 +50,8 @@ class IndexMismatchError(IndexProblem):
 
 class TailedIndex:
     """A FAISS index (``base``, rows ``0 .. base.ntotal - 1``) and the exact tail of rows an
-    update in place added after them (``tail``, an ``IndexFlatIP``: rows ``base.ntotal`` on).
+    update in place added after them (``tail``, exact, in float16 beside a float16 exact index
+    and in float32 otherwise: rows ``base.ntotal`` on).
 
     ``qa.retrieval.dense_search`` searches both and keeps the best; the rest of the product
     reads it through the few FAISS members it uses (``ntotal``, ``d``, ``reconstruct``,

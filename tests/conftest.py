@@ -109,7 +109,7 @@ def query_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session (its fp32 question
+    """The real packaged all-MiniLM-L6-v2 embedder, loaded once per session (its question
     encoder built into the session's cache)."""
     from qa.embedding import Embedder
 

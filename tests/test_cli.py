@@ -91,7 +91,7 @@ def test_indexing_builds_the_question_time_models_into_the_cache(
 
     # The session's cache: other tests may have built the other precisions into it too.
     built = {p.parent.parent.name for p in query_encoder_cache.glob("*/*/*.onnx.sha256")}
-    assert {f"minilm-{export_query_encoder.DEFAULT_PRECISION}", "reader-onnx"} <= built
+    assert {f"minilm-{export_query_encoder.auto_precision()}", "reader-onnx"} <= built
     assert reader_file(DEFAULT_PRECISION).is_relative_to(query_encoder_cache)
 
 

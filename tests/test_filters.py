@@ -192,7 +192,7 @@ def test_hnsw_filtered_search_is_exact_on_these_vectors(
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((2_000, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    hnsw, flat = make_dense_index(vectors, "hnsw"), make_dense_index(vectors, "flat")
+    hnsw, flat = make_dense_index(vectors, "hnsw"), make_dense_index(vectors, "flat", flat="fp32")
     hnsw.hnsw.efSearch = 1_000  # a walk this wide finds every best allowed row
     allowed = np.zeros(2_000, dtype=bool)
     allowed[rng.choice(2_000, 400, replace=False)] = True

@@ -77,7 +77,8 @@ def test_build_persists_aligned_chunks_and_manifest(
     vectors = index.vectors()
     for row, chunk in enumerate(index.chunks):
         assert index.documents[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
-        np.testing.assert_allclose(vectors[row], hash_embedder.encode([chunk.text])[0], atol=1e-6)
+        # Held in float16 (``flat_precision``): within its rounding of a unit vector's parts.
+        np.testing.assert_allclose(vectors[row], hash_embedder.encode([chunk.text])[0], atol=5e-4)
 
 
 def test_mismatched_settings_are_refused_with_a_clear_message(

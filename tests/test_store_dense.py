@@ -1,4 +1,5 @@
-"""The dense index choice: exact below ``hnsw_threshold``, HNSW above, and HNSW's recall."""
+"""The dense index choice: exact below ``hnsw_threshold``, HNSW above, and HNSW's recall; the
+exact index in float16 or float32."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 
 from qa.indexing.build import build_index
-from qa.indexing.dense import HNSW_EF_SEARCH, faiss_kind, hnsw_ef_search, make_dense_index
+from qa.indexing.dense import (
+    HNSW_EF_SEARCH,
+    faiss_kind,
+    flat_precision_of,
+    hnsw_ef_search,
+    make_dense_index,
+)
 from qa.indexing.persist import load_index
 from qa.settings import Settings
 from qa.types import Document
@@ -34,16 +41,40 @@ def test_hnsw_searches_deeper_than_retrieval_asks() -> None:
 
 
 def test_hnsw_finds_what_exact_search_finds() -> None:
-    rng = np.random.default_rng(0)
-    # Clustered unit vectors, as embeddings of texts on a few topics are.
-    centres = rng.standard_normal((40, 64))
-    data = centres[rng.integers(0, 40, 4000)] + 0.6 * rng.standard_normal((4000, 64))
-    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
-    queries = data[:100] + 0.05 * rng.standard_normal((100, 64)).astype(np.float32)
-    _, exact = make_dense_index(data, "flat").search(queries, 10)
+    data, queries = _clustered(4000, 64)
+    _, exact = make_dense_index(data, "flat", flat="fp32").search(queries, 10)
     _, approx = make_dense_index(data, "hnsw").search(queries, 10)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.95
+
+
+def _clustered(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors on a few topics, as embeddings of texts are, and queries near some."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((40, dim))
+    data = centres[rng.integers(0, 40, n)] + 0.6 * rng.standard_normal((n, dim))
+    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+    queries = data[:100] + 0.05 * rng.standard_normal((100, dim)).astype(np.float32)
+    return data, queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+def test_the_exact_index_holds_float16_by_default_and_ranks_as_float32() -> None:
+    data, queries = _clustered(4000, 64)
+    half = make_dense_index(data, "flat")
+    full = make_dense_index(data, "flat", flat="fp32")
+    assert isinstance(half, faiss.IndexScalarQuantizer) and flat_precision_of(half) == "fp16"
+    assert isinstance(full, faiss.IndexFlatIP) and flat_precision_of(full) == "fp32"
+    assert flat_precision_of(make_dense_index(data[:10], "hnsw")) is None
+    assert half.sa_code_size() == 2 * 64  # two bytes a dimension
+    np.testing.assert_allclose(half.reconstruct_n(0, 4000), data, atol=1e-3)
+    half_scores, half_rows = half.search(queries, 10)
+    full_scores, full_rows = full.search(queries, 10)
+    np.testing.assert_allclose(half_scores, full_scores, atol=2e-3)
+    recall = np.mean([len(set(h) & set(f)) / 10 for h, f in zip(half_rows, full_rows, strict=True)])
+    assert recall >= 0.99, recall
+    assert Settings().flat_precision == "fp16"
+    with pytest.raises(ValueError, match="flat_precision"):
+        Settings(flat_precision="bf16")  # type: ignore[arg-type]
 
 
 def test_auto_switches_to_hnsw_in_a_real_build(tmp_path: Path, hash_embedder: HashEmbedder) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from qa.indexing.dense import (
     TailedIndex,
     faiss_kind,
+    flat_precision_of,
     grow_dense_index,
     make_dense_index,
     refine_of,
@@ -161,7 +162,7 @@ def build_index(
     else:
         rows = plan.combine(documents, fresh_chunks, fresh_vectors, dim)
         assert rows.vectors is not None
-        dense = make_dense_index(rows.vectors, kind, settings.ivfpq_refine)
+        dense = make_dense_index(rows.vectors, kind, settings.ivfpq_refine, settings.flat_precision)
     in_place = rows.vectors is None
     manifest = make_manifest(
         settings,
@@ -229,7 +230,10 @@ def build_index(
 def _grows(previous: Index | None, kind: str, settings: Settings) -> bool:
     """Whether an update may add to ``previous``'s FAISS index: it is of the ``kind`` a full
     build would now make (IVF-PQ: trained, not the exact index made for too few vectors, and
-    re-ranking by the vectors ``settings.ivfpq_refine`` names)."""
+    re-ranking by the vectors ``settings.ivfpq_refine`` names; exact: holding its vectors in
+    ``settings.flat_precision``)."""
     if previous is None or previous.manifest["faiss_index"] != kind:
         return False
+    if kind == "flat":
+        return flat_precision_of(previous.dense) == settings.flat_precision
     return kind != "ivfpq" or refine_of(previous.dense) == settings.ivfpq_refine

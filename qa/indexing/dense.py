@@ -15,7 +15,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.settings import IvfpqRefine, Settings
+from qa.settings import FlatPrecision, IvfpqRefine, Settings
 from qa.store import TailedIndex
 
 # HNSW parameters, measured in benchmarks/ (RESULTS.md) on 384-d vectors shaped like
@@ -100,8 +100,16 @@ def faiss_kind(settings: Settings, n: int) -> str:
     return "hnsw" if n > settings.hnsw_threshold else "flat"
 
 
-def make_dense_index(vectors: np.ndarray, kind: str, refine: IvfpqRefine = "fp16") -> faiss.Index:
+def make_dense_index(
+    vectors: np.ndarray,
+    kind: str,
+    refine: IvfpqRefine = "fp16",
+    flat: FlatPrecision = "fp16",
+) -> faiss.Index:
     """An inner-product FAISS index over normalised ``vectors``: exact, HNSW or IVF-PQ.
+
+    The exact index holds the vectors as ``flat`` says (``Settings.flat_precision``): in
+    float16 (an ``IndexScalarQuantizer``, scanned in half the memory) or float32.
 
     IVF-PQ is trained on an even sample of ``vectors`` and wrapped in an ``IndexRefine`` that
     keeps the vectors beside the codes (``refine``: ``fp16``, in half precision, or ``flat``,
@@ -130,9 +138,14 @@ def make_dense_index(vectors: np.ndarray, kind: str, refine: IvfpqRefine = "fp16
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = hnsw_ef_search(len(vectors))
     else:
-        index = faiss.IndexFlatIP(dim)
+        index = _exact(dim, flat)
     _add(index, vectors)
     return index
+
+
+def _exact(dim: int, precision: FlatPrecision) -> faiss.Index:
+    """An empty exact inner-product index holding its vectors in ``precision``."""
+    return _half_precision(dim) if precision == "fp16" else faiss.IndexFlatIP(dim)
 
 
 def _half_precision(dim: int) -> faiss.Index:
@@ -160,6 +173,15 @@ def refine_of(dense: faiss.Index | TailedIndex) -> IvfpqRefine | None:
         return None
     kept = faiss.downcast_index(dense.refine_index)
     return "fp16" if isinstance(kept, faiss.IndexScalarQuantizer) else "flat"
+
+
+def flat_precision_of(dense: faiss.Index | TailedIndex) -> FlatPrecision | None:
+    """How an exact index holds its vectors (``fp16`` or ``fp32``, as
+    ``Settings.flat_precision`` names it); None for an index that is not exact."""
+    dense = base_of(dense)
+    if isinstance(dense, faiss.IndexScalarQuantizer):
+        return "fp16"
+    return "fp32" if isinstance(dense, faiss.IndexFlat) else None
 
 
 def set_search_depth(dense: faiss.Index | TailedIndex) -> None:
@@ -197,7 +219,9 @@ def grow_dense_index(
     )
     added = vectors if old_tail is None else np.concatenate([old_tail, vectors])
     if len(added) <= tail_bound(int(base.ntotal)):
-        tail = faiss.IndexFlatIP(int(base.d))
+        # Exact, and in float16 beside a float16 exact index, so that the rows score as they
+        # would in one index made anew from all of them.
+        tail = _exact(int(base.d), flat_precision_of(base) or "fp32")
         if len(added):
             tail.add(np.ascontiguousarray(added, dtype=np.float32))
         return TailedIndex(base, tail)

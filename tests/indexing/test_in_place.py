@@ -13,7 +13,7 @@ import pytest
 
 import qa.appending as qa_appending
 import qa.indexing.dense
-from qa.indexing.dense import DENSE_FILE, TAIL_FILE, refine_of
+from qa.indexing.dense import DENSE_FILE, TAIL_FILE, flat_precision_of, refine_of
 from qa.indexing.persist import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
@@ -370,6 +370,38 @@ def test_an_ivfpq_index_grows_in_place_and_a_new_refine_setting_remakes_it(
     report = flat.build(show_progress=False)
     assert not report.in_place and report.changed == ["strike.txt"]
     assert refine_of(flat.index.dense) == "flat" and flat.index.masked == 0
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_an_exact_index_grows_in_its_precision_and_a_new_precision_remakes_it(
+    tmp_path: Path, precision: str
+) -> None:
+    """The exact tail holds its rows as the exact index does, so an update answers as a full
+    build in that precision; asked for the other precision, the next update makes the index
+    anew from the vectors it held."""
+    live = make_qa(tmp_path, "live", ARTICLES, faiss_index="flat", flat_precision=precision)
+    live.build(show_progress=False)
+    edit(live, add=LATER)
+    assert live.build(show_progress=False).in_place
+    dense = live.index.dense
+    assert isinstance(dense, TailedIndex) and flat_precision_of(dense.tail) == precision
+    assert flat_precision_of(dense) == precision
+    reloaded = load_index(live.settings, embedding_name=WeightedHashEmbedder.name)
+    full = full_build(tmp_path, {**ARTICLES, **LATER}, faiss_index="flat", flat_precision=precision)
+    assert flat_precision_of(full.index.dense) == precision
+    assert rankings(reloaded, live.settings) == rankings(full)
+    other = "fp32" if precision == "fp16" else "fp16"
+    again = QA(live.settings.replace(flat_precision=other), embedder=WeightedHashEmbedder())
+    edit(again, add={"zz_rates.txt": "The central bank raised rates by a quarter point."})
+    report = again.build(show_progress=False)
+    assert not isinstance(again.index.dense, TailedIndex)
+    assert flat_precision_of(again.index.dense) == other and report.added == ["zz_rates.txt"]
+    # The old chunks keep their vectors (rows are numbered afresh).
+    old = zip(live.index.chunks, live.index.vectors(), strict=True)
+    held = {(c.doc_id, c.start): v for c, v in old}
+    for chunk, vector in zip(again.index.chunks, again.index.vectors(), strict=True):
+        if chunk.doc_id != "zz_rates.txt":
+            np.testing.assert_allclose(vector, held[chunk.doc_id, chunk.start], atol=1e-3)
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
