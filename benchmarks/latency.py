@@ -94,7 +94,7 @@ def ask_fn(qa: Any) -> Timed | None:
 
 def torch_query_qa(qa: Any) -> Any:
     """``qa`` over the same index, loaded model and reader, with questions embedded by the torch
-    model instead of the product's question encoder (the fp32 ONNX copy by default)."""
+    model instead of the product's question encoder (an ONNX copy by default)."""
     from qa.embedding import Embedder
     from qa.pipeline import QA
     from qa.reading.answers import AnswerFinder

@@ -405,8 +405,8 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
 
 
 def _our_systems(qa: Any) -> dict[str, Any]:
-    """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (the fp32 ONNX
-    copy by default) and again with questions embedded by the torch model."""
+    """``search`` and ``ask`` of ``qa`` as timed systems, with its query encoder (an ONNX copy
+    by default) and again with questions embedded by the torch model."""
     from benchmarks import latency
 
     torch_qa = latency.torch_query_qa(qa)
