@@ -33,12 +33,17 @@ snapshot >"$work/site-before"
 mkdir "$work/empty"
 cd "$work/empty"
 qa="$work/venv/bin/qa"
-# A cache of its own, empty, as on a fresh machine: `qa index` builds the fp32 question encoder
-# (the default) and the fp32 reader.
+# A cache of its own, empty, as on a fresh machine: `qa index` builds the question encoder that
+# `query_encoder=auto` takes on this CPU (int8 in blocks with AVX512-VNNI, else fp32) and the
+# fp32 reader.
 export QA_CACHE_DIR="$work/cache"
 "$qa" index
 test -f corpus/000_4b3a89178ec270f5.txt
-ls "$QA_CACHE_DIR"/minilm-fp32/*/model.onnx "$QA_CACHE_DIR"/reader-onnx/*-fp32-*/model.onnx
+precision="$("$work/venv/bin/python" -c '
+from qa.models.export_query_encoder import auto_precision
+print(auto_precision())
+')"
+ls "$QA_CACHE_DIR/minilm-$precision"/*/model.onnx "$QA_CACHE_DIR"/reader-onnx/*-fp32-*/model.onnx
 
 answer="$("$qa" ask --json "How many liaison officers would each side have had under the 1994 plan?")"
 echo "$answer" | "$work/venv/bin/python" -c '
