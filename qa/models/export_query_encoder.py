@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from qa.models.runtime import cpu_flags
 
@@ -59,13 +59,9 @@ def query_precision_of(kind: str) -> QueryPrecision:
     Raises:
         ValueError: ``kind`` names no question encoder precision (``torch``, ``auto``, a typo).
     """
-    name = kind.removeprefix("onnx-")
-    if name not in PRECISIONS:
-        raise ValueError(
-            f"{kind!r} names no question encoder precision: "
-            + ", ".join(f"onnx-{p}" for p in PRECISIONS)
-        )
-    return name
+    from qa.models.onnx_export import named_precision
+
+    return cast(QueryPrecision, named_precision(kind, PRECISIONS, "question encoder precision"))
 
 
 #: Output of the exported graph, as onnxruntime sees it (inputs: ``onnx_export.INPUTS``).

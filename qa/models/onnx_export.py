@@ -39,10 +39,20 @@ def precision_of(kind: str) -> Precision:
     Raises:
         ValueError: ``kind`` names no ONNX precision (``torch``, ``auto``, a typo).
     """
+    return cast(Precision, named_precision(kind, get_args(Precision), "ONNX precision"))
+
+
+def named_precision(kind: str, choices: Sequence[str], what: str) -> str:
+    """The one of ``choices`` an ONNX setting names (``onnx-<choice>`` or ``<choice>``).
+
+    Raises:
+        ValueError: ``kind`` names none of them; the message lists the settings that do.
+    """
     name = kind.removeprefix("onnx-")
-    if name not in get_args(Precision):
-        raise ValueError(f"{kind!r} names no ONNX precision: onnx-fp32 or onnx-int8")
-    return cast(Precision, name)
+    if name not in choices:
+        listed = ", ".join(f"onnx-{c}" for c in choices)
+        raise ValueError(f"{kind!r} names no {what}: {listed}")
+    return name
 
 
 def trace(module: Any, target: Path, example_ids: Sequence[int], outputs: Sequence[str]) -> str:
@@ -112,7 +122,7 @@ def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
     }
 
 
-#: Columns of a weight matrix that share one int8 scale in ``quantize_int8_blocks``.
+#: Input rows of a weight matrix's column that share one int8 scale in ``quantize_int8_blocks``.
 BLOCK_SIZE = 128
 
 
