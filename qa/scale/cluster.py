@@ -28,11 +28,13 @@ RAY_ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 #: How long a node may take to register. Ray 2.60 waits a fixed 30 s (a constant in
-#: ``ray._private.node``, not a setting), which a niced node on a busy host can miss.
-NODE_START_S = 600.0
+#: ``ray._private.node``, not a setting), which a niced node on a busy host can miss. A node
+#: not registered by then is stopped and started again (``add_node``): one whose raylet never
+#: registered kept a CI run waiting the 600 s this once was, then failed it.
+NODE_START_S = 180.0
 
-#: How many times a local cluster is started before its failure is raised, and the pause
-#: between tries.
+#: How many times a local cluster, or one node of it, is started before its failure is raised,
+#: and the pause between tries.
 START_ATTEMPTS = 3
 START_RETRY_PAUSE_S = 5.0
 
@@ -77,11 +79,15 @@ def _started(nodes: int, cpus_per_node: int) -> Any:
     for attempt in range(1, START_ATTEMPTS + 1):
         cluster = None
         try:
-            with _patient_node_start():
-                cluster = Cluster(
-                    initialize_head=True,
-                    head_node_args={**_node_args(cpus_per_node), "include_dashboard": False},
-                )
+            with _patient_node_start() as started:
+                try:
+                    cluster = Cluster(
+                        initialize_head=True,
+                        head_node_args={**_node_args(cpus_per_node), "include_dashboard": False},
+                    )
+                except BaseException:
+                    _stop(started)
+                    raise
             for _ in range(nodes - 1):
                 add_node(cluster, cpus_per_node)
             ray.init(address=cluster.address, log_to_driver=False)
@@ -99,11 +105,35 @@ def _started(nodes: int, cpus_per_node: int) -> Any:
 
 def add_node(cluster: Any, cpus: int = 1) -> Any:
     """Start one more node of ``cpus`` CPUs in ``cluster`` and wait until it has registered;
-    the node (for ``cluster.remove_node``)."""
-    with _patient_node_start():
-        node = cluster.add_node(**_node_args(cpus))
-    cluster.wait_for_nodes()
-    return node
+    the node (for ``cluster.remove_node``).
+
+    A node that does not register (its raylet ended, or ``NODE_START_S`` passed) is stopped,
+    all its processes, and started again, up to ``START_ATTEMPTS`` times in all.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        with _patient_node_start() as started:
+            try:
+                node = cluster.add_node(**_node_args(cpus))
+            except Exception as exc:  # noqa: BLE001 - whatever stopped the start, start again
+                log.warning("a Ray node did not start (try %d): %s", attempt, exc)
+                _stop(started)
+                if attempt == START_ATTEMPTS:
+                    raise
+                time.sleep(START_RETRY_PAUSE_S)
+                continue
+        cluster.wait_for_nodes()
+        return node
+    raise AssertionError("unreachable")
+
+
+def _stop(nodes: list[Any]) -> None:
+    """Kill every process of ``nodes`` (nodes whose start failed: ``Cluster`` never got them,
+    so its shutdown would leave their processes running)."""
+    for node in nodes:
+        try:
+            node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+        except Exception as exc:  # noqa: BLE001 - stop what can be stopped
+            log.warning("a failed Ray node's processes could not all be stopped: %s", exc)
 
 
 def _node_args(cpus: int) -> dict[str, Any]:
@@ -135,28 +165,48 @@ def _agent_ports() -> dict[str, int]:
 
 
 @contextmanager
-def _patient_node_start() -> Iterator[None]:
-    """Let a starting node take up to ``NODE_START_S`` to register, not Ray's fixed 30 s.
+def _patient_node_start() -> Iterator[list[Any]]:
+    """Let a starting node take up to ``NODE_START_S`` to register, not Ray's fixed 30 s, and
+    give up at once when its raylet has ended.
 
     Ray's start-up loop asks ``services.get_node`` until it answers or 30 s pass; this wraps
-    that lookup so that one call keeps asking for longer.
+    that lookup so that one call keeps asking for longer. Yields the list of the nodes
+    (``ray._private.node.Node``) whose processes were started within the block, so that a
+    caller can stop those of a node whose start failed.
     """
+    from ray._private import node as ray_node
     from ray._private import services
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
 
     lookup = services.get_node
+    start_processes = ray_node.Node.start_ray_processes
+    started: list[Any] = []
 
-    def patient(*args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
+    def recorded(self: Any) -> Any:
+        started.append(self)
+        return start_processes(self)
+
+    def raylet_ended(node_id: Any) -> bool:
+        for node in started:
+            if getattr(node, "_node_id", None) == node_id:
+                raylets = node.all_processes.get(PROCESS_TYPE_RAYLET, [])
+                return any(info.process.poll() is not None for info in raylets)
+        return False
+
+    def patient(gcs_address: Any, node_id: Any) -> Any:
+        begun = time.monotonic()
         while True:
             try:
-                return lookup(*args, **kwargs)
+                return lookup(gcs_address, node_id)
             except RuntimeError:
-                if time.monotonic() - started > NODE_START_S:
+                if time.monotonic() - begun > NODE_START_S or raylet_ended(node_id):
                     raise
                 time.sleep(0.5)
 
     services.get_node = patient
+    ray_node.Node.start_ray_processes = recorded
     try:
-        yield
+        yield started
     finally:
         services.get_node = lookup
+        ray_node.Node.start_ray_processes = start_processes
