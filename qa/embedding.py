@@ -332,8 +332,9 @@ class Embedder:
         One forward pass gives both: the text vectors (the model's own pooling and
         normalisation) and, for each ``(start, end)`` character span of ``spans[i]``, the sum
         and count of the token vectors of ``texts[i]`` lying wholly inside it (special and
-        padding tokens excluded). Texts run longest first across all batches, so padding is
-        as small as sentence-transformers makes it.
+        padding tokens excluded). Texts run most word pieces first across all batches, so
+        each batch holds texts of nearly one length and is padded little
+        (``_most_pieces_first``).
 
         Args:
             texts: Texts to encode.
@@ -352,7 +353,7 @@ class Embedder:
         pools: list[tuple[np.ndarray, np.ndarray]] = [
             (np.zeros((len(s), dim), np.float32), np.zeros(len(s), np.int64)) for s in spans
         ]
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order = self._most_pieces_first(texts)
         done = 0
         for i in range(0, len(texts), self.batch_size):
             rows = order[i : i + self.batch_size]
@@ -376,6 +377,34 @@ class Embedder:
             if progress is not None:
                 progress(done)
         return vectors, pools
+
+    def _most_pieces_first(self, texts: Sequence[str]) -> np.ndarray:
+        """Positions of ``texts``, most word pieces (as the model reads them, truncated) first,
+        equal counts in their given order.
+
+        A batch is padded to its longest text, so batches of texts of one length in word
+        pieces waste nothing. Ordered by characters, as sentence-transformers orders them,
+        the BBC corpus's chunks of up to 128 word pieces were padded by 19 % of their word
+        pieces in batches of 32; ordered by word pieces, by 0.2 %, and embedded 1.2 times
+        faster (benchmarks/RESULTS.md, "Batches of one length"). Counting them costs one
+        more pass of the tokenizer without offsets (about 1 % of the embedding).
+        """
+        counter = self._piece_counter
+        lengths = np.zeros(len(texts), np.int64)
+        for at in range(0, len(texts), COUNT_SLICE):
+            # In slices: a tokenizer's encodings take some kilobytes each.
+            found = counter.encode_batch_fast(list(texts[at : at + COUNT_SLICE]))
+            lengths[at : at + len(found)] = [len(e.ids) for e in found]
+        return np.argsort(-lengths, kind="stable")
+
+    @cached_property
+    def _piece_counter(self) -> Tokenizer:
+        """A copy of ``text_tokenizer`` that truncates as it does but never pads."""
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(self.text_tokenizer.to_str())
+        counter.no_padding()
+        return counter
 
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one query (read-only; recent queries are memoised).
@@ -407,6 +436,10 @@ class Embedder:
 
                 memo = self.__dict__["_query_vector"] = QueryMemo(encode)
         return memo
+
+
+#: Texts whose word pieces are counted at once when batches are ordered by length.
+COUNT_SLICE = 4096
 
 
 class QueryMemo:

@@ -71,7 +71,9 @@ def test_pooled_encoding_gives_the_model_vectors_and_span_sums(embedder) -> None
     spans = [[(0, 12), (13, 34)], [(0, 6)], []]
     done: list[int] = []
     vectors, pools = embedder.encode_pooled(texts, spans, progress=done.append)
-    np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
+    # sentence-transformers' own loop, which orders and pads its batches otherwise.
+    own = embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(vectors, own, atol=1e-5)
     assert done[-1] == len(texts)
     # "hello world ." and "second sentence here ." are 3 and 4 word pieces; "short ." 2.
     assert pools[0][1].tolist() == [3, 4] and pools[1][1].tolist() == [2]
@@ -179,3 +181,34 @@ def test_embedding_in_groups_of_documents_gives_the_result_of_one_pass() -> None
     # Progress counts chunks over the whole build, group after group.
     assert calls[-1] == (len(chunks), len(chunks))
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+@pytest.mark.slow
+def test_batches_hold_texts_of_nearly_one_length_in_word_pieces(embedder) -> None:  # noqa: ANN001
+    from qa.embedding import Embedder
+
+    # Ordered by characters (31, 27, 20, 17), the batches of two would pair 8 with 16 pieces
+    # and 4 with 11; ordered by word pieces they pair 16 with 11 and 8 with 4.
+    texts = [
+        "Unquestionably straightforward.",
+        "a b c d e f g h i j k l m n",
+        "Extraordinarily fine",
+        "1 2 3 4 5 6 7 8 9",
+    ]
+    pieces = [len(embedder.text_tokenizer.encode(t).ids) for t in texts]
+    ordered = sorted(pieces, reverse=True)
+    by_chars = [pieces[i] for i in sorted(range(4), key=lambda i: -len(texts[i]))]
+    assert max(by_chars[:2]) + max(by_chars[2:]) > ordered[0] + ordered[2]
+
+    pairs = Embedder(batch_size=2, loaded=embedder.model)
+    widths: list[int] = []
+    hook = embedder.model.register_forward_pre_hook(
+        lambda _module, args: widths.append(args[0]["input_ids"].shape[1])
+    )
+    try:
+        vectors, _ = pairs.encode_pooled(texts, [[] for _ in texts])
+    finally:
+        hook.remove()
+    assert widths == [ordered[0], ordered[2]]
+    own = embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(vectors, own, atol=1e-5)
