@@ -91,3 +91,13 @@ def test_bbc_questions_are_fixed_and_name_real_articles() -> None:
     spread = bbc_files(10)
     assert len(spread) == 10 and len({p.parent.name for p in spread}) == 5
     assert np.all(np.diff([files.index(p) for p in spread]) > 0)
+
+
+def test_padding_counts_each_batch_at_its_longest_text() -> None:
+    from benchmarks.batching import padded
+
+    lengths = np.array([5, 1, 4, 2])
+    # Batches (5, 1) and (4, 2) are padded to 5 and 4; (5, 4) and (2, 1) to 5 and 2.
+    assert padded(lengths, np.arange(4), 2) == 2 * 5 + 2 * 4
+    assert padded(lengths, np.argsort(-lengths, kind="stable"), 2) == 2 * 5 + 2 * 2
+    assert padded(lengths, np.arange(4), 3) == 3 * 5 + 2
