@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     embedder = Embedder.of(Settings())
     model = embedder.model
     batch = embedder.batch_size
-    counter = embedder._piece_counter  # noqa: SLF001 - the loop's own count of word pieces
-    lengths = np.array([len(e.ids) for e in counter.encode_batch_fast(texts)])
+    lengths = embedder.piece_counts(texts)
     by_chars = np.argsort([-len(t) for t in texts], kind="stable")
     by_pieces = embedder._most_pieces_first(texts)  # noqa: SLF001 - the order measured
 

@@ -389,13 +389,18 @@ class Embedder:
         faster (benchmarks/RESULTS.md, "Batches of one length"). Counting them costs one
         more pass of the tokenizer without offsets (about 1 % of the embedding).
         """
+        return np.argsort(-self.piece_counts(texts), kind="stable")
+
+    def piece_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """The word pieces of each of ``texts`` as the model reads it (special tokens
+        included, truncated at the model's limit), int64."""
         counter = self._piece_counter
         lengths = np.zeros(len(texts), np.int64)
         for at in range(0, len(texts), COUNT_SLICE):
             # In slices: a tokenizer's encodings take some kilobytes each.
             found = counter.encode_batch_fast(list(texts[at : at + COUNT_SLICE]))
             lengths[at : at + len(found)] = [len(e.ids) for e in found]
-        return np.argsort(-lengths, kind="stable")
+        return lengths
 
     @cached_property
     def _piece_counter(self) -> Tokenizer:
