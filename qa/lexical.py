@@ -190,7 +190,11 @@ class Postings:
 
     @classmethod
     def load(cls, directory: Path) -> Postings:
-        return cls(*(np.load(directory / name, mmap_mode="r") for name in POSTINGS_FILES))
+        # Mapped, but held as plain arrays: slices of a ``np.memmap`` run its Python hooks,
+        # a few microseconds on each of a question's terms.
+        return cls(
+            *(np.load(directory / name, mmap_mode="r").view(np.ndarray) for name in POSTINGS_FILES)
+        )
 
 
 class _Ids:
@@ -487,22 +491,29 @@ class LexicalIndex:
         Lucene's formulas (:func:`lucene_idf`, :func:`lucene_tf`) rounded as bm25s rounds its
         stored scores (each term's score of a chunk made in double precision, kept in
         float32), the terms' scores added in float32 in the question's order (bm25s's
-        ``np.add.at`` over the question's terms).
+        ``np.add.at`` over the question's terms). Every term's postings are scored in one pass
+        of numpy: ``np.add.at`` adds a row's scores in the order they come, term after term.
         """
         scores = np.zeros(self.size, dtype=np.float32)
         if not chunks or not self._terms:
             return scores
-        average = tokens / chunks
-        for term in tokenize([query])[0]:
-            rows, counts = self._postings(term)
-            if not len(rows):
-                continue
-            # A build swapped in between gathering and scoring may hold a term the statistics
-            # lack: this index's own frequency then stands in for that question.
-            frequency = (frequencies or {}).get(term) or len(rows)
-            idf = lucene_idf(np.array([frequency]), chunks, SCORE_DTYPE)[0]
-            tf = lucene_tf(counts.astype(SCORE_DTYPE), self._lengths[rows], average, K1, B)
-            scores[rows] += (idf * tf).astype(np.float32)
+        found = [(term, *self._postings(term)) for term in tokenize([query])[0]]
+        found = [hit for hit in found if len(hit[1])]
+        if not found:
+            return scores
+        # A build swapped in between gathering and scoring may hold a term the statistics
+        # lack: this index's own frequency then stands in for that question.
+        given = frequencies or {}
+        sizes = np.array([len(rows) for _, rows, _ in found])
+        idf = lucene_idf(
+            np.array([given.get(term) or len(rows) for term, rows, _ in found]),
+            chunks,
+            SCORE_DTYPE,
+        )
+        rows = np.concatenate([rows for _, rows, _ in found])
+        counts = np.concatenate([counts for _, _, counts in found]).astype(SCORE_DTYPE)
+        tf = lucene_tf(counts, self._lengths[rows], tokens / chunks, K1, B)
+        np.add.at(scores, rows, (np.repeat(idf, sizes) * tf).astype(np.float32))
         return scores
 
     def scores(self, query: str) -> np.ndarray:
