@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,7 +323,8 @@ class ChatFeedback:
         """A copy of the feedback file for the download button (None while there is none).
 
         A copy in a temporary folder of this page, because Gradio serves files only from
-        there (or the current folder), wherever the index lives.
+        there (or the current folder), wherever the index lives. The folder goes with the
+        page's handlers (or with the process, at exit): no copy outlives the server.
         """
         data = self.log.read_bytes()
         if not data:
@@ -329,6 +332,7 @@ class ChatFeedback:
         with self._copy_lock:
             if self._copies is None:
                 self._copies = Path(tempfile.mkdtemp(prefix="qa-feedback-"))
+                weakref.finalize(self, shutil.rmtree, self._copies, ignore_errors=True)
             target = self._copies / FEEDBACK_FILE
             partial = self._copies / f".{FEEDBACK_FILE}.partial"
             partial.write_bytes(data)

@@ -4,6 +4,7 @@ feedback tab's count and file."""
 
 from __future__ import annotations
 
+import gc
 import json
 from html import unescape
 from pathlib import Path
@@ -17,7 +18,7 @@ from qa.feedback import FeedbackCounts
 from qa.pipeline import QA
 from qa.settings import Settings
 from qa.web.app import WebApp
-from qa.web.feedback import parse_reply, question_text
+from qa.web.feedback import ChatFeedback, parse_reply, question_text
 from qa.web.layout import EXAMPLES
 from qa.web.render import render_question, render_result
 from tests.conftest import HashEmbedder
@@ -180,6 +181,17 @@ def test_the_feedback_tab_offers_a_copy_of_the_file(web: WebApp) -> None:
     assert copy.name == "feedback.jsonl" and copy != web.feedback.log.path
     assert copy.read_bytes() == web.feedback.log.path.read_bytes()
     assert web.feedback.log.path == web.qa.settings.index_dir / "feedback.jsonl"
+
+
+def test_the_copies_folder_goes_with_the_handlers(web: WebApp) -> None:
+    feedback = ChatFeedback(web.qa)
+    feedback.like(chat(web, SEED_QUESTION), 1, True, {})
+    folder = Path(feedback.download() or "").parent
+    assert folder.is_dir() and folder != web.qa.settings.index_dir
+    del feedback
+    gc.collect()
+    assert not folder.exists()
+    assert web.feedback.log.path.exists()  # the marks themselves stay beside the index
 
 
 def test_the_page_has_the_feedback_parts(web: WebApp) -> None:
