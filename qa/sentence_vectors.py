@@ -26,6 +26,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -36,7 +37,10 @@ from qa.types import Chunk, Document, rows_by_document
 #: so that an update in place can append to them.
 VECTORS_FILE = "sentence_vectors.npy"
 RAW_VECTORS_FILE = "sentence_vectors.f16"
+#: The spans as formats 2 to 5 saved them, each build's whole; format 6 saves them headerless
+#: (``RAW_SPANS_FILE``: int64 rows of three) and appends to them as to the vectors.
 SPANS_FILE = "sentence_spans.npy"
+RAW_SPANS_FILE = "sentence_spans.i64"
 
 
 class StackedRows:
@@ -122,10 +126,16 @@ class SentenceVectors:
     """Vectors of every sentence of the indexed documents.
 
     Attributes:
-        doc_ids: Document ids in the order of ``documents.jsonl``.
-        spans: ``(n, 3)`` int64 rows of (document position in ``doc_ids``, start, end),
-            grouped by document, in text order within one; position -1 marks a row an update
-            in place left behind (its document removed or changed).
+        doc_ids: The document each key of ``spans`` names (``doc_ids[key]``), None for a key
+            that names none. An index's table (format 6) keys each sentence by a chunk row of
+            its document, which updates in place never renumber, so the rows a table had
+            stay as they are when it grows; ``doc_ids`` is then the chunk table's document
+            ids (None on masked rows: the sentences of a document taken out name no
+            document). Tables of formats 2 to 5 key by the document's position in id order.
+        spans: ``(n, 3)`` int64 rows of (key, start, end), grouped by document, in text order
+            within one; key -1 marks a row an update in place left behind in formats 2 to 5
+            (its document removed or changed). An update in place's are the previous table's
+            and its own blocks (``StackedRows``).
         vectors: ``(n, dim)`` float16 unit vectors, row i for span i (an update in place's
             are the previous table's and its own blocks, ``StackedRows``).
         base: ``(build folder, m)`` when the first ``m`` rows are those of that build's vectors
@@ -135,8 +145,8 @@ class SentenceVectors:
             ``spans`` otherwise.
     """
 
-    doc_ids: list[str]
-    spans: np.ndarray
+    doc_ids: Sequence[str | None]
+    spans: np.ndarray | StackedRows
     vectors: np.ndarray | StackedRows
     base: tuple[Path, int] | None = None
     blocks: dict[str, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
@@ -148,13 +158,16 @@ class SentenceVectors:
         # A document's rows are one block (a build writes them together, an update in place
         # appends new documents' blocks), so its rows are found by where the owner changes,
         # in one pass, without sorting millions of rows.
-        live = np.flatnonzero(self.spans[:, 0] >= 0)
-        owners = self.spans[live, 0]
+        keys = np.asarray(self.spans)[:, 0]
+        live = np.flatnonzero(keys >= 0)
+        owners = keys[live]
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(live) else live
         ends = np.r_[starts[1:], len(live)]
         first, sizes = live[starts].tolist(), (ends - starts).tolist()
         blocks = zip(owners[starts].tolist(), first, sizes, strict=True)
-        self._rows = {self.doc_ids[p]: (r, r + n) for p, r, n in blocks}
+        doc_ids = self.doc_ids
+        rows = ((doc_ids[k], r, n) for k, r, n in blocks)
+        self._rows = {d: (r, r + n) for d, r, n in rows if d is not None}
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -166,13 +179,13 @@ class SentenceVectors:
     def of_document(self, doc_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(spans (m, 2), vectors (m, dim))`` of one document (empty if unknown)."""
         lo, hi = self._rows.get(doc_id, (0, 0))
-        return self.spans[lo:hi, 1:], self.vectors[lo:hi]
+        return self.spans[lo:hi][:, 1:], self.vectors[lo:hi]
 
     def lookup(self, doc_id: str, spans: Sequence[tuple[int, int]]) -> list[np.ndarray | None]:
         """The float32 vector of each ``(start, end)`` sentence of ``doc_id`` (None: unknown)."""
         lo, hi = self._rows.get(doc_id, (0, 0))
         where = {
-            (int(a), int(b)): lo + i for i, (a, b) in enumerate(self.spans[lo:hi, 1:].tolist())
+            (int(a), int(b)): lo + i for i, (a, b) in enumerate(self.spans[lo:hi][:, 1:].tolist())
         }
         out: list[np.ndarray | None] = []
         for span in spans:
@@ -181,31 +194,52 @@ class SentenceVectors:
         return out
 
     def save(self, directory: Path, live: Path | None = None) -> None:
-        """Write the spans, and the vectors headerless, into a new build folder.
+        """Write the spans and the vectors, both headerless, into a new build folder.
 
-        When this table's first rows are those of ``live``'s vectors file (``base``, and
-        ``live`` is the live build folder), that file is hard-linked and only the new rows
-        appended: the builds share it, each reading as many rows as its own spans say, so the
-        live one never sees the rows appended past its own (nor rows a failed build left there,
-        which the next one cuts off first).
+        When this table's first rows are those of ``live``'s files (``base``, and ``live`` is
+        the live build folder), those files are hard-linked and only the new rows appended:
+        the builds share them, each reading as many rows as its manifest says (``sentences``),
+        so the live one never sees the rows appended past its own (nor rows a failed build
+        left there, which the next one cuts off first). A live build of format 5 or before
+        has no headerless spans: they are written whole then, the vectors still appended.
         """
-        np.save(directory / SPANS_FILE, self.spans)
-        target = directory / RAW_VECTORS_FILE
         shared = self.base[1] if self.base is not None and self.base[0] == live else -1
-        row_bytes = np.dtype(np.float16).itemsize * int(self.vectors.shape[1])
-        if live is not None and shared >= 0:
-            tail = np.ascontiguousarray(self.vectors[shared:], dtype=np.float16).tobytes()
-            if link_and_append(live / RAW_VECTORS_FILE, target, shared * row_bytes, tail):
-                return
-        blocks = self.vectors.blocks if isinstance(self.vectors, StackedRows) else [self.vectors]
-        with target.open("wb") as fh:
-            for block in blocks:
-                np.ascontiguousarray(block, dtype=np.float16).tofile(fh)
+        for name, table, dtype in (
+            (RAW_SPANS_FILE, self.spans, np.int64),
+            (RAW_VECTORS_FILE, self.vectors, np.float16),
+        ):
+            target = directory / name
+            if live is not None and shared >= 0:
+                row_bytes = np.dtype(dtype).itemsize * int(np.prod(table.shape[1:]))
+                tail = np.ascontiguousarray(table[shared:], dtype=dtype).tobytes()
+                if link_and_append(live / name, target, shared * row_bytes, tail):
+                    continue
+            blocks = table.blocks if isinstance(table, StackedRows) else [table]
+            with target.open("wb") as fh:
+                for block in blocks:
+                    np.ascontiguousarray(block, dtype=dtype).tofile(fh)
 
     @classmethod
-    def load(cls, directory: Path, doc_ids: list[str], dim: int) -> SentenceVectors:
-        """Load from a build folder; the vectors are memory-mapped, not read."""
-        spans = np.load(directory / SPANS_FILE)
+    def load(
+        cls, directory: Path, doc_ids: Sequence[str | None], dim: int, rows: int | None = None
+    ) -> SentenceVectors:
+        """Load from a build folder; the spans and vectors are memory-mapped, not read.
+
+        Args:
+            directory: The build folder.
+            doc_ids: The document of each key (see the class).
+            dim: The vector size.
+            rows: The build's own rows, where its files are headerless and may run on past
+                them (format 6: the manifest's ``sentences``); None: the spans file says.
+        """
+        if rows is not None:
+            spans: np.ndarray = (
+                np.memmap(directory / RAW_SPANS_FILE, np.int64, mode="r", shape=(rows, 3))
+                if rows
+                else np.zeros((0, 3), np.int64)
+            )
+        else:
+            spans = np.load(directory / SPANS_FILE)
         if not (directory / RAW_VECTORS_FILE).exists():
             vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
         elif len(spans) == 0:
@@ -217,7 +251,37 @@ class SentenceVectors:
             )
         if len(spans) != len(vectors):
             raise ValueError(f"{len(spans)} sentence spans but {len(vectors)} sentence vectors")
-        return cls(doc_ids, spans, vectors)
+        # Plain arrays over the mappings: slices of a ``np.memmap`` run its Python hooks.
+        return cls(doc_ids, spans.view(np.ndarray), vectors)
+
+
+class ChunkOwners(Sequence[str | None]):
+    """The document of each row of a chunk table (None on a masked row), read from the table
+    as asked: the keys of an index's sentence table, without a list of 10^6 ids made."""
+
+    def __init__(self, chunks: Sequence[Chunk]) -> None:
+        self._chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    @overload
+    def __getitem__(self, row: int) -> str | None: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[str | None]: ...
+    def __getitem__(self, row: int | slice) -> str | None | list[str | None]:
+        if isinstance(row, slice):
+            return [c.doc_id or None for c in self._chunks[row]]
+        return self._chunks[row].doc_id or None
+
+
+def first_rows(chunks: Sequence[Chunk]) -> dict[str, int]:
+    """Per document of a chunk table, its first row (masked rows left out)."""
+    first: dict[str, int] = {}
+    for row, chunk in enumerate(chunks):
+        if chunk.doc_id:
+            first.setdefault(chunk.doc_id, row)
+    return first
 
 
 def chunk_sentence_spans(

@@ -24,6 +24,7 @@ from qa.indexing.embed import DocumentSentences, embed_chunks, sentence_table
 from qa.indexing.persist import make_manifest, publish
 from qa.indexing.plan import compare, plan_build
 from qa.lexical import LexicalIndex
+from qa.sentence_vectors import ChunkOwners, first_rows
 from qa.settings import Settings
 from qa.store import BuildReport, Index, ProgressCallback, is_masked
 from qa.timing import StageClock
@@ -189,9 +190,12 @@ def build_index(
         )
     clock.lap("bm25")
     if in_place:
-        sentences = plan.grow_sentences(documents, fresh_sentences, dim)
+        sentences = plan.grow_sentences(documents, fresh_chunks, fresh_sentences, rows.chunks, dim)
     else:
-        sentences = sentence_table(documents, plan.sentence_parts(documents, fresh_sentences), dim)
+        # Sentences are keyed by their document's first chunk row (``SentenceVectors``).
+        keys = first_rows(rows.chunks)
+        parts = plan.sentence_parts(documents, fresh_sentences, keys)
+        sentences = sentence_table(ChunkOwners(rows.chunks), parts, dim)
     clock.lap("sentences")
     index = Index(
         manifest=manifest,

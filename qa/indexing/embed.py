@@ -7,13 +7,14 @@ pieces each chunk pools, and how a sentence cut by chunk edges is put together, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from qa.sentence_vectors import SentenceVectors, assemble, chunk_sentence_spans
-from qa.types import Chunk, Document, document_id, rows_by_document
+from qa.types import Chunk, Document, rows_by_document
 
 if TYPE_CHECKING:
     from qa.protocols import Encoder
@@ -93,19 +94,20 @@ def _groups(
 
 
 def sentence_table(
-    documents: list[Document],
+    doc_ids: Sequence[str | None],
     parts: list[tuple[int, np.ndarray, np.ndarray]],
     dim: int,
 ) -> SentenceVectors:
-    """The index's sentence vectors from ``(document position, spans, vectors)`` per document."""
+    """A sentence table from ``(key, spans, vectors)`` per document, ``doc_ids[key]`` naming
+    the document (see ``SentenceVectors``: an index keys by a chunk row of the document)."""
     if not parts or not sum(len(s) for _, s, _ in parts):
-        return SentenceVectors(list(map(document_id, documents)), *_empty_sentences(dim))
+        return SentenceVectors(doc_ids, *_empty_sentences(dim))
     counts = np.fromiter((len(s) for _, s, _ in parts), np.int64, len(parts))
     spans = np.empty((int(counts.sum()), 3), np.int64)
     spans[:, 0] = np.repeat(np.fromiter((p for p, _, _ in parts), np.int64, len(parts)), counts)
     spans[:, 1:] = np.concatenate([s for _, s, _ in parts])
     vectors = np.concatenate([v for _, _, v in parts]).astype(np.float16, copy=False)
-    return SentenceVectors(list(map(document_id, documents)), spans, vectors)
+    return SentenceVectors(doc_ids, spans, vectors)
 
 
 def _empty_sentences(dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,12 @@ Layout under ``Settings.index_dir``::
     builds/<id>/bm25/           BM25 (``qa.lexical``): terms, every row's term ids, postings
                                 of the rows before the tail, the masked rows (format 5; before
                                 it, bm25s's score matrix)
-    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``)
+    builds/<id>/sentence_*      sentence offsets and vectors (``qa.sentence_vectors``), keyed by
+                                chunk row (format 6), headerless; the manifest's ``sentences``
+                                says how many rows are the build's own
 
 An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl``, sentence
-vectors file and BM25 term ids and terms, and appends to them (``qa.appending``): the
+spans and vectors files and BM25 term ids and terms, and appends to them (``qa.appending``): the
 manifest's ``table_bytes`` (and ``bm25/bm25.json``) says how much of each file is the build's
 own. It hard-links the live ``dense.faiss`` and BM25 postings too, unchanged, while the new
 rows fit the tails (written whole, small); every other file is written anew.
@@ -62,7 +64,7 @@ import orjson
 from qa.appending import link_and_append, link_files
 from qa.indexing.dense import DENSE_FILE, TAIL_FILE, base_of, set_search_depth
 from qa.lexical import LexicalIndex
-from qa.sentence_vectors import SentenceVectors
+from qa.sentence_vectors import ChunkOwners, SentenceVectors
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, TailedIndex, is_masked
 from qa.types import Chunk, Document, FileSignature, row_ranges
@@ -70,8 +72,12 @@ from qa.types import Chunk, Document, FileSignature, row_ranges
 #: 2: sentence vectors made at index time. 3: masked rows and a generation number (updates
 #: in place); a version 2 index is read as one with neither. 4: table files shared and
 #: appended to (``table_bytes``, ``masked.npy``, documents taken out by a later line).
-FORMAT_VERSION = 5
-READABLE_FORMATS = (2, 3, 4, 5)
+#: 5: BM25 postings (``qa.lexical``). 6: the sentence table keyed by chunk rows and appended
+#: to, headerless (``qa.sentence_vectors``; its rows in the manifest's ``sentences``).
+FORMAT_VERSION = 6
+READABLE_FORMATS = (2, 3, 4, 5, 6)
+#: The first index format whose sentence table keys rows by chunk row (``SentenceVectors``).
+KEYED_BY_CHUNK_ROWS = 6
 DOCUMENTS_FILE = "documents.jsonl"
 CHUNKS_FILE = "chunks.jsonl"
 MASKED_FILE = "masked.npy"
@@ -157,7 +163,12 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
             "rebuild it with `qa index --rebuild`"
         )
     lexical = LexicalIndex.load(path / "bm25", len(chunks))
-    sentences = SentenceVectors.load(path, list(documents), int(manifest["dimension"]))
+    if manifest["format_version"] >= KEYED_BY_CHUNK_ROWS:
+        sentences = SentenceVectors.load(
+            path, ChunkOwners(chunks), int(manifest["dimension"]), int(manifest["sentences"])
+        )
+    else:
+        sentences = SentenceVectors.load(path, list(documents), int(manifest["dimension"]))
     return Index(
         manifest, documents, chunks, dense, lexical, path, sentences, True, derived=derived
     )
@@ -260,6 +271,7 @@ def _write_build(
     _write_dense(tmp, index.dense, base if shared else None)
     index.lexical.save(tmp / "bm25", base.path / "bm25" if shared and base else None)
     index.sentences.save(tmp, live)
+    index.manifest["sentences"] = len(index.sentences)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
     # By orjson: at 170,000 documents (their hashes and file signatures: 27 MB) the standard
     # json module took 0.7 s of each update to write it (1.5 s indented), orjson 0.08 s.

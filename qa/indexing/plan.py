@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa.indexing.embed import DocumentSentences, sentence_table
-from qa.indexing.persist import current_path, load_index
-from qa.sentence_vectors import SentenceVectors, StackedRows
+from qa.indexing.persist import KEYED_BY_CHUNK_ROWS, current_path, load_index
+from qa.sentence_vectors import ChunkOwners, SentenceVectors, StackedRows
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, document_id, row_ranges, rows_by_document
@@ -176,51 +176,88 @@ class Plan:
         return derived
 
     def sentence_parts(
-        self, documents: list[Document], fresh_sentences: DocumentSentences
+        self,
+        documents: list[Document],
+        fresh_sentences: DocumentSentences,
+        keys: Mapping[str, int],
     ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """Per document of ``documents``, ``(position, sentence spans, sentence vectors)``:
-        reused documents' from the previous index, the others' from ``fresh_sentences``."""
+        """Per document of ``documents`` with a key in ``keys`` (its first row in the new
+        chunk table), ``(key, sentence spans, sentence vectors)``: reused documents' from the
+        previous index, the others' from ``fresh_sentences``. A document without chunks has
+        no key: no passage of it is ever read, so its sentences are left out."""
         previous = self.previous
         parts = []
-        for position, doc in enumerate(documents):
+        for doc in documents:
+            key = keys.get(doc.doc_id)
+            if key is None:
+                continue
             if doc.doc_id in self.reused:
                 assert previous is not None
-                parts.append((position, *previous.sentences.of_document(doc.doc_id)))
+                parts.append((key, *previous.sentences.of_document(doc.doc_id)))
             else:
-                parts.append((position, *fresh_sentences[doc.doc_id]))
+                parts.append((key, *fresh_sentences[doc.doc_id]))
         return parts
 
     def grow_sentences(
-        self, documents: list[Document], fresh_sentences: DocumentSentences, dim: int
+        self,
+        documents: list[Document],
+        fresh_chunks: list[Chunk],
+        fresh_sentences: DocumentSentences,
+        chunks: list[Chunk],
+        dim: int,
     ) -> SentenceVectors:
-        """The sentence table for an update in place: the previous table's rows as they are
-        (those of documents not reused marked -1), then the fresh documents' rows.
+        """The sentence table for an update in place (the new chunk table ``chunks``): the
+        previous table's rows as they are, then the fresh documents' rows, keyed by their
+        first rows among ``fresh_chunks`` (appended to the previous chunk table).
 
-        Its first rows being the previous table's, the previous build's vectors file is
-        appended to on disk rather than written again (``SentenceVectors.save``).
+        Rows are keyed by chunk rows, which an update in place never renumbers, so the
+        previous rows need no change: those of documents taken out name masked chunk rows,
+        which name no document. Both files of the previous build are appended to on disk
+        rather than written again (``SentenceVectors.save``). A previous table of format 5 or
+        before keys by document position instead: its keys are made chunk rows first, and its
+        spans written whole once.
         """
-        assert self.previous is not None
-        table = self.previous.sentences
-        old = table.spans.copy()
-        old[:, 0] = np.append(self.moved, -1)[old[:, 0]]  # -1 stays -1
+        previous = self.previous
+        assert previous is not None
+        table = previous.sentences
+        owners = ChunkOwners(chunks)
+        first = len(previous.chunks)
+        keys = {d: r.start for d, r in (row_ranges(fresh_chunks, first) or {}).items()}
         fresh = sentence_table(
-            documents,
-            [(self.position(d.doc_id), *fresh_sentences[d.doc_id]) for d in self.fresh(documents)],
+            owners,
+            [
+                (keys[d.doc_id], *fresh_sentences[d.doc_id])
+                for d in self.fresh(documents)
+                if d.doc_id in keys
+            ],
             dim,
         )
+        old = table.spans
+        if previous.manifest.get("format_version", 0) < KEYED_BY_CHUNK_ROWS:
+            old = _keyed_by_chunk_rows(old, previous)
         # Each reused document's rows stay where they were; the fresh ones follow the old rows.
         rows = table.document_blocks()
         for doc_id in self.gone:
             rows.pop(doc_id, None)
-        first = len(table)
-        rows.update({d: (a + first, b + first) for d, (a, b) in fresh.document_blocks().items()})
+        start = len(table)
+        rows.update({d: (a + start, b + start) for d, (a, b) in fresh.document_blocks().items()})
         return SentenceVectors(
-            fresh.doc_ids,
-            np.concatenate([old, fresh.spans]),
+            owners,
+            StackedRows.of(old, fresh.spans),
             StackedRows.of(table.vectors, fresh.vectors),
-            base=(self.previous.path, len(table)),
+            base=(previous.path, len(table)),
             blocks=rows,
         )
+
+
+def _keyed_by_chunk_rows(spans: np.ndarray | StackedRows, previous: Index) -> np.ndarray:
+    """A table of format 5 or before's spans keyed by chunk rows instead of document
+    positions (-1, a row left behind, stays -1, as does a document without chunks)."""
+    rows = previous.document_rows
+    firsts = [rows[d].start if d in rows else -1 for d in previous.documents]
+    keyed = np.array(spans, np.int64)
+    keyed[:, 0] = np.append(np.asarray(firsts, np.int64), -1)[keyed[:, 0]]
+    return keyed
 
 
 @dataclass

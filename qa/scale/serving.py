@@ -146,7 +146,7 @@ def _read(finder: Any, question: str, passages: list[Passage], context: ReadingC
         question,
         passages,
         context.documents,
-        sentence_vectors=sentence_table(documents, parts, dimension),
+        sentence_vectors=sentence_table([d.doc_id for d in documents], parts, dimension),
     )
 
 

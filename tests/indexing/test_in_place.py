@@ -4,6 +4,7 @@ answers those give equal a full build's, and questions asked meanwhile see one i
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from qa.indexing.dense import DENSE_FILE, TAIL_FILE, flat_precision_of, refine_o
 from qa.indexing.persist import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
+    FORMAT_VERSION,
     MASKED_FILE,
     _read_chunks,
     _read_documents,
@@ -25,7 +27,14 @@ from qa.indexing.persist import (
 from qa.lexical import TERMS_FILE, TOKENS_FILE, LexicalIndex
 from qa.pipeline import QA
 from qa.retrieval import Retriever, allowed_rows, dense_search
-from qa.sentence_vectors import RAW_VECTORS_FILE, SentenceVectors, StackedRows
+from qa.sentence_vectors import (
+    RAW_SPANS_FILE,
+    RAW_VECTORS_FILE,
+    SPANS_FILE,
+    ChunkOwners,
+    SentenceVectors,
+    StackedRows,
+)
 from qa.settings import Settings
 from qa.store import Index, TailedIndex, is_masked
 from qa.types import Chunk, Document
@@ -169,15 +178,23 @@ def test_added_documents_are_appended_and_answer_as_a_full_build(tmp_path: Path,
     reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
     assert rankings(reloaded, qa.settings) == rankings(full)
     assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
-    # The sentence vectors file is the previous build's, appended to; that build still reads
-    # its own rows from it.
-    shared = [build / RAW_VECTORS_FILE for build in (before.path, index.path)]
-    assert shared[0].stat().st_ino == shared[1].stat().st_ino
+    # The sentence spans and vectors files are the previous build's, appended to; that build
+    # still reads its own rows from them, and the previous rows were not changed.
+    for name in (RAW_SPANS_FILE, RAW_VECTORS_FILE):
+        shared = [build / name for build in (before.path, index.path)]
+        assert shared[0].stat().st_ino == shared[1].stat().st_ino
+    own = before.manifest["sentences"]
+    assert own == len(before.sentences) < len(index.sentences) == index.manifest["sentences"]
     again = SentenceVectors.load(
-        before.path, list(before.documents), WeightedHashEmbedder.dimension
+        before.path, ChunkOwners(before.chunks), WeightedHashEmbedder.dimension, own
     )
     np.testing.assert_array_equal(again.vectors, before.sentences.vectors)
     np.testing.assert_array_equal(again.spans, before.sentences.spans)
+    np.testing.assert_array_equal(index.sentences.spans[:own], before.sentences.spans)
+    for doc_id in before.documents:
+        np.testing.assert_array_equal(
+            index.sentences.of_document(doc_id)[0], before.sentences.of_document(doc_id)[0]
+        )
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
@@ -660,3 +677,49 @@ def test_an_update_for_listed_files_compares_only_their_documents_and_plans_the_
         assert reloaded.documents == qa.index.documents
         assert reloaded.manifest["documents"] == qa.index.manifest["documents"]
     assert "oil.txt" not in qa.index.documents and "Unlisted" not in qa.document("bank.txt").text
+
+
+def test_a_sentence_table_keyed_by_document_position_is_keyed_by_chunk_row_as_it_grows(
+    tmp_path: Path,
+) -> None:
+    """An index of format 5 keeps its sentences in a ``.npy`` keyed by document position (-1:
+    a row an update left behind). It is read as it is, and the first update in place keys the
+    table by chunk rows and writes its spans whole; it answers as a full build throughout."""
+    qa = make_qa(tmp_path, "live", ARTICLES)
+    qa.build(show_progress=False)
+    edit(qa, remove=("oil.txt",))
+    assert qa.build(show_progress=False).in_place
+    index = qa.index
+    # Written back as format 5 would have it.
+    position = {doc_id: n for n, doc_id in enumerate(index.documents)}
+    spans = np.array(index.sentences.spans)
+    owners = [index.sentences.doc_ids[key] for key in spans[:, 0].tolist()]
+    spans[:, 0] = [-1 if d is None else position[d] for d in owners]
+    assert (spans[:, 0] == -1).any() and (spans[:, 0] >= 0).any()
+    np.save(index.path / SPANS_FILE, spans)
+    (index.path / RAW_SPANS_FILE).unlink()
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    manifest["format_version"] = 5
+    del manifest["sentences"]
+    (index.path / "manifest.json").write_text(json.dumps(manifest))
+
+    old = QA(qa.settings, embedder=WeightedHashEmbedder())
+    assert old.index.manifest["format_version"] == 5
+    after_removal = {k: v for k, v in ARTICLES.items() if k != "oil.txt"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert answers(old) == answers(full_build(tmp_path / "a", after_removal))
+    changed = {"phones.txt": "Nokia cut its prices. Mobile phone sales fell in the fourth quarter."}
+    edit(old, add={**LATER, **changed})
+    assert old.build(show_progress=False).in_place
+    grown = old.index
+    assert grown.manifest["format_version"] == FORMAT_VERSION
+    assert (grown.path / RAW_SPANS_FILE).stat().st_nlink == 1  # written whole, shared by none
+    full = full_build(tmp_path / "b", {**after_removal, **LATER, **changed})
+    for doc_id in grown.documents:
+        np.testing.assert_array_equal(
+            grown.sentences.of_document(doc_id)[0], full.index.sentences.of_document(doc_id)[0]
+        )
+    assert not len(grown.sentences.of_document("oil.txt")[0])
+    assert answers(old) == answers(full)
+    assert answers(QA(qa.settings, embedder=WeightedHashEmbedder())) == answers(full)
