@@ -259,6 +259,7 @@ class QA:
                 files=files,
                 timings=timings,
                 touched=touched,
+                touched_files=listed if touched is not None else None,
             )
             report.skipped = skipped
             self._index = report.index

@@ -86,6 +86,7 @@ def build_index(
     timings: dict[str, float] | None = None,
     embed: EmbedStage | None = None,
     touched: Collection[str] | None = None,
+    touched_files: Collection[str] | None = None,
 ) -> BuildReport:
     """Build or update the index for ``documents`` and swap it in atomically.
 
@@ -124,6 +125,9 @@ def build_index(
             other documents come from the live index). Only these are then compared and
             written, without a pass over the whole corpus; ignored unless ``previous`` is
             still the live index.
+        touched_files: With ``touched``: the corpus files (relative paths) whose signatures
+            alone may differ from those ``previous`` recorded (the files listed), so only
+            they are compared when the files table is appended to.
 
     Returns:
         What was done, with the new index loaded (``BuildReport.index``).
@@ -213,7 +217,11 @@ def build_index(
         derived=plan.carried(fresh_chunks, rows) if in_place else {},
     )
     index.path = publish(
-        settings.index_dir, index, plan.previous if in_place else None, plan.touched
+        settings.index_dir,
+        index,
+        plan.previous if in_place else None,
+        plan.touched,
+        touched_files if plan.touched is not None else None,
     )
     clock.lap("write")
     return BuildReport(

@@ -3,7 +3,11 @@
 Layout under ``Settings.index_dir``::
 
     current -> builds/<id>      a symlink, swapped atomically when a build completes
-    builds/<id>/manifest.json   what the index was built from and with
+    builds/<id>/manifest.json   what the index was built from and with (small: the per-document
+                                content hashes are those of documents.jsonl, the per-file
+                                signatures are in files.jsonl)
+    builds/<id>/files.jsonl     per corpus file, ``[path, size, mtime_ns]``; a later line of the
+                                same path replaces it, a line ``{"removed": path}`` takes it out
     builds/<id>/documents.jsonl cleaned documents (the coordinate system of every offset); a
                                 later line of the same id replaces a document, a line
                                 ``{"removed": id}`` takes it out
@@ -22,8 +26,9 @@ Layout under ``Settings.index_dir``::
                                 chunk row (format 6), headerless; the manifest's ``sentences``
                                 says how many rows are the build's own
 
-An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl``, sentence
-spans and vectors files and BM25 term ids and terms, and appends to them (``qa.appending``): the
+An update in place hard-links the live build's ``documents.jsonl``, ``chunks.jsonl``,
+``files.jsonl``, sentence spans and vectors files and BM25 term ids and terms, and appends to
+them (``qa.appending``): the
 manifest's ``table_bytes`` (and ``bm25/bm25.json``) says how much of each file is the build's
 own. It hard-links the live ``dense.faiss`` and BM25 postings too, unchanged, while the new
 rows fit the tails (written whole, small); every other file is written anew.
@@ -49,11 +54,11 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import compress
-from operator import is_not
+from operator import is_not, ne
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +78,19 @@ from qa.types import Chunk, Document, FileSignature, row_ranges
 #: in place); a version 2 index is read as one with neither. 4: table files shared and
 #: appended to (``table_bytes``, ``masked.npy``, documents taken out by a later line).
 #: 5: BM25 postings (``qa.lexical``). 6: the sentence table keyed by chunk rows and appended
-#: to, headerless (``qa.sentence_vectors``; its rows in the manifest's ``sentences``).
+#: to, headerless (``qa.sentence_vectors``; its rows in the manifest's ``sentences``); the
+#: file signatures in ``files.jsonl``, appended to, and the documents' hashes left to
+#: ``documents.jsonl``, so the manifest no longer grows with the corpus.
 FORMAT_VERSION = 6
 READABLE_FORMATS = (2, 3, 4, 5, 6)
 #: The first index format whose sentence table keys rows by chunk row (``SentenceVectors``).
 KEYED_BY_CHUNK_ROWS = 6
 DOCUMENTS_FILE = "documents.jsonl"
 CHUNKS_FILE = "chunks.jsonl"
+FILES_FILE = "files.jsonl"
+#: Manifest entries that grow with the corpus: kept in memory (``Index.manifest``), read from
+#: the table files on load, never written into ``manifest.json``.
+TABLE_ENTRIES = ("documents", "files")
 MASKED_FILE = "masked.npy"
 
 
@@ -150,6 +161,7 @@ def load_index(settings: Settings, *, embedding_name: str | None = None) -> Inde
     _check_manifest(manifest, settings, embedding_name)
     sizes = manifest.get("table_bytes", {})
     documents = _read_documents(path / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
+    _read_table_entries(manifest, path, documents)
     masked = np.load(path / MASKED_FILE) if (path / MASKED_FILE).exists() else None
     chunks, derived = _read_chunks(path / CHUNKS_FILE, documents, sizes.get(CHUNKS_FILE), masked)
     base = faiss.read_index(str(path / DENSE_FILE), faiss.IO_FLAG_MMAP_IFC)
@@ -207,6 +219,7 @@ def publish(
     index: Index,
     base: Index | None = None,
     touched: Collection[str] | None = None,
+    touched_files: Collection[str] | None = None,
 ) -> Path:
     """Write ``index`` as a new build, make it the live one, prune old builds; its folder.
 
@@ -222,6 +235,8 @@ def publish(
         touched: Ids of the only documents of ``index`` that may differ from ``base``'s (see
             ``qa.indexing.build.build_index``): the documents file then gets their lines
             alone, found without a comparison of every document.
+        touched_files: With ``touched``, the only corpus files whose signatures may differ
+            from ``base``'s: the files table gets their lines alone, likewise.
     """
     # Absolute, so the build's path (``Index.path``) compares equal to the live one's resolved
     # link: pruning keeps the build before, and the next update in place finds its base live.
@@ -233,7 +248,7 @@ def publish(
         index.manifest["generation"] = (
             known if known is not None else _live_generation(index_dir)
         ) + 1
-        path = _write_build(index_dir, index, live, base, touched)
+        path = _write_build(index_dir, index, live, base, touched, touched_files)
         _swap(index_dir, path)
         _prune(index_dir)
     return path
@@ -257,6 +272,7 @@ def _write_build(
     live: Path | None,
     base: Index | None,
     touched: Collection[str] | None = None,
+    touched_files: Collection[str] | None = None,
 ) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -264,7 +280,9 @@ def _write_build(
     tmp = builds / f".tmp-{stamp}-{os.getpid()}"
     tmp.mkdir()
     shared = live is not None and base is not None and base.path == live
-    index.manifest["table_bytes"] = _write_tables(tmp, index, base if shared else None, touched)
+    index.manifest["table_bytes"] = _write_tables(
+        tmp, index, base if shared else None, touched, touched_files
+    )
     if index.masked:
         assert index.live_rows is not None
         np.save(tmp / MASKED_FILE, np.flatnonzero(~index.live_rows))
@@ -273,9 +291,10 @@ def _write_build(
     index.sentences.save(tmp, live)
     index.manifest["sentences"] = len(index.sentences)
     # The manifest goes last: a directory without one is never mistaken for a complete build.
-    # By orjson: at 170,000 documents (their hashes and file signatures: 27 MB) the standard
-    # json module took 0.7 s of each update to write it (1.5 s indented), orjson 0.08 s.
-    (tmp / "manifest.json").write_bytes(orjson.dumps(index.manifest))
+    # Without the entries the table files hold: at 170,000 documents their hashes and file
+    # signatures made it 27 MB, written whole by every update.
+    written = {k: v for k, v in index.manifest.items() if k not in TABLE_ENTRIES}
+    (tmp / "manifest.json").write_bytes(orjson.dumps(written))
     _fsync_tree(tmp)
     final = builds / stamp
     os.replace(tmp, final)
@@ -335,19 +354,25 @@ def _fsync_tree(directory: Path) -> None:
 
 
 def _write_tables(
-    tmp: Path, index: Index, base: Index | None, touched: Collection[str] | None = None
+    tmp: Path,
+    index: Index,
+    base: Index | None,
+    touched: Collection[str] | None = None,
+    touched_files: Collection[str] | None = None,
 ) -> dict[str, int]:
-    """Write the build's ``documents.jsonl`` and ``chunks.jsonl``; the bytes of each that are
-    the build's (``table_bytes``).
+    """Write the build's ``documents.jsonl``, ``chunks.jsonl`` and ``files.jsonl``; the bytes
+    of each that are the build's (``table_bytes``).
 
     From a ``base`` that is the live build (of format 4), each file is the live one's,
-    hard-linked, with the documents added, changed or removed since and the new chunk rows
-    appended (the rows the update masked are listed in ``masked.npy``); otherwise, or where
-    that fails, written whole.
+    hard-linked, with the documents and files added, changed or removed since and the new chunk
+    rows appended (the rows the update masked are listed in ``masked.npy``); otherwise, or
+    where that fails, written whole. A base of format 5 or before keeps its file signatures in
+    its manifest: ``files.jsonl`` is then written whole.
     """
     # A base of format 3 or before reads its table files whole: appending to them would
     # change that build, which a process may still be loading.
     kept = base.manifest.get("table_bytes") if base is not None else None
+    files = index.manifest.get("files") or {}
     if base is not None and kept is not None:
         documents = _encode_lines(_document_changes(base.documents, index.documents, touched))
         chunks = _encode_lines(_chunk_row(c) for c in index.chunks[len(base.chunks) :])
@@ -357,9 +382,22 @@ def _write_tables(
             if link_and_append(
                 base.path / CHUNKS_FILE, tmp / CHUNKS_FILE, kept[CHUNKS_FILE], chunks
             ):
+                changes = (
+                    _encode_lines(
+                        _file_changes(base.manifest.get("files") or {}, files, touched_files)
+                    )
+                    if FILES_FILE in kept
+                    else b""
+                )
+                shared = FILES_FILE in kept and link_and_append(
+                    base.path / FILES_FILE, tmp / FILES_FILE, kept[FILES_FILE], changes
+                )
                 return {
                     DOCUMENTS_FILE: kept[DOCUMENTS_FILE] + len(documents),
                     CHUNKS_FILE: kept[CHUNKS_FILE] + len(chunks),
+                    FILES_FILE: kept[FILES_FILE] + len(changes)
+                    if shared
+                    else _write_files(tmp, files),
                 }
             (tmp / DOCUMENTS_FILE).unlink()
     return {
@@ -367,7 +405,68 @@ def _write_tables(
             tmp / DOCUMENTS_FILE, (doc.to_dict() for doc in index.documents.values())
         ),
         CHUNKS_FILE: _write_lines(tmp / CHUNKS_FILE, (_chunk_row(c) for c in index.chunks)),
+        FILES_FILE: _write_files(tmp, files),
     }
+
+
+def _write_files(tmp: Path, files: Mapping[str, Sequence[int]]) -> int:
+    """Write ``files.jsonl`` whole: a line per file, by path; the bytes written."""
+    return _write_lines(tmp / FILES_FILE, ([p, *files[p]] for p in sorted(files)))
+
+
+def _file_changes(
+    before: Mapping[str, Sequence[int]],
+    after: Mapping[str, Sequence[int]],
+    touched: Collection[str] | None = None,
+) -> Iterator[Any]:
+    """The ``files.jsonl`` lines that make the signatures ``before`` into ``after`` (where only
+    the files ``touched`` may differ, those alone are looked at)."""
+    if touched is not None:
+        for path in sorted(touched):
+            signature = after.get(path)
+            if signature is None:
+                if path in before:
+                    yield {"removed": path}
+            elif before.get(path) != signature:
+                yield [path, *signature]
+        return
+    for path in sorted(before.keys() - after.keys()):
+        yield {"removed": path}
+    # C-level maps rather than a Python loop over every file (see ``_document_changes``).
+    new = compress(after, map(ne, map(before.get, after), after.values()))
+    for path in new:
+        yield [path, *after[path]]
+
+
+def _read_table_entries(
+    manifest: dict[str, Any], path: Path, documents: dict[str, Document]
+) -> None:
+    """Put into ``manifest`` the entries of a build of format 6 that its table files hold (see
+    ``TABLE_ENTRIES``): the content hash of every document, each file's signature."""
+    if "documents" not in manifest:
+        manifest["documents"] = {d: doc.content_hash for d, doc in documents.items()}
+    if "files" not in manifest:
+        sizes = manifest.get("table_bytes", {})
+        files: dict[str, FileSignature] = {}
+        if (path / FILES_FILE).exists():
+            for line in _lines(path / FILES_FILE, sizes.get(FILES_FILE)):
+                row = orjson.loads(line)
+                if isinstance(row, dict):
+                    files.pop(row["removed"], None)
+                else:
+                    files[row[0]] = (int(row[1]), int(row[2]))
+        manifest["files"] = files
+
+
+def stored_hashes(build: Path) -> dict[str, str]:
+    """The content hash of every document of the build in folder ``build``, read from its
+    manifest and documents table alone (nothing else of the index is loaded)."""
+    manifest = orjson.loads((build / "manifest.json").read_bytes())
+    if "documents" in manifest:
+        return dict(manifest["documents"])
+    sizes = manifest.get("table_bytes", {})
+    documents = _read_documents(build / DOCUMENTS_FILE, sizes.get(DOCUMENTS_FILE))
+    return {d: doc.content_hash for d, doc in documents.items()}
 
 
 def _document_changes(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa.indexing.build import build_index, chunk_and_embed
-from qa.indexing.persist import chunking_settings, current_path
+from qa.indexing.persist import chunking_settings, current_path, stored_hashes
 from qa.indexing.plan import Plan, compare, plan_build
 from qa.scale import require_ray
 from qa.scale.layout import ShardedLayout, shard_of
@@ -319,7 +319,8 @@ def _gather(
 
 def _up_to_date(settings: Settings, documents: list[Document], embedding_name: str) -> bool:
     """Whether the live index of one shard holds exactly ``documents``, as they are, built with
-    this model and chunking (read from its manifest alone: nothing else is loaded)."""
+    this model and chunking (read from its manifest and documents table alone: nothing else is
+    loaded)."""
     manifest_path = current_path(settings.index_dir) / "manifest.json"
     if not manifest_path.exists():
         return False
@@ -327,7 +328,8 @@ def _up_to_date(settings: Settings, documents: list[Document], embedding_name: s
     return (
         manifest.get("embedding_model") == embedding_name
         and manifest.get("chunking") == chunking_settings(settings)
-        and manifest.get("documents") == {d.doc_id: d.content_hash for d in documents}
+        and stored_hashes(manifest_path.parent.resolve())
+        == {d.doc_id: d.content_hash for d in documents}
     )
 
 

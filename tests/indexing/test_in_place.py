@@ -18,10 +18,13 @@ from qa.indexing.dense import DENSE_FILE, TAIL_FILE, flat_precision_of, refine_o
 from qa.indexing.persist import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
+    FILES_FILE,
     FORMAT_VERSION,
     MASKED_FILE,
+    TABLE_ENTRIES,
     _read_chunks,
     _read_documents,
+    _read_table_entries,
     load_index,
 )
 from qa.lexical import TERMS_FILE, TOKENS_FILE, LexicalIndex
@@ -455,7 +458,7 @@ def test_a_loaded_index_is_memory_mapped_and_grows_from_an_owned_copy(
 
 def table_files(path: Path) -> dict[str, int]:
     """The inode of each table file of the build at ``path`` (BM25's term ids and terms too)."""
-    names = (DOCUMENTS_FILE, CHUNKS_FILE, f"bm25/{TOKENS_FILE}", f"bm25/{TERMS_FILE}")
+    names = (DOCUMENTS_FILE, CHUNKS_FILE, FILES_FILE, f"bm25/{TOKENS_FILE}", f"bm25/{TERMS_FILE}")
     return {name: (path / name).stat().st_ino for name in names}
 
 
@@ -484,7 +487,7 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
     qa.build(show_progress=False)
     first = qa.index
     # What a build that died after appending would leave: bytes past the live build's share.
-    for name in (DOCUMENTS_FILE, CHUNKS_FILE):
+    for name in (DOCUMENTS_FILE, CHUNKS_FILE, FILES_FILE):
         with (first.path / name).open("ab") as fh:
             fh.write(b'{"doc_id": "half written\n')
     changed = {"phones.txt": "Nokia cut its prices. Mobile phone sales fell in the fourth quarter."}
@@ -504,6 +507,13 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
             bm25 = LexicalIndex.load(build.path / "bm25", len(chunks))
             for question in QUESTIONS:
                 assert (bm25.scores(question) == build.lexical.scores(question)).all()
+            # Its manifest holds nothing that grows with the corpus: the documents' hashes and
+            # the files' signatures are read from its tables.
+            manifest = json.loads((build.path / "manifest.json").read_text())
+            assert not set(TABLE_ENTRIES) & set(manifest)
+            _read_table_entries(manifest, build.path, documents)
+            assert manifest["documents"] == build.manifest["documents"]
+            assert manifest["files"] == build.manifest["files"]
     # The sentence vectors of the first build are read where they are, not copied into each
     # update's table.
     table = builds[-1].sentences.vectors
@@ -518,12 +528,13 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
     )
     assert list(reloaded.documents) == list(full.index.documents)
     assert rankings(reloaded, qa.settings) == rankings(full)
+    assert sorted(reloaded.manifest["files"]) == sorted(full.index.manifest["files"])
 
 
 REMOVED = ("oil.txt", "0_election.txt")
 
 
-@pytest.mark.parametrize("base", ["format 3", "no hard links"])
+@pytest.mark.parametrize("base", ["format 3", "format 5", "no hard links"])
 def test_tables_of_an_older_build_or_without_hard_links_are_written_right(
     tmp_path: Path, base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -533,6 +544,10 @@ def test_tables_of_an_older_build_or_without_hard_links_are_written_right(
     if base == "format 3":
         # An index of format 3 reads its table files whole: they are not appended to.
         del first.manifest["table_bytes"]
+    elif base == "format 5":
+        # An index of format 5 keeps its files' signatures in its manifest, not in a table.
+        del first.manifest["table_bytes"][FILES_FILE]
+        (first.path / FILES_FILE).unlink()
     else:
 
         def no_links(source: object, target: object) -> None:
@@ -541,7 +556,15 @@ def test_tables_of_an_older_build_or_without_hard_links_are_written_right(
         monkeypatch.setattr(qa_appending.os, "link", no_links)
     edit(qa, add=LATER, remove=("court.txt",))
     assert qa.build(show_progress=False).in_place
-    assert table_files(qa.index.path) != table_files(first.path), "written whole"
+    if base == "format 5":
+        # Its documents and chunks are still appended to; the files table is written whole.
+        assert (qa.index.path / DOCUMENTS_FILE).samefile(first.path / DOCUMENTS_FILE)
+        assert (qa.index.path / FILES_FILE).stat().st_nlink == 1
+    else:
+        assert table_files(qa.index.path) != table_files(first.path), "written whole"
+    reloaded = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name)
+    assert reloaded.manifest["files"] == qa.index.manifest["files"]
+    assert set(reloaded.manifest["files"]) == {*ARTICLES, *LATER} - {"court.txt"}
     documents, chunks = read_build(qa.index)
     assert list(documents.items()) == list(qa.index.documents.items())
     assert chunks == qa.index.chunks
@@ -575,6 +598,17 @@ def test_an_update_for_listed_files_adds_changes_and_removes_them_alone(tmp_path
     assert report.in_place and report.added == ["0_election.txt"]
     assert report.removed == ["oil.txt"] and report.changed == []
     assert "Aviator" in qa.document("film.txt").text and "strike.txt" not in qa.index.documents
+    # The files table got the listed files' lines alone: the film's edit is not recorded, so
+    # the next whole update reads it again.
+    signatures = load_index(qa.settings, embedding_name=WeightedHashEmbedder.name).manifest["files"]
+    assert signatures == qa.index.manifest["files"]
+    assert "oil.txt" not in signatures and "strike.txt" not in signatures
+    stat = (corpus / "0_election.txt").stat()
+    assert signatures["0_election.txt"] == (stat.st_size, stat.st_mtime_ns)
+    assert signatures["film.txt"] != (
+        (corpus / "film.txt").stat().st_size,
+        signatures["film.txt"][1],
+    )
     # The files not listed are caught up by the next whole update, as if listed.
     report = qa.build(show_progress=False)
     assert report.added == ["strike.txt"] and report.changed == ["film.txt"]
