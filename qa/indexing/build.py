@@ -194,7 +194,7 @@ def build_index(
         )
     clock.lap("bm25")
     if in_place:
-        sentences = plan.grow_sentences(documents, fresh_chunks, fresh_sentences, rows.chunks, dim)
+        sentences = plan.grow_sentences(documents, fresh_sentences, rows.chunks, dim)
     else:
         # Sentences are keyed by their document's first chunk row (``SentenceVectors``).
         keys = first_rows(rows.chunks)

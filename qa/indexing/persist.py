@@ -54,13 +54,13 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import compress
-from operator import is_not, ne
+from operator import is_not
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faiss
 import numpy as np
@@ -92,6 +92,8 @@ FILES_FILE = "files.jsonl"
 #: the table files on load, never written into ``manifest.json``.
 TABLE_ENTRIES = ("documents", "files")
 MASKED_FILE = "masked.npy"
+
+V = TypeVar("V")
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:
@@ -374,7 +376,9 @@ def _write_tables(
     kept = base.manifest.get("table_bytes") if base is not None else None
     files = index.manifest.get("files") or {}
     if base is not None and kept is not None:
-        documents = _encode_lines(_document_changes(base.documents, index.documents, touched))
+        documents = _encode_lines(
+            _table_changes(base.documents, index.documents, _document_line, touched)
+        )
         chunks = _encode_lines(_chunk_row(c) for c in index.chunks[len(base.chunks) :])
         if link_and_append(
             base.path / DOCUMENTS_FILE, tmp / DOCUMENTS_FILE, kept[DOCUMENTS_FILE], documents
@@ -384,7 +388,9 @@ def _write_tables(
             ):
                 changes = (
                     _encode_lines(
-                        _file_changes(base.manifest.get("files") or {}, files, touched_files)
+                        _table_changes(
+                            base.manifest.get("files") or {}, files, _file_line, touched_files
+                        )
                     )
                     if FILES_FILE in kept
                     else b""
@@ -411,31 +417,7 @@ def _write_tables(
 
 def _write_files(tmp: Path, files: Mapping[str, Sequence[int]]) -> int:
     """Write ``files.jsonl`` whole: a line per file, by path; the bytes written."""
-    return _write_lines(tmp / FILES_FILE, ([p, *files[p]] for p in sorted(files)))
-
-
-def _file_changes(
-    before: Mapping[str, Sequence[int]],
-    after: Mapping[str, Sequence[int]],
-    touched: Collection[str] | None = None,
-) -> Iterator[Any]:
-    """The ``files.jsonl`` lines that make the signatures ``before`` into ``after`` (where only
-    the files ``touched`` may differ, those alone are looked at)."""
-    if touched is not None:
-        for path in sorted(touched):
-            signature = after.get(path)
-            if signature is None:
-                if path in before:
-                    yield {"removed": path}
-            elif before.get(path) != signature:
-                yield [path, *signature]
-        return
-    for path in sorted(before.keys() - after.keys()):
-        yield {"removed": path}
-    # C-level maps rather than a Python loop over every file (see ``_document_changes``).
-    new = compress(after, map(ne, map(before.get, after), after.values()))
-    for path in new:
-        yield [path, *after[path]]
+    return _write_lines(tmp / FILES_FILE, (_file_line(p, files[p]) for p in sorted(files)))
 
 
 def _read_table_entries(
@@ -469,31 +451,42 @@ def stored_hashes(build: Path) -> dict[str, str]:
     return {d: doc.content_hash for d, doc in documents.items()}
 
 
-def _document_changes(
-    before: dict[str, Document],
-    after: dict[str, Document],
+def _table_changes(
+    before: Mapping[str, V],
+    after: Mapping[str, V],
+    line: Callable[[str, V], Any],
     touched: Collection[str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """The ``documents.jsonl`` lines that make ``before`` into ``after`` (where only the
-    documents ``touched`` may differ, those alone are looked at)."""
+) -> Iterator[Any]:
+    """The lines of a table file keyed like ``before`` and ``after`` (``line`` makes an
+    entry's; a later line of a key replaces it, ``{"removed": key}`` takes it out) that make
+    ``before`` into ``after``, where only the keys ``touched`` may differ, those alone looked
+    at: the documents of ``documents.jsonl``, the file signatures of ``files.jsonl``."""
     if touched is not None:
-        for doc_id in sorted(touched):
-            doc = after.get(doc_id)
-            if doc is None:
-                if doc_id in before:
-                    yield {"removed": doc_id}
-            elif before.get(doc_id) != doc:
-                yield doc.to_dict()
+        for key in sorted(touched):
+            value = after.get(key)
+            if value is None:
+                if key in before:
+                    yield {"removed": key}
+            elif before.get(key) != value:
+                yield line(key, value)
         return
-    for doc_id in sorted(before.keys() - after.keys()):
-        yield {"removed": doc_id}
-    # The documents an update kept are the very objects of ``before``: an identity test,
-    # mapped in C over every document, leaves the few others to compare (at 170,000
-    # documents a Python loop over all took 0.1 s of each update).
-    others = compress(after.values(), map(is_not, map(before.get, after), after.values()))
-    for doc in others:
-        if before.get(doc.doc_id) != doc:
-            yield doc.to_dict()
+    for key in sorted(before.keys() - after.keys()):
+        yield {"removed": key}
+    # The entries an update kept are the very objects of ``before``: an identity test,
+    # mapped in C over every entry, leaves the few others to compare (at 170,000 documents a
+    # Python loop over all took 0.1 s of each update).
+    for key in compress(after, map(is_not, map(before.get, after), after.values())):
+        value = after[key]
+        if before.get(key) != value:
+            yield line(key, value)
+
+
+def _document_line(_: str, doc: Document) -> dict[str, Any]:
+    return doc.to_dict()
+
+
+def _file_line(path: str, signature: Sequence[int]) -> list[Any]:
+    return [path, *signature]
 
 
 def _chunk_row(chunk: Chunk) -> dict[str, Any] | None:

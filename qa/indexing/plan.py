@@ -21,7 +21,7 @@ import numpy as np
 
 from qa.indexing.embed import DocumentSentences, sentence_table
 from qa.indexing.persist import KEYED_BY_CHUNK_ROWS, current_path, load_index
-from qa.sentence_vectors import ChunkOwners, SentenceVectors, StackedRows
+from qa.sentence_vectors import ChunkOwners, SentenceVectors, StackedRows, first_rows
 from qa.settings import Settings
 from qa.store import MASKED, Index, IndexMismatchError, IndexMissingError, is_masked
 from qa.types import Chunk, Document, document_id, row_ranges, rows_by_document
@@ -201,14 +201,14 @@ class Plan:
     def grow_sentences(
         self,
         documents: list[Document],
-        fresh_chunks: list[Chunk],
         fresh_sentences: DocumentSentences,
         chunks: list[Chunk],
         dim: int,
     ) -> SentenceVectors:
-        """The sentence table for an update in place (the new chunk table ``chunks``): the
+        """The sentence table for an update in place (the new chunk table ``chunks``: the
+        previous one, masked where documents were taken out, then the fresh chunks): the
         previous table's rows as they are, then the fresh documents' rows, keyed by their
-        first rows among ``fresh_chunks`` (appended to the previous chunk table).
+        first chunk rows.
 
         Rows are keyed by chunk rows, which an update in place never renumbers, so the
         previous rows need no change: those of documents taken out name masked chunk rows,
@@ -222,7 +222,7 @@ class Plan:
         table = previous.sentences
         owners = ChunkOwners(chunks)
         first = len(previous.chunks)
-        keys = {d: r.start for d, r in (row_ranges(fresh_chunks, first) or {}).items()}
+        keys = {d: first + row for d, row in first_rows(chunks[first:]).items()}
         fresh = sentence_table(
             owners,
             [
