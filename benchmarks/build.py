@@ -334,7 +334,13 @@ def raw_worker(texts_file: Path) -> dict[str, Any]:
 def _run(args: list[str], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.build", *args]
     proc = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        encoding="utf-8",
     )
     if proc.returncode != 0:
         raise RuntimeError(f"build worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

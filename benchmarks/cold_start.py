@@ -35,7 +35,9 @@ def cli_wall(command: str, question: str, corpus: Path, index: Path, runs: int) 
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, check=False, encoding="utf-8"
+        )
         seconds.append(time.perf_counter() - started)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -88,7 +90,9 @@ def breakdown(corpus: Path, index: Path, question: str) -> dict[str, Any]:
         "--started",
         repr(time.time()),
     ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, check=False, encoding="utf-8"
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"cold-start worker failed:\n{proc.stderr[-2000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -109,6 +113,7 @@ def import_times(module: str = "qa.pipeline", top: int = 12) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=True,
+        encoding="utf-8",
     )
     by_package: dict[str, float] = {}
     total = 0.0

@@ -182,7 +182,9 @@ def main() -> None:
             f"| {r['reader_ms_p50']:.1f} / {r['reader_ms_p95']:.1f} |"
         )
     if args.out:
-        args.out.write_text(json.dumps({f"{v:g}@{w}": r for (v, w), r in rows.items()}, indent=2))
+        args.out.write_text(
+            json.dumps({f"{v:g}@{w}": r for (v, w), r in rows.items()}, indent=2), encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     train = sample_set(SQUAD_TRAIN, args.paragraphs, args.questions, args.seed)
     results["qa-train squad"] = compare("qa-train squad", *train, embedder, args.work, args.weights)
     results["load_after"] = load()
-    (args.work / "fusion.json").write_text(json.dumps(results, indent=2))
+    (args.work / "fusion.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

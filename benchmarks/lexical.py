@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         stages = {s: f["p50_ms"] for s, f in figure["stages"].items()}
         print(f"{name}: p50 {figure['total']['p50_ms']:.2f} ms; stage p50s {stages}")
     out |= {"bm25_alone_p50_ms": alone, "paired_ratio": ratio, "search": figures}
-    (args.work / "lexical.json").write_text(json.dumps(out, indent=2))
+    (args.work / "lexical.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

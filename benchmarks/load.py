@@ -134,7 +134,7 @@ def memory_mib(pid: int) -> dict[str, float]:
     process's own heap and arenas: what a leak grows) and ``RssFile`` (pages of mapped files,
     such as the index's memory-mapped tables: the kernel may drop them)."""
     out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "RssAnon", "RssFile"):
             out[name] = round(int(value.split()[0]) / 1024, 1)
@@ -159,7 +159,7 @@ class Server:
         command = [str(Path(sys.executable).parent / "qa"), "serve", "--port", str(self.port)]
         command += ["--corpus", str(self.corpus), "--index", str(work / "index")]
         self.log = work / "server.log"
-        with self.log.open("w") as out:
+        with self.log.open("w", encoding="utf-8") as out:
             self.process = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=out)
 
     def wait_ready(self) -> None:
@@ -168,7 +168,7 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
+                raise RuntimeError(f"the server exited:\n{self.log.read_text(encoding='utf-8')}")
             try:
                 if httpx.get(self.url, timeout=10).status_code == 200:
                     return
@@ -252,7 +252,9 @@ class Updater:
         text = article.read_text(encoding="utf-8")
         title, _, body = text.partition("\n\n")
         n = len(self.done) + 1
-        article.write_text(f"{title}\n\nUpdate {n}: officials met again today.\n\n{body}")
+        article.write_text(
+            f"{title}\n\nUpdate {n}: officials met again today.\n\n{body}", encoding="utf-8"
+        )
         self.documents.record()
         self.running.set()
         started = time.perf_counter()
@@ -494,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_after"] = load()
     name = "soak.json" if args.soak_minutes else "load.json"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / name).write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    (args.out / name).write_text(
+        json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     for key in ("questions", "unexpected_errors", "offset_problems", "during_update"):
         print_figure("load", key, figures[key])
     print_figure("load", "latency", figures["latency"])

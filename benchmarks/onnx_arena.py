@@ -30,7 +30,7 @@ from benchmarks.common import SEED_CORPUS, load, quiet_environment, seed_questio
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -110,6 +110,7 @@ def main() -> None:
                     capture_output=True,
                     text=True,
                     check=True,
+                    encoding="utf-8",
                 )
                 results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"load average: {load()}")

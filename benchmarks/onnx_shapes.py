@@ -75,7 +75,7 @@ def main() -> None:
         return
     for name, flags in VARIANTS.items():
         command = [sys.executable, __file__, "--one", "--runs", str(args.runs), *flags]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        out = subprocess.run(command, capture_output=True, text=True, check=True, encoding="utf-8")
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             f"{name}: RSS {figures['rss_mib'][0]} -> {figures['rss_mib'][-1]} MiB "

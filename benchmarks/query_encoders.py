@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         total = figure["total"]
         p50, p95 = total["p50_ms"], total["p95_ms"]
         print(f"{name}: search p50 {p50:.2f} ms, p95 {p95:.2f} ms; stage p50s {stages}")
-    (args.work / "query_encoders.json").write_text(json.dumps(out, indent=2))
+    (args.work / "query_encoders.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -485,7 +485,7 @@ def memory(bbc_index: Path) -> None:
         return
 
     def resident() -> int:
-        with open("/proc/self/statm") as fh:
+        with open("/proc/self/statm", encoding="utf-8") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     gc.collect()

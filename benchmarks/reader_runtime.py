@@ -102,7 +102,11 @@ def main() -> None:
     for _ in range(args.cold):
         for name in names:
             out = subprocess.run(
-                [sys.executable, "-c", COLD, name], capture_output=True, text=True, check=True
+                [sys.executable, "-c", COLD, name],
+                capture_output=True,
+                text=True,
+                check=True,
+                encoding="utf-8",
             ).stdout.split()
             cold[name].append((float(out[0]), out[1] == "True"))
     reference = best.get("torch-fp32")

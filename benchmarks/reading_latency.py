@@ -131,6 +131,7 @@ def main() -> None:
                     capture_output=True,
                     text=True,
                     check=True,
+                    encoding="utf-8",
                 )
                 .stdout.strip()
                 .splitlines()[-1]

@@ -84,7 +84,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    print(render(json.loads(Path(sys.argv[1]).read_text())))
+    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
 
 
 if __name__ == "__main__":

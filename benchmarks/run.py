@@ -112,7 +112,7 @@ def main() -> None:
             print_figure("targets", name, verdict)
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"results-{results['mode']}.json"
-        path.write_text(json.dumps(results, indent=2, default=str))
+        path.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         print(f"wrote {path}")
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

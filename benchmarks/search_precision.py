@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             f"hit@5 {hits}; top 5 as fp32/fp32: BBC {same['bbc']}, qa-val {same['qa-val']}; "
             f"stage p50s {stages}"
         )
-    (args.work / "search_precision.json").write_text(json.dumps(out, indent=2))
+    (args.work / "search_precision.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def main() -> None:
         for name, verdict in results["targets"].items():
             print_figure("targets", name, verdict)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, default=str))
+        out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         print(f"wrote {out}")
         shutil.rmtree(work, ignore_errors=True)
 

@@ -614,7 +614,7 @@ class LexicalIndex:
             "tokens": tokens,
             "bm25": {"method": "lucene", "k1": K1, "b": B},
         }
-        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path, size: int) -> LexicalIndex:
@@ -626,7 +626,7 @@ class LexicalIndex:
         """
         if not (directory / META_FILE).exists():
             return cls._load_legacy(directory, size)
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         if meta["rows"] != size:
             raise ValueError(f"BM25 index of {meta['rows']} rows for {size} chunks")
         with (directory / TERMS_FILE).open("rb") as fh:
@@ -664,7 +664,7 @@ class LexicalIndex:
         ids = np.load(directory / LEGACY_TOKEN_IDS_FILE, mmap_mode="r")
         offsets = np.load(directory / TOKEN_OFFSETS_FILE)
         vocab_file = directory / LEGACY_VOCAB_FILE
-        vocab = json.loads(vocab_file.read_text()) if vocab_file.exists() else {}
+        vocab = json.loads(vocab_file.read_text(encoding="utf-8")) if vocab_file.exists() else {}
         terms = [""] * len(vocab)
         for term, i in vocab.items():
             terms[i] = term

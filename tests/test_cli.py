@@ -139,8 +139,10 @@ def test_index_only_updates_for_the_files_named(
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(seed_index[0], corpus)
     invoke("index", "--corpus", str(corpus), "--index", str(index), "--json")
-    (corpus / "note.txt").write_text("Short note\n\nThe ferry to Gleebworth sails at noon.")
-    (corpus / "later.txt").write_text("Later\n\nNot named, so not indexed yet.")
+    (corpus / "note.txt").write_text(
+        "Short note\n\nThe ferry to Gleebworth sails at noon.", encoding="utf-8"
+    )
+    (corpus / "later.txt").write_text("Later\n\nNot named, so not indexed yet.", encoding="utf-8")
     out = json.loads(
         invoke(
             "index",

@@ -116,10 +116,10 @@ def test_marks_read_back_as_an_evaluation_set(qa: QA, answered: Result, log: Fee
 def test_the_loader_refuses_offsets_that_do_not_span_the_answer(tmp_path: Path) -> None:
     record = mark_record(QUESTION, "right", answer=Span("seven", "d.txt", 10, 15))
     path = tmp_path / "set.jsonl"
-    path.write_text(json.dumps({**record, "end": 16}) + "\n")
+    path.write_text(json.dumps({**record, "end": 16}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=":1: start and end must span the first answer"):
         load_jsonl(path)
-    path.write_text(json.dumps(record) + "\n")
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     assert load_jsonl(path)[0].start == 10
 
 

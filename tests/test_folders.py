@@ -79,7 +79,7 @@ def test_calibrate_asks_for_an_out_folder_when_installed(
 
     monkeypatch.setattr(runner, "SOURCE_DIR", empty_folder)  # as in site-packages: no .git
     (empty_folder / "data").mkdir()
-    (empty_folder / "val.json").write_text("{}")
+    (empty_folder / "val.json").write_text("{}", encoding="utf-8")
     result = CliRunner().invoke(
         app, ["calibrate", "--data", "data", "--file", "x.json", "--val", "val.json"]
     )

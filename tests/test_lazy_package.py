@@ -20,16 +20,21 @@ def test_top_level_names_load_on_first_use() -> None:
         _ = qa.Nope  # type: ignore[attr-defined]
 
 
+def run_python(code: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, timeout=120, encoding="utf-8"
+    )
+    return out.stdout.strip()
+
+
 def test_importing_the_trainer_loads_no_index_or_web_library() -> None:
     # Reader training runs where only torch and transformers are installed (a GPU machine).
     code = (
         "import sys, qa.training.reader, qa.cli\n"
         "print(sorted(m for m in ('faiss', 'bm25s', 'gradio', 'Stemmer') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
 
 
 def test_the_command_guard_loads_no_index_stack_before_the_command() -> None:
@@ -41,7 +46,4 @@ def test_the_command_guard_loads_no_index_stack_before_the_command() -> None:
         "loaded = _guard(lambda: [m for m in ('faiss', 'bm25s', 'scipy') if m in sys.modules])\n"
         "print(sorted(loaded()))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]"
+    assert run_python(code) == "[]"

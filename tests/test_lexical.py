@@ -240,6 +240,7 @@ def test_bm25s_is_imported_without_scipy_and_scores_the_same(tmp_path: Path) -> 
         text=True,
         check=True,
         timeout=120,
+        encoding="utf-8",
     )
     scipy_loaded, bm25s_saw_scipy, hits = json.loads(out.stdout)
     assert scipy_loaded is False and bm25s_saw_scipy is False
@@ -343,7 +344,7 @@ def test_an_index_saved_by_bm25s_before_format_5_is_read(tmp_path: Path) -> None
     built = LexicalIndex.build(texts)
     old = tmp_path / "bm25"
     old.mkdir()
-    (old / qa.lexical.LEGACY_VOCAB_FILE).write_text(json.dumps(built.vocabulary))
+    (old / qa.lexical.LEGACY_VOCAB_FILE).write_text(json.dumps(built.vocabulary), encoding="utf-8")
     np.save(old / qa.lexical.LEGACY_TOKEN_IDS_FILE, built.token_ids)
     np.save(old / qa.lexical.TOKEN_OFFSETS_FILE, built.token_offsets)
     np.save(old / qa.lexical.LEGACY_ROWS_FILE, np.arange(1, 90))  # row 0 masked

@@ -228,7 +228,9 @@ def test_hnsw_index_when_forced(tmp_path: Path, hash_embedder: HashEmbedder) -> 
     assert index.manifest["faiss_index"] == "hnsw"
     hits = Retriever(index, hash_embedder, settings).search("officers capital", k=3, mode="dense")
     assert hits[0].chunk.doc_id == "a.txt"
-    manifest = json.loads((current_path(settings.index_dir) / "manifest.json").read_text())
+    manifest = json.loads(
+        (current_path(settings.index_dir) / "manifest.json").read_text(encoding="utf-8")
+    )
     assert manifest["chunks"] == len(index.chunks)
 
 
@@ -242,7 +244,7 @@ def test_qa_build_reads_and_embeds_only_the_added_file(
     corpus.mkdir()
     for name, text in TOPICS.items():
         if name != "d.txt":
-            (corpus / name).write_text(text)
+            (corpus / name).write_text(text, encoding="utf-8")
     settings = settings_for(tmp_path).replace(corpus_dir=corpus)
     app = QA(settings, embedder=CountingEmbedder())
     first = app.build(show_progress=False)
@@ -253,7 +255,7 @@ def test_qa_build_reads_and_embeds_only_the_added_file(
     monkeypatch.setattr(
         qa.ingest, "load_file", lambda path, root: read.append(path.name) or real(path, root)
     )
-    (corpus / "d.txt").write_text(TOPICS["d.txt"])
+    (corpus / "d.txt").write_text(TOPICS["d.txt"], encoding="utf-8")
     app = QA(settings, embedder=(counting := CountingEmbedder()))
     stages: dict[str, float] = {}
     report = app.build(show_progress=False, timings=stages)

@@ -552,6 +552,7 @@ def git_revision() -> str | None:
             text=True,
             check=True,
             timeout=10,
+            encoding="utf-8",
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -560,6 +561,7 @@ def git_revision() -> str | None:
             text=True,
             check=True,
             timeout=10,
+            encoding="utf-8",
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

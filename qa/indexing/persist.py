@@ -340,7 +340,7 @@ def _prune(index_dir: Path) -> None:
 @contextmanager
 def _build_lock(index_dir: Path) -> Iterator[None]:
     index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / ".lock").open("w") as fh:
+    with (index_dir / ".lock").open("w", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -61,6 +61,10 @@ class OpenVinoSession:
     cache, keyed by the model and the settings), so a later process loads the compiled form
     instead of compiling again (0.15 s against 0.55 s for the reader on two cores).
 
+    While it compiles (or loads from its cache), OpenVINO sets the whole process's locale to
+    "C" for a moment: a text file another thread opens then without naming an encoding would
+    be ASCII, so every text file in the project names UTF-8 (tests/test_locale.py).
+
     Args:
         model_file: The ONNX file.
         threads: Inference threads (``None``: OpenVINO's choice).

@@ -324,7 +324,7 @@ def _up_to_date(settings: Settings, documents: list[Document], embedding_name: s
     manifest_path = current_path(settings.index_dir) / "manifest.json"
     if not manifest_path.exists():
         return False
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     return (
         manifest.get("embedding_model") == embedding_name
         and manifest.get("chunking") == chunking_settings(settings)

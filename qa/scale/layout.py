@@ -76,7 +76,7 @@ class ShardedLayout:
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         tmp = self.index_dir / f".{SHARDS_FILE}-{os.getpid()}"
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         os.replace(tmp, self.index_dir / SHARDS_FILE)
 
     @classmethod
@@ -88,7 +88,7 @@ class ShardedLayout:
             raise FileNotFoundError(
                 f"no sharded index at {index_dir}: build one with `qa index --engine ray`"
             )
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format_version") != FORMAT_VERSION:
             raise FileNotFoundError(
                 f"{path} was written by another version of qa: rebuild with "

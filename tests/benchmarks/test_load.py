@@ -31,10 +31,10 @@ def test_documents_accept_any_version_and_catch_wrong_offsets(tmp_path: Path) ->
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     article = corpus / "a.txt"
-    article.write_text("Title\n\nThe ferry sails at dawn.\n")
+    article.write_text("Title\n\nThe ferry sails at dawn.\n", encoding="utf-8")
     documents = Documents(corpus)
     old = documents.versions["a.txt"][0]
-    article.write_text("Title\n\nUpdate: late.\n\nThe ferry sails at dawn.\n")
+    article.write_text("Title\n\nUpdate: late.\n\nThe ferry sails at dawn.\n", encoding="utf-8")
     documents.record()
     new = documents.versions["a.txt"][1]
 

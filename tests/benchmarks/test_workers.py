@@ -121,7 +121,7 @@ def test_scale_add_tiles_bbc_builds_with_synthetic_vectors_and_adds_in_place(
     assert not set(held) & set(sources)
     assert tile_corpus(sources, tmp_path / "corpus", 30) == 0
     copies = sorted((tmp_path / "corpus").glob("0000/*"))
-    assert len(copies) == 30 and len({p.read_text()[:12] for p in copies[:3]}) == 3
+    assert len(copies) == 30 and len({p.read_text(encoding="utf-8")[:12] for p in copies[:3]}) == 3
     vectors = SyntheticEmbedder().encode(["a", "b", "c"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 

@@ -168,9 +168,11 @@ def test_calibrate_fits_a_model_that_separates_right_from_wrong(tmp_path: Path, 
     val = tmp_path / "val.json"
     _write_squad(val)
     metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"training": {"fractions": {"people.json": 0.5}, "seed": 3}}))
+    metrics.write_text(
+        json.dumps({"training": {"fractions": {"people.json": 0.5}, "seed": 3}}), encoding="utf-8"
+    )
     thresholds = tmp_path / "thresholds.json"
-    thresholds.write_text(json.dumps({"sentence": {"value": 0.4, "how": "kept"}}))
+    thresholds.write_text(json.dumps({"sentence": {"value": 0.4, "how": "kept"}}), encoding="utf-8")
     out = tmp_path / "answer_model.json"
     settings = Settings(index_dir=tmp_path / "index", corpus_dir=tmp_path / "corpus")
     info = calibrate(
@@ -188,7 +190,7 @@ def test_calibrate_fits_a_model_that_separates_right_from_wrong(tmp_path: Path, 
     held, _ = held_out(data, "people.json", {"fractions": {"people.json": 0.5}, "seed": 3})
     assert info["fit_questions"] == info["fit_files"]["people.json"]["asked"] == len(held) > 4
     assert info["validation_questions"] == 16 and info["c"] in (0.01, 0.1, 1.0, 10.0)
-    table = json.loads(thresholds.read_text())
+    table = json.loads(thresholds.read_text(encoding="utf-8"))
     assert table["sentence"] == {"value": 0.4, "how": "kept"}
     assert 0.0 <= table["reader"]["value"] <= 1.0 and "qa calibrate" in table["reader"]["how"]
     # The reader is sure exactly when it is right here: the fitted model must agree.

@@ -156,7 +156,7 @@ def test_json_prints_exactly_the_summary_keys(squad_run: tuple[dict, Path]) -> N
 
 def test_metrics_match_the_hand_computed_values(squad_run: tuple[dict, Path]) -> None:
     summary, out = squad_run
-    rows = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").open())}
+    rows = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").open(encoding="utf-8"))}
     for qid, (_, _, sentence, f1) in EXPECTED.items():
         assert rows[qid]["answer"] == sentence, qid
         assert rows[qid]["gold_rank"] == 1 and rows[qid]["sentence_hit"] is True
@@ -173,7 +173,7 @@ def test_metrics_match_the_hand_computed_values(squad_run: tuple[dict, Path]) ->
     assert summary["abstain_recall"] == 0.0
     assert 0 < summary["p50_ms"] <= summary["p95_ms"]
 
-    details = json.loads((out / "summary.json").read_text())
+    details = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert details["index"]["documents"] == 3 and details["mode"] == "sentence"
     assert details["threshold"]["in_use"] == 0.0
     # The off-topic question's best sentence scores below every right answer, so the best
@@ -186,7 +186,7 @@ def test_metrics_match_the_hand_computed_values(squad_run: tuple[dict, Path]) ->
 
 def test_run_folder_has_the_report_and_chart(squad_run: tuple[dict, Path]) -> None:
     _, out = squad_run
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text(encoding="utf-8")
     for heading in (
         "## Settings",
         "## Overall",
@@ -221,7 +221,9 @@ def test_seed_set_against_an_index_and_threshold_guard(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["n"] == 4.0 and set(summary) == SUMMARY_KEYS
-    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").open()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").open(encoding="utf-8")
+    ]
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert all(r["gold_rank"] is not None for r in rows if r["answerable"])
 

@@ -112,7 +112,9 @@ def test_every_bbc_reference_is_verbatim_in_its_cleaned_article(
 )
 def test_malformed_turns_name_their_line(tmp_path: Path, lines: list[dict], problem: str) -> None:
     path = tmp_path / "set.jsonl"
-    path.write_text("\n".join(json.dumps({"id": str(i), **r}) for i, r in enumerate(lines)))
+    path.write_text(
+        "\n".join(json.dumps({"id": str(i), **r}) for i, r in enumerate(lines)), encoding="utf-8"
+    )
     with pytest.raises(ValueError, match=problem) as error:
         load_turns(path)
     assert f"set.jsonl:{len(lines)}:" in str(error.value)
@@ -267,16 +269,16 @@ def test_follow_ups_are_reported_apart_from_first_turns_and_their_full_questions
     assert head["follow_up_f1_gap"] == pytest.approx(2 / 3) and head["n_follow_ups"] == 3.0
 
     files = write_run(run, tmp_path, "qa eval --set eval/conversations.jsonl")
-    rows = {r["id"]: r for r in map(json.loads, files["predictions.jsonl"].open())}
+    rows = {r["id"]: r for r in map(json.loads, files["predictions.jsonl"].open(encoding="utf-8"))}
     assert rows["a2"]["understood_as"] == "When? after Singapore"
     assert rows["a2"]["full_question"] == "When did they meet in Singapore?"
     assert (rows["a2"]["conversation"], rows["a2"]["turn"]) == ("a", 2)
     assert rows["a3"]["full_answer"] is None and rows["a3"]["full_f1"] == 1.0
     assert rows["a1"]["full_question"] is None and rows["a1"]["understood_as"] is None
-    details = json.loads(files["summary.json"].read_text())
+    details = json.loads(files["summary.json"].read_text(encoding="utf-8"))
     assert details["conversations"]["f1_gap"] == pytest.approx(2 / 3)
     assert details["notes"] == run.notes
-    report = files["report.md"].read_text()
+    report = files["report.md"].read_text(encoding="utf-8")
     assert "## Conversations" in report and "| full minus follow-up |" in report
     assert "**Note:** skipped 1 of 3 conversations" in report
 
@@ -304,7 +306,9 @@ def test_corpus_folders_join_the_seed_articles_with_ids_relative_to_their_root(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "bbc" / "business").mkdir(parents=True)
-    (tmp_path / "bbc" / "business" / "001.txt").write_text("Title\n\nSome business news.")
+    (tmp_path / "bbc" / "business" / "001.txt").write_text(
+        "Title\n\nSome business news.", encoding="utf-8"
+    )
     notes: list[str] = []
     documents = corpus_documents([tmp_path / "bbc", tmp_path / "absent"], notes)
     assert sorted(d.doc_id for d in documents) == [*SEED_IDS, "business/001.txt"]

@@ -101,10 +101,12 @@ def test_malformed_records_name_their_line(tmp_path: Path) -> None:
     ]
     for record, message in cases:
         path = tmp_path / "set.jsonl"
-        path.write_text(json.dumps(good) + "\n" + json.dumps(record | {"id": "x2"}) + "\n")
+        path.write_text(
+            json.dumps(good) + "\n" + json.dumps(record | {"id": "x2"}) + "\n", encoding="utf-8"
+        )
         with pytest.raises(ValueError, match=rf"set.jsonl:2: .*{message}"):
             load_jsonl(path)
-    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="duplicate id 'x1'"):
         load_jsonl(path)
 
@@ -150,7 +152,7 @@ def test_squad_v2_becomes_an_open_corpus(tmp_path: Path) -> None:
         ],
     }
     path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(squad))
+    path.write_text(json.dumps(squad), encoding="utf-8")
     questions, docs = load_squad(path)
     assert [d.doc_id for d in docs] == ["Moon Landing#0"]  # identical paragraphs merge
     assert docs[0].text == "Apollo 11 landed in 1969."
@@ -175,7 +177,7 @@ def test_articles_sharing_a_title_keep_distinct_paragraph_ids(tmp_path: Path) ->
         for i, text in enumerate(["Seoul is a city.", "Seoul hosted the Olympics."])
     ]
     path = tmp_path / "dup.json"
-    path.write_text(json.dumps({"version": "1.1", "data": articles}))
+    path.write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
     _, docs = load_squad(path)
     assert [d.doc_id for d in docs] == ["Seoul#0", "Seoul#0~2"]
     assert len({d.path for d in docs}) == 2

@@ -43,7 +43,7 @@ def test_feedback_runs_as_an_evaluation_set(
     assert summary["n"] == 2
     assert summary["em"] == pytest.approx(0.5)
     assert summary["recall_at_1"] == pytest.approx(1.0)
-    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open(encoding="utf-8")]
     assert [p["question"] for p in predictions] == [LIKED, OFF_TOPIC]
     assert predictions[0]["answer"] == liked.answers[0].text
 

@@ -182,7 +182,7 @@ def test_outputs(observed, tmp_path: Path) -> None:
     _, observations = observed
     run = _run(observations)
     files = write_run(run, tmp_path, "qa eval")
-    rows = [json.loads(line) for line in files["predictions.jsonl"].open()]
+    rows = [json.loads(line) for line in files["predictions.jsonl"].open(encoding="utf-8")]
     assert [r["id"] for r in rows] == ["a", "b", "c"]
     assert {
         "id",
@@ -207,7 +207,7 @@ def test_outputs(observed, tmp_path: Path) -> None:
     assert tuple(head) == SUMMARY_KEYS and head["n"] == 3.0
     assert head["f1"] == pytest.approx(2 / 3) and head["mrr"] == pytest.approx(0.5)
     assert head["abstain_precision"] == pytest.approx(1 / 2) and head["abstain_recall"] == 1.0
-    report = files["report.md"].read_text()
+    report = files["report.md"].read_text(encoding="utf-8")
     assert "| where | 1 |" in report and "0.5500 (recommended)" in report
     assert files["chart.png"].stat().st_size > 10_000
     assert default_out_dir(run).name == "seed-20260102T030405Z"

@@ -110,7 +110,7 @@ def make_qa(
     corpus = tmp_path / f"{name}-corpus"
     corpus.mkdir()
     for file, text in articles.items():
-        (corpus / file).write_text(text)
+        (corpus / file).write_text(text, encoding="utf-8")
     values = {
         "corpus_dir": corpus,
         "index_dir": tmp_path / f"{name}-index",
@@ -153,7 +153,7 @@ def answers(qa: QA) -> list[list[tuple]]:
 
 def edit(qa: QA, add: dict[str, str] | None = None, remove: tuple[str, ...] = ()) -> None:
     for file, text in (add or {}).items():
-        (qa.settings.corpus_dir / file).write_text(text)
+        (qa.settings.corpus_dir / file).write_text(text, encoding="utf-8")
     for file in remove:
         (qa.settings.corpus_dir / file).unlink()
 
@@ -509,7 +509,7 @@ def test_updates_in_place_append_to_the_live_tables_and_every_build_reads_its_ow
                 assert (bm25.scores(question) == build.lexical.scores(question)).all()
             # Its manifest holds nothing that grows with the corpus: the documents' hashes and
             # the files' signatures are read from its tables.
-            manifest = json.loads((build.path / "manifest.json").read_text())
+            manifest = json.loads((build.path / "manifest.json").read_text(encoding="utf-8"))
             assert not set(TABLE_ENTRIES) & set(manifest)
             _read_table_entries(manifest, build.path, documents)
             assert manifest["documents"] == build.manifest["documents"]
@@ -592,7 +592,9 @@ def test_an_update_for_listed_files_adds_changes_and_removes_them_alone(tmp_path
     qa = make_qa(tmp_path, "live", ARTICLES)
     qa.build(show_progress=False)
     edit(qa, add=LATER, remove=("oil.txt",))
-    (qa.settings.corpus_dir / "film.txt").write_text("Not listed: this edit waits.")
+    (qa.settings.corpus_dir / "film.txt").write_text(
+        "Not listed: this edit waits.", encoding="utf-8"
+    )
     corpus = qa.settings.corpus_dir
     report = qa.build(show_progress=False, only=["0_election.txt", corpus / "oil.txt"])
     assert report.in_place and report.added == ["0_election.txt"]
@@ -667,7 +669,10 @@ def test_an_update_in_place_carries_the_derived_tables_as_a_fresh_index_would_ma
             assert {index.chunks[r].doc_id for r in rows} == {doc_id}
     assert "oil.txt" not in qa.index.document_rows
     assert answers(qa) == answers(
-        full_build(tmp_path, {f.name: f.read_text() for f in qa.settings.corpus_dir.iterdir()})
+        full_build(
+            tmp_path,
+            {f.name: f.read_text(encoding="utf-8") for f in qa.settings.corpus_dir.iterdir()},
+        )
     )
 
 
@@ -732,10 +737,10 @@ def test_a_sentence_table_keyed_by_document_position_is_keyed_by_chunk_row_as_it
     assert (spans[:, 0] == -1).any() and (spans[:, 0] >= 0).any()
     np.save(index.path / SPANS_FILE, spans)
     (index.path / RAW_SPANS_FILE).unlink()
-    manifest = json.loads((index.path / "manifest.json").read_text())
+    manifest = json.loads((index.path / "manifest.json").read_text(encoding="utf-8"))
     manifest["format_version"] = 5
     del manifest["sentences"]
-    (index.path / "manifest.json").write_text(json.dumps(manifest))
+    (index.path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
     old = QA(qa.settings, embedder=WeightedHashEmbedder())
     assert old.index.manifest["format_version"] == 5

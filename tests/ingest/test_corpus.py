@@ -23,12 +23,12 @@ def test_supported_suffixes() -> None:
 
 def test_walk_ids_order_and_hashes(tmp_path: Path) -> None:
     (tmp_path / "b" / "deep").mkdir(parents=True)
-    (tmp_path / "b" / "deep" / "z.txt").write_text("Zed\n\nLast text.")
-    (tmp_path / "a.TXT").write_text("Upper suffix\n\nStill text.")
-    (tmp_path / "b" / "m.md").write_text("# Em\n\nBody.")
-    (tmp_path / ".hidden.txt").write_text("Hidden\n\nNot loaded.")
+    (tmp_path / "b" / "deep" / "z.txt").write_text("Zed\n\nLast text.", encoding="utf-8")
+    (tmp_path / "a.TXT").write_text("Upper suffix\n\nStill text.", encoding="utf-8")
+    (tmp_path / "b" / "m.md").write_text("# Em\n\nBody.", encoding="utf-8")
+    (tmp_path / ".hidden.txt").write_text("Hidden\n\nNot loaded.", encoding="utf-8")
     (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "x.txt").write_text("Hidden folder\n\nNot loaded.")
+    (tmp_path / ".git" / "x.txt").write_text("Hidden folder\n\nNot loaded.", encoding="utf-8")
 
     docs = load_corpus(tmp_path)
 
@@ -43,8 +43,8 @@ def test_walk_reads_linked_files_but_enters_no_linked_folder(tmp_path: Path) -> 
     corpus, outside = tmp_path / "corpus", tmp_path / "outside"
     (corpus / "a" / "b").mkdir(parents=True)
     outside.mkdir()
-    (outside / "far.txt").write_text("Far\n\nOutside the corpus.")
-    (corpus / "a" / "b" / "near.txt").write_text("Near\n\nInside.")
+    (outside / "far.txt").write_text("Far\n\nOutside the corpus.", encoding="utf-8")
+    (corpus / "a" / "b" / "near.txt").write_text("Near\n\nInside.", encoding="utf-8")
     (corpus / "a" / "linked.txt").symlink_to(outside / "far.txt")
     (corpus / "elsewhere").symlink_to(outside, target_is_directory=True)
     (corpus / "a" / "loop").symlink_to(corpus, target_is_directory=True)
@@ -66,7 +66,7 @@ def test_walk_reads_linked_files_but_enters_no_linked_folder(tmp_path: Path) -> 
 def test_bad_files_are_skipped_with_one_warning_each(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.", encoding="utf-8")
     bad = {
         "sub/image.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         "empty.txt": (b"", "no text"),
@@ -133,8 +133,8 @@ def test_scan_reuses_unchanged_files_without_reading_them(
     import qa.ingest
     from qa.ingest import scan_corpus
 
-    (tmp_path / "a.txt").write_text("Alpha\n\nThe first article.")
-    (tmp_path / "b.txt").write_text("Beta\n\nThe second article.")
+    (tmp_path / "a.txt").write_text("Alpha\n\nThe first article.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Beta\n\nThe second article.", encoding="utf-8")
     docs, signatures = scan_corpus(tmp_path)
     assert set(signatures) == {"a.txt", "b.txt"}
     stat = (tmp_path / "a.txt").stat()
@@ -149,8 +149,8 @@ def test_scan_reuses_unchanged_files_without_reading_them(
         return real(path, root)
 
     monkeypatch.setattr(qa.ingest, "load_file", counting)
-    (tmp_path / "c.txt").write_text("Gamma\n\nA new article.")
-    (tmp_path / "b.txt").write_text("Beta\n\nThe second article, edited.")
+    (tmp_path / "c.txt").write_text("Gamma\n\nA new article.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Beta\n\nThe second article, edited.", encoding="utf-8")
     again, _ = scan_corpus(tmp_path, known)
     assert sorted(read) == ["b.txt", "c.txt"]  # a.txt was not opened
     assert [d.doc_id for d in again] == ["a.txt", "b.txt", "c.txt"]
@@ -168,7 +168,7 @@ def test_scan_keeps_skipping_a_bad_file_with_a_warning(
 ) -> None:
     from qa.ingest import scan_corpus
 
-    (tmp_path / "good.txt").write_text("Good\n\nText.")
+    (tmp_path / "good.txt").write_text("Good\n\nText.", encoding="utf-8")
     (tmp_path / "bad.txt").write_bytes(b"\x00\x01\x02binary")
     with caplog.at_level(logging.WARNING, logger="qa.ingest"):
         docs, signatures = scan_corpus(tmp_path)
@@ -195,8 +195,8 @@ def test_any_failure_inside_a_loader_skips_only_that_file(
         raise error
 
     monkeypatch.setitem(qa.ingest._LOADERS, ".html", ("html", broken_parser))
-    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
-    (tmp_path / "page.html").write_text("<p>Parsers have bugs.</p>")
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.", encoding="utf-8")
+    (tmp_path / "page.html").write_text("<p>Parsers have bugs.</p>", encoding="utf-8")
     skipped: dict[str, str] = {}
 
     with caplog.at_level(logging.WARNING, logger="qa.ingest"):
@@ -214,10 +214,12 @@ def test_sizes_are_bounded(
 ) -> None:
     monkeypatch.setattr(qa.ingest, "MAX_FILE_BYTES", 1_000)
     monkeypatch.setattr(qa.ingest, "MAX_DOCUMENT_CHARS", 100)
-    (tmp_path / "big.txt").write_text("Big\n\n" + "word " * 300)
-    (tmp_path / "long.txt").write_text("Long\n\n" + "word " * 30)
+    (tmp_path / "big.txt").write_text("Big\n\n" + "word " * 300, encoding="utf-8")
+    (tmp_path / "long.txt").write_text("Long\n\n" + "word " * 30, encoding="utf-8")
     records = [{"text": "Short record."}, {"text": "word " * 30}]
-    (tmp_path / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "mixed.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records), encoding="utf-8"
+    )
     skipped: dict[str, str] = {}
 
     with caplog.at_level(logging.WARNING, logger="qa.ingest"):
@@ -232,7 +234,7 @@ def test_sizes_are_bounded(
 
 
 def test_a_named_pipe_is_skipped_without_blocking(tmp_path: Path) -> None:
-    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.")
+    (tmp_path / "good.txt").write_text("Good headline\n\nGood body.", encoding="utf-8")
     os.mkfifo(tmp_path / "pipe.txt")
     skipped: dict[str, str] = {}
     docs, _ = scan_corpus(tmp_path, skipped=skipped)
@@ -243,7 +245,9 @@ def test_a_named_pipe_is_skipped_without_blocking(tmp_path: Path) -> None:
 def test_lone_surrogates_and_undecodable_names(tmp_path: Path) -> None:
     # JSON escapes decode to lone surrogates, which no index file could store; a name with bytes
     # that are not UTF-8 cannot be a stored id.
-    (tmp_path / "s.jsonl").write_text('{"title": "A \\ud800 title", "text": "Text \\udfff end."}')
+    (tmp_path / "s.jsonl").write_text(
+        '{"title": "A \\ud800 title", "text": "Text \\udfff end."}', encoding="utf-8"
+    )
     (tmp_path / "caf\udce9.txt").write_bytes(b"Headline\n\nBody.")
     skipped: dict[str, str] = {}
     [doc], _ = scan_corpus(tmp_path, skipped=skipped)
@@ -257,14 +261,14 @@ def test_scan_of_listed_files_reads_them_alone_and_keeps_the_rest_unlooked_at(
     from qa.ingest import corpus_relative
 
     for name in ("a.txt", "b.txt", "c.txt"):
-        (tmp_path / name).write_text(f"{name}\n\nThe article {name}.")
+        (tmp_path / name).write_text(f"{name}\n\nThe article {name}.", encoding="utf-8")
     docs, signatures = scan_corpus(tmp_path)
     known = {d.path: (signatures[d.path], [d]) for d in docs}
-    (tmp_path / "a.txt").write_text("A\n\nEdited, but not listed.")
+    (tmp_path / "a.txt").write_text("A\n\nEdited, but not listed.", encoding="utf-8")
     (tmp_path / "b.txt").unlink()
     (tmp_path / "new").mkdir()
-    (tmp_path / "new" / "d.txt").write_text("D\n\nA new article.")
-    (tmp_path / ".e.txt").write_text("E\n\nHidden.")
+    (tmp_path / "new" / "d.txt").write_text("D\n\nA new article.", encoding="utf-8")
+    (tmp_path / ".e.txt").write_text("E\n\nHidden.", encoding="utf-8")
     # No walk of the folder and no stat of a file not listed.
     monkeypatch.setattr(qa.ingest, "_corpus_files", lambda root: pytest.fail("walked"))
     stats: list[str] = []
@@ -297,11 +301,11 @@ def test_known_files_finds_each_files_documents_as_a_map_of_every_file_would(
     (``b.jsonl#...``) and a file without documents are told apart as a map of every file would."""
     from qa.ingest import KnownFiles
 
-    (tmp_path / "a.txt").write_text("A\n\nThe article a.")
-    (tmp_path / "a.txt.md").write_text("# A md\n\nAnother article.")
+    (tmp_path / "a.txt").write_text("A\n\nThe article a.", encoding="utf-8")
+    (tmp_path / "a.txt.md").write_text("# A md\n\nAnother article.", encoding="utf-8")
     records = [{"title": f"R{n}", "text": f"Record {n} of the archive."} for n in range(3)]
-    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    (tmp_path / "c.txt").write_text("C\n\nThe article c.")
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    (tmp_path / "c.txt").write_text("C\n\nThe article c.", encoding="utf-8")
     docs, signatures = scan_corpus(tmp_path)
     signatures["empty.txt"] = (0, 1)  # recorded, but nothing of it indexed
     by_path: dict[str, list] = {}
@@ -314,7 +318,7 @@ def test_known_files_finds_each_files_documents_as_a_map_of_every_file_would(
     rest, kept = known.rest({"a.txt", "b.jsonl"})
     assert [d.doc_id for d in rest] == ["a.txt.md", "c.txt"]
     assert set(kept) == {"a.txt.md", "c.txt", "empty.txt"}
-    (tmp_path / "a.txt").write_text("A\n\nEdited.")
+    (tmp_path / "a.txt").write_text("A\n\nEdited.", encoding="utf-8")
     listed = ["a.txt", "b.jsonl"]
     fast, fast_signatures = scan_corpus(tmp_path, known, only=listed)
     plain, plain_signatures = scan_corpus(tmp_path, expected, only=listed)

@@ -55,15 +55,19 @@ def test_text_date_reads_datelines_only(text: str, day: str | None) -> None:
 def test_ingested_documents_carry_their_iso_day(tmp_path: Path) -> None:
     (tmp_path / "world").mkdir()
     (tmp_path / "world" / "talks.txt").write_text(
-        "Talks resume\n\nHANOI, Feb. 27, 2019 — The leaders met again.\n"
+        "Talks resume\n\nHANOI, Feb. 27, 2019 — The leaders met again.\n", encoding="utf-8"
     )
-    (tmp_path / "plain.txt").write_text("No date here\n\nJust a story from 7 July 2005.\n")
+    (tmp_path / "plain.txt").write_text(
+        "No date here\n\nJust a story from 7 July 2005.\n", encoding="utf-8"
+    )
     records = [
         {"text": "One.", "date": "Wed, 20 Feb 2019 10:00:00 GMT"},
         {"text": "Two.", "date": "2019-02-21"},
         {"text": "Three.", "date": "03/04/2019"},
     ]
-    (tmp_path / "feed.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "feed.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records), encoding="utf-8"
+    )
 
     [talks] = load_file(tmp_path / "world" / "talks.txt", tmp_path)
     assert talks.metadata["date"] == "2019-02-27" and "date_source" not in talks.metadata
@@ -78,6 +82,6 @@ def test_ingested_documents_carry_their_iso_day(tmp_path: Path) -> None:
 
 def test_html_meta_date_tags(tmp_path: Path) -> None:
     page = '<meta name="date" content="2004-12-01"><h1>Rates</h1><p>Rates rose.</p>'
-    (tmp_path / "a.html").write_text(page)
+    (tmp_path / "a.html").write_text(page, encoding="utf-8")
     [doc] = load_file(tmp_path / "a.html", tmp_path)
     assert doc.metadata["date"] == "2004-12-01"

@@ -58,7 +58,10 @@ def test_a_file_replaced_in_place_is_hashed_again(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"first")
     sums = tmp_path / "SHA256SUMS"
-    sums.write_text(f"{checksums.sha256(folder / 'model.safetensors')}  reader/model.safetensors\n")
+    sums.write_text(
+        f"{checksums.sha256(folder / 'model.safetensors')}  reader/model.safetensors\n",
+        encoding="utf-8",
+    )
     checksums.verify("reader", folder, sums_file=sums)
     (folder / "model.safetensors").write_bytes(b"other")  # same size, new content
     with pytest.raises(ModelFileError, match="refused"):
@@ -83,5 +86,7 @@ def test_write_records_what_verify_then_accepts(
     sums = tmp_path / "SHA256SUMS"
     written = checksums.write(sums)
     assert list(written) == ["reader/weights.bin"]
-    assert sums.read_text() == f"{written['reader/weights.bin']}  reader/weights.bin\n"
+    assert (
+        sums.read_text(encoding="utf-8") == f"{written['reader/weights.bin']}  reader/weights.bin\n"
+    )
     checksums.verify("reader", sums_file=sums)

@@ -66,8 +66,10 @@ def test_a_build_writes_the_file_its_digest_and_what_made_it(
         path = query_encoder_file()
     assert path == cache / "minilm-fp32" / query_encoder.cache_key() / "model.onnx"
     digest = checksums.sha256(path)
-    assert (path.parent / "model.onnx.sha256").read_text() == f"{digest}  model.onnx\n"
-    assert json.loads((path.parent / "build.json").read_text())["sha256"] == digest
+    assert (path.parent / "model.onnx.sha256").read_text(
+        encoding="utf-8"
+    ) == f"{digest}  model.onnx\n"
+    assert json.loads((path.parent / "build.json").read_text(encoding="utf-8"))["sha256"] == digest
     assert [r.getMessage() for r in caplog.records if "building" in r.getMessage()] == [
         f"building the fp32 question encoder (once, ~{query_encoder.BUILD_SECONDS} s) "
         f"into {path.parent}"
@@ -183,7 +185,7 @@ def test_a_second_process_waits_for_the_build_and_uses_it(cache: Path, tmp_path:
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    assert calls.read_text() == "built\n"
+    assert calls.read_text(encoding="utf-8") == "built\n"
     assert outputs[0][0] == outputs[1][0] and outputs[0][0].strip().endswith(b"model.onnx")
     notices = b"".join(err for _, err in outputs).count(b"building the fp32 question encoder")
     assert notices == 1
@@ -246,10 +248,10 @@ def test_files_built_beside_the_file_are_moved_in_with_it_and_checked_with_it(
     path = query_encoder_file()
     data = path.with_name("model.onnx.data")
     assert data.read_bytes() == b"weights " * 4000
-    assert (path.parent / "model.onnx.sha256").read_text() == (
+    assert (path.parent / "model.onnx.sha256").read_text(encoding="utf-8") == (
         f"{checksums.sha256(path)}  model.onnx\n{checksums.sha256(data)}  model.onnx.data\n"
     )
-    assert json.loads((path.parent / "build.json").read_text())["files"] == {
+    assert json.loads((path.parent / "build.json").read_text(encoding="utf-8"))["files"] == {
         "model.onnx": checksums.sha256(path),
         "model.onnx.data": checksums.sha256(data),
     }
@@ -275,6 +277,8 @@ def test_a_digest_file_naming_another_folder_is_not_trusted(
 ) -> None:
     fake, path = built
     digests = path.parent / "model.onnx.sha256"
-    digests.write_text(digests.read_text() + f"{'0' * 64}  ../elsewhere.data\n")
+    digests.write_text(
+        digests.read_text(encoding="utf-8") + f"{'0' * 64}  ../elsewhere.data\n", encoding="utf-8"
+    )
     query_encoder_file()
-    assert fake.calls == 2 and digests.read_text().count("\n") == 1
+    assert fake.calls == 2 and digests.read_text(encoding="utf-8").count("\n") == 1

@@ -334,7 +334,9 @@ def test_unset_threshold_comes_from_the_thresholds_file(
     assert len(scores) == 2 and scores[0] > scores[1]
     table = tmp_path / "thresholds.json"
     entries = {"reader": (scores[0] + scores[1]) / 2, "sentence": 0.999}
-    table.write_text(json.dumps({k: {"value": v, "how": "test"} for k, v in entries.items()}))
+    table.write_text(
+        json.dumps({k: {"value": v, "how": "test"} for k, v in entries.items()}), encoding="utf-8"
+    )
     monkeypatch.setattr(answers_module, "THRESHOLDS_PATH", table)
     result = finder(reader, threshold=None).find(question, passages, {DOC.doc_id: DOC})
     assert [a.text for a in result.answers] == ["Panmunjom"]

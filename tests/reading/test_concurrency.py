@@ -113,7 +113,9 @@ def test_each_reply_holds_to_one_snapshot_while_builds_swap_the_index(
             # A paragraph put in front moves every offset of the article in the new index.
             text = article.read_text(encoding="utf-8")
             title, _, body = text.partition("\n\n")
-            article.write_text(f"{title}\n\nUpdate {n}: officials met again.\n\n{body}")
+            article.write_text(
+                f"{title}\n\nUpdate {n}: officials met again.\n\n{body}", encoding="utf-8"
+            )
             report = qa.build(show_progress=False)
             assert report.changed == [LIAISON_DOC] and report.index is not None
             snapshots.append(report.index)

@@ -82,7 +82,7 @@ def test_ask_reads_a_copied_story_once_and_cites_both_articles(tmp_path: Path) -
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for doc in DOCS.values():
-        (corpus / doc.doc_id).write_text(doc.text)
+        (corpus / doc.doc_id).write_text(doc.text, encoding="utf-8")
     shutil.copy(corpus / "a.txt", corpus / "d.txt")  # a byte-identical copy too
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", reader_model="none")
     qa = QA(settings, embedder=HashEmbedder())

@@ -147,7 +147,9 @@ def test_the_reader_file_is_built_once_per_weights_precision_and_recipe(
     weights = checksums.recorded()["reader/model.safetensors"][:16]
     recipe = export_reader.RECIPE_VERSIONS["int8"]
     assert int8 == tmp_path / "reader-onnx" / f"{weights}-int8-recipe{recipe}" / "model.onnx"
-    assert (int8.parent / "model.onnx.sha256").read_text().split()[0] == checksums.sha256(int8)
+    assert (int8.parent / "model.onnx.sha256").read_text(encoding="utf-8").split()[
+        0
+    ] == checksums.sha256(int8)
 
 
 def test_preparing_builds_the_reader_only_where_onnx_will_read(
@@ -325,6 +327,7 @@ def test_asking_with_the_packaged_reader_imports_no_torch(
         capture_output=True,
         text=True,
         timeout=300,
+        encoding="utf-8",
     )
     assert out.returncode == 0, out.stderr
     answer, mode, torch_loaded = out.stdout.split("\n")[:3]

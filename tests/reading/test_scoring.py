@@ -93,13 +93,15 @@ def test_fitting_needs_both_classes_and_matching_shapes() -> None:
 def test_a_model_made_for_other_features_is_refused(tmp_path: Path) -> None:
     data = AnswerModel.neutral().to_dict()
     path = tmp_path / "m.json"
-    path.write_text(json.dumps({**data, "features": ["something_else"] * len(FEATURES)}))
+    path.write_text(
+        json.dumps({**data, "features": ["something_else"] * len(FEATURES)}), encoding="utf-8"
+    )
     with pytest.raises(AnswerModelError, match="qa calibrate"):
         AnswerModel.load(path)
-    path.write_text(json.dumps({**data, "coef": [1.0]}))
+    path.write_text(json.dumps({**data, "coef": [1.0]}), encoding="utf-8")
     with pytest.raises(AnswerModelError, match="feature count"):
         AnswerModel.load(path)
-    path.write_text("{not json")
+    path.write_text("{not json", encoding="utf-8")
     with pytest.raises(AnswerModelError, match="cannot read"):
         AnswerModel.load(path)
 

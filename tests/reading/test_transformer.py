@@ -160,7 +160,7 @@ def test_native_bf16_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_
 
     def fake(flags: str):
         info = tmp_path / "cpuinfo"
-        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n", encoding="utf-8")
         return lambda path, *a, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k)
 
     monkeypatch.setattr("builtins.open", fake("fpu sse2 avx2 avx512f"))

@@ -92,7 +92,7 @@ def served(sharded):
 
 
 def _seed_questions() -> list[str]:
-    with (REPO / "eval" / "seed.jsonl").open() as fh:
+    with (REPO / "eval" / "seed.jsonl").open(encoding="utf-8") as fh:
         return [json.loads(line)["question"] for line in fh]
 
 
@@ -208,7 +208,9 @@ def test_update_of_one_document_rebuilds_only_its_shard(served, sharded, cluster
     path = sorted(settings.corpus_dir.glob("*.txt"))[0]
     doc_id = path.name
     path.write_text(
-        path.read_text() + "\n\nThe harbour pilot Ingrid Vasquez-Holm guided the ship in.\n"
+        path.read_text(encoding="utf-8")
+        + "\n\nThe harbour pilot Ingrid Vasquez-Holm guided the ship in.\n",
+        encoding="utf-8",
     )
 
     command = ["index", "--engine", "ray", "--address", cluster.address, "--json"]
@@ -251,7 +253,8 @@ def test_the_web_page_updates_the_cluster_index(served, single, tmp_path: Path) 
     upload = tmp_path / "tug-report.txt"
     upload.write_text(
         "Tug report\n\nThe tug Marguerite was skippered by Oskar Lindqvist-Baptiste, who "
-        "brought the disabled ferry into port on Tuesday.\n"
+        "brought the disabled ferry into port on Tuesday.\n",
+        encoding="utf-8",
     )
     notice, changed = app.upload([str(upload)])
     assert changed, notice

@@ -229,7 +229,10 @@ def test_training_stops_on_budget_resumes_and_ships_fp16(
     assert not (out / "checkpoints").exists(), "a finished run leaves no checkpoint to ship"
     closed = second["closed_eval"]
     assert closed["questions"] == 18 and 0.0 <= closed["exact_match"] <= closed["f1"] <= 100.0
-    assert json.loads((out / "metrics.json").read_text())["training"]["steps_done"] == total
+    assert (
+        json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]["steps_done"]
+        == total
+    )
     validation = second["validation"]
     steps = [h["step"] for h in validation["history"]]
     assert steps[-1] == total and 3 in steps, "validated every eval_every steps and at the end"
@@ -335,7 +338,9 @@ def test_averaged_readers_hold_the_mean_weights_and_read(
     assert metrics["training"]["seed"] == 5, "the last input's training record is kept"
     assert [m["folder"] for m in metrics["averaged_from"]] == ["a", "b"]
     assert metrics["validation"]["averaged"]["questions"] == 18
-    assert json.loads((out / "metrics.json").read_text())["averaged_from"][0]["validation"]
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["averaged_from"][0][
+        "validation"
+    ]
     assert (out / "tokenizer.json").is_file()
 
 

@@ -48,7 +48,7 @@ def upload(web: WebApp, tmp_path: Path, name: str, text: str) -> str:
     folder = tmp_path / "gradio-upload"
     folder.mkdir(exist_ok=True)
     path = folder / name
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     status, changed = web.upload([str(path)])
     assert changed == [name]
     return text_of(status)
@@ -155,13 +155,13 @@ def test_uploaded_copies_are_deleted_once_saved_or_refused(
     )
     for path, text in ((saved, ZORBLAT), (refused, "   ")):
         path.parent.mkdir(parents=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
     status, changed = web.upload([str(saved), str(refused)])
     assert (
         changed and "zorblat.txt: added" in text_of(status) and "x.txt: refused" in text_of(status)
     )
     assert list((tmp_path / "gradio").iterdir()) == []
-    assert (web.qa.settings.corpus_dir / "zorblat.txt").read_text() == ZORBLAT
+    assert (web.qa.settings.corpus_dir / "zorblat.txt").read_text(encoding="utf-8") == ZORBLAT
 
 
 def test_upload_then_update_answers_from_the_new_document(web: WebApp, tmp_path: Path) -> None:
@@ -182,10 +182,10 @@ def test_upload_then_update_answers_from_the_new_document(web: WebApp, tmp_path:
 def test_an_upload_updates_for_its_own_files_alone(web: WebApp, tmp_path: Path) -> None:
     # A file put into the corpus folder by other means waits for a whole update.
     corpus = web.qa.settings.corpus_dir
-    (corpus / "elsewhere.txt").write_text(ZORBLAT.replace("Zorblat", "Quibble"))
+    (corpus / "elsewhere.txt").write_text(ZORBLAT.replace("Zorblat", "Quibble"), encoding="utf-8")
     folder = tmp_path / "gradio-upload"
     folder.mkdir()
-    (folder / "zorblat.txt").write_text(ZORBLAT)
+    (folder / "zorblat.txt").write_text(ZORBLAT, encoding="utf-8")
     _, written = web.upload([str(folder / "zorblat.txt")])
     assert written == ["zorblat.txt"]
     line = text_of(web.update_index(only=written))
@@ -217,7 +217,7 @@ def test_an_update_names_the_files_it_skipped_and_indexes_the_rest(
 ) -> None:
     corpus = web.qa.settings.corpus_dir
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a PDF at all")
-    (corpus / "zorblat.txt").write_text(ZORBLAT)
+    (corpus / "zorblat.txt").write_text(ZORBLAT, encoding="utf-8")
     line = text_of(web.update_index())
     assert "1 added" in line
     assert "1 file skipped: broken.pdf (" in line

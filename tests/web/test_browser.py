@@ -111,7 +111,7 @@ def open_documents(page) -> None:  # noqa: ANN001
 def upload(page, tmp_path: Path, name: str, text: str, title: str) -> None:  # noqa: ANN001
     """Upload one file in the documents tab and wait until the index lists ``title``."""
     path = tmp_path / name
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     open_documents(page)
     page.set_input_files("#qa-upload input[type=file]", str(path))
     page.locator("#qa-documents td", has_text=title).first.wait_for()
@@ -232,8 +232,8 @@ def test_hostile_document_is_shown_literally(page, tmp_path: Path) -> None:  # n
 
 def test_refused_uploads_say_why(page, tmp_path: Path) -> None:  # noqa: ANN001
     blank, program = tmp_path / "blank.txt", tmp_path / "notes.exe"
-    blank.write_text("   \n\n   \n")
-    program.write_text("MZ not an article")
+    blank.write_text("   \n\n   \n", encoding="utf-8")
+    program.write_text("MZ not an article", encoding="utf-8")
     open_documents(page)
     page.set_input_files("#qa-upload input[type=file]", [str(blank), str(program)])
     # The page refuses the type before uploading; the server refuses the empty text.
@@ -290,7 +290,7 @@ def test_an_answer_two_articles_give_shows_both(
     paths = []
     for name, text in LIGHTHOUSE.items():
         paths.append(tmp_path / name)
-        paths[-1].write_text(text)
+        paths[-1].write_text(text, encoding="utf-8")
     open_documents(page)
     page.set_input_files("#qa-upload input[type=file]", [str(p) for p in paths])
     for title in ("The Vorlund lighthouse", "Coastal walks"):

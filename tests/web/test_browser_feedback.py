@@ -36,7 +36,7 @@ def test_like_and_dislike_become_an_evaluation_set(
     assert page.locator("#qa-feedback-download").is_visible()
 
     path = qa.settings.index_dir / "feedback.jsonl"
-    liked, disliked = (json.loads(line) for line in path.read_text().splitlines())
+    liked, disliked = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
     assert (liked["question"], liked["verdict"]) == (EXAMPLES[0], "right")
     assert liked["answerable"] is True
     # The answer the chat showed, as the product gives it (which sentence the extractor picks

@@ -24,7 +24,7 @@ def server(served: tuple[str, QA]) -> str:
     url, qa = served
     for name, text in FOLDERS.items():
         (qa.settings.corpus_dir / name).parent.mkdir()
-        (qa.settings.corpus_dir / name).write_text(text)
+        (qa.settings.corpus_dir / name).write_text(text, encoding="utf-8")
     qa.build(show_progress=False)
     return url
 

@@ -144,7 +144,9 @@ def test_marks_that_name_nothing_marked_are_refused(
 def test_a_reply_whose_article_changed_cannot_be_marked(web: WebApp) -> None:
     history = chat(web, SEED_QUESTION)
     path = web.qa.settings.corpus_dir / "000_4b3a89178ec270f5.txt"
-    path.write_text("Round two\n\nSomething else entirely, with seven words in it.\n")
+    path.write_text(
+        "Round two\n\nSomething else entirely, with seven words in it.\n", encoding="utf-8"
+    )
     web.qa.build(show_progress=False)
     status, _ = web.feedback.like(history, 1, True, {})
     assert "article has changed since this reply" in status

@@ -27,7 +27,7 @@ def web(tmp_path: Path) -> WebApp:
         (corpus / folder).mkdir(parents=True, exist_ok=True)
         shutil.copy(SEED_CORPUS / name, corpus / folder / name)
     (corpus / "Events").mkdir()
-    (corpus / "Events" / "zorblat.txt").write_text(ZORBLAT)
+    (corpus / "Events" / "zorblat.txt").write_text(ZORBLAT, encoding="utf-8")
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", reader_model="none")
     qa = QA(settings, embedder=HashEmbedder())
     qa.build(show_progress=False)

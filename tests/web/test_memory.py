@@ -47,14 +47,18 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as out:
 def arenas_after_threads(how: str) -> int:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     done = subprocess.run(
-        [sys.executable, "-c", COUNT_ARENAS, how], env=env, capture_output=True, text=True
+        [sys.executable, "-c", COUNT_ARENAS, how],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     assert done.returncode == 0, done.stderr
     return int(done.stdout)
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")

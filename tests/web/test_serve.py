@@ -35,7 +35,7 @@ def test_command_builds_the_index_and_serves(how: str, tmp_path: Path) -> None:
         command = [sys.executable, str(REPO / "ui.py")]
         env.update(QA_CORPUS_DIR=str(corpus), QA_INDEX_DIR=str(index), GRADIO_SERVER_PORT=str(port))
     log = tmp_path / "server.log"
-    with log.open("w") as out:
+    with log.open("w", encoding="utf-8") as out:
         server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -48,7 +48,7 @@ def test_command_builds_the_index_and_serves(how: str, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    output = log.read_text()
+    output = log.read_text(encoding="utf-8")
     assert f"There is no index yet; building it from {corpus}." in output
     assert "Embedding chunks" in output  # the terminal progress bar of the first build
     assert "Index rebuilt" in output and "2 documents" in output
@@ -59,7 +59,9 @@ def _wait_for_page(url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
+            pytest.fail(
+                f"the server exited with {server.returncode}:\n{log.read_text(encoding='utf-8')}"
+            )
         try:
             response = httpx.get(url, timeout=10)
             if response.status_code == 200:
@@ -67,4 +69,4 @@ def _wait_for_page(url: str, server: subprocess.Popen, log: Path) -> None:
         except httpx.TransportError:
             pass
         time.sleep(1)
-    pytest.fail(f"no page at {url} after {START_TIMEOUT_S} s:\n{log.read_text()}")
+    pytest.fail(f"no page at {url} after {START_TIMEOUT_S} s:\n{log.read_text(encoding='utf-8')}")

@@ -134,19 +134,19 @@ def test_refused_uploads_say_why_and_write_nothing(
 
 
 def test_corpus_files_lists_what_ingestion_reads(corpus: Path) -> None:
-    (corpus / ".hidden.txt").write_text("x")
-    (corpus / "notes.exe").write_text("x")
+    (corpus / ".hidden.txt").write_text("x", encoding="utf-8")
+    (corpus / "notes.exe").write_text("x", encoding="utf-8")
     (corpus / ".git").mkdir()
-    (corpus / ".git" / "x.txt").write_text("x")
+    (corpus / ".git" / "x.txt").write_text("x", encoding="utf-8")
     (corpus / "sub").mkdir()
-    (corpus / "sub" / "b.MD").write_text("# b\n\nbody")
+    (corpus / "sub" / "b.MD").write_text("# b\n\nbody", encoding="utf-8")
     assert corpus_files(corpus) == ["old.txt", "sub/b.MD"]
 
 
 def test_remove_deletes_only_corpus_files(tmp_path: Path, corpus: Path) -> None:
     outside = tmp_path / "outside.txt"
-    outside.write_text("keep")
-    (corpus / ".hidden.txt").write_text("keep")
+    outside.write_text("keep", encoding="utf-8")
+    (corpus / ".hidden.txt").write_text("keep", encoding="utf-8")
     outcomes = remove_files(["old.txt", "../outside.txt", str(outside), ".hidden.txt"], corpus)
     assert [o.ok for o in outcomes] == [True, False, False, False]
     assert "not a file of the corpus" in outcomes[1].message
