@@ -1,16 +1,18 @@
 """BM25 at question time over BBC, side by side: every term's postings scored in one numpy
 pass (``LexicalIndex.search``, the product's) against the same formulas applied term after term.
 
-A hybrid ``search`` runs BM25 on a second thread while the question is embedded, so its cost
-shows twice: as its own time, and as the time it takes from the question encoder's two threads
-on a two-core machine. This times BM25 alone, one thread, over the 30 BBC questions of
-``benchmarks/run.py``: the product's search, and the term-by-term loop it replaced
+A hybrid ``search`` runs BM25 on a second thread, so on a two-core machine its cost can show
+twice: as its own time, and as the time it takes from the threads it runs beside. This times
+BM25 alone, one thread, over the 30 BBC questions of ``benchmarks/run.py``: the product's
+search, and the term-by-term loop it replaced
 (``term_by_term``: the postings of one term, its idf and term frequencies, added into the scores,
 then the next term), interleaved question by question, ``--runs`` times; and checks that both give
-the same scores to the bit. Then the warm hybrid ``search`` two ways, interleaved over the same
-questions (``benchmarks.latency.interleaved``): BM25 on a second thread beside the question's
-embedding, and BM25 on the asking thread after the dense search (a deferred task in place of the
-thread pool ``qa.retrieval`` hands it to), for their stage figures.
+the same scores to the bit. Then the warm hybrid ``search`` three ways, interleaved over the
+same questions (``benchmarks.latency.interleaved``): BM25 on a second thread beside the dense
+search (the product's order, ``qa.retrieval.LEXICAL_BESIDE``), on a second thread beside the
+question's embedding (the order before), and on the asking thread after the dense search (a
+deferred task in place of the thread pool ``qa.retrieval`` hands it to), for their stage
+figures.
 
     .venv/bin/python -m benchmarks.lexical WORK [--runs 5] [--bbc-limit N]
 
@@ -70,17 +72,17 @@ class _Later:
         return _Deferred(fn, args)
 
 
-def _scheduled(search: latency.Timed, pool: Any) -> latency.Timed:
-    """``search`` with BM25 handed to ``pool``."""
+def _scheduled(search: latency.Timed, pool: Any, beside: str) -> latency.Timed:
+    """``search`` with BM25 handed to ``pool``, started where ``beside`` says."""
     import qa.retrieval
 
     def timed(question: str, timings: dict[str, float]) -> Any:
-        kept = qa.retrieval._POOL
-        qa.retrieval._POOL = pool
+        kept = qa.retrieval._POOL, qa.retrieval.LEXICAL_BESIDE
+        qa.retrieval._POOL, qa.retrieval.LEXICAL_BESIDE = pool, beside  # type: ignore[assignment]
         try:
             return search(question, timings)
         finally:
-            qa.retrieval._POOL = kept
+            qa.retrieval._POOL, qa.retrieval.LEXICAL_BESIDE = kept
 
     return timed
 
@@ -113,8 +115,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"BM25 alone, {name}: p50 {ms:.3f} ms")
     print(f"one pass / term by term, median of paired ratios: {ratio:.3f}")
     search = latency.search_fn(qa, "hybrid")
-    orders = (("beside the embedding", _THREADS), ("after the dense search", _Later()))
-    systems = {f"hybrid search, BM25 {where}": _scheduled(search, pool) for where, pool in orders}
+    orders = (
+        ("beside the dense search (product)", _THREADS, "dense"),
+        ("beside the embedding", _THREADS, "embedding"),
+        ("after the dense search", _Later(), "dense"),
+    )
+    systems = {
+        f"hybrid search, BM25 {where}": _scheduled(search, pool, beside)
+        for where, pool, beside in orders
+    }
     figures, out = timed_runs(systems, questions, args.runs, len(qa.index.chunks))
     for name, figure in figures.items():
         stages = {s: f["p50_ms"] for s, f in figure["stages"].items()}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import faiss
 import numpy as np
@@ -71,9 +71,9 @@ class Retriever:
             k: How many passages (default ``settings.top_k``).
             mode: ``hybrid``, ``dense`` or ``lexical`` (default ``settings.retrieval_mode``).
             timings: If given, receives seconds spent per stage (``embed``, ``dense``,
-                ``lexical``, ``fusion``; in hybrid mode BM25 runs beside the embedding, so
-                ``lexical`` overlaps ``embed`` and ``lexical_wait`` is the time spent waiting
-                for it after the dense search).
+                ``lexical``, ``fusion``; in hybrid mode BM25 runs on a second thread beside
+                the dense search, so ``lexical`` overlaps ``dense`` and ``lexical_wait`` is the
+                time spent waiting for it after the dense search).
             exclude: Document ids whose chunks are left out, as if they were not indexed
                 (each retriever's list is filtered before fusion). Evaluation uses it to ask a
                 question without its own paragraph, the way a corpus that lacks the answer
@@ -95,16 +95,19 @@ class Retriever:
         depth = min(n, max(self.settings.candidates, k))
         clock = StageClock(timings)
 
-        # In hybrid mode BM25 runs on a second thread while the question is embedded: the
-        # encoder (onnxruntime or torch) releases the GIL, and the two are the largest stages.
+        # In hybrid mode BM25 runs on a second thread (``LEXICAL_BESIDE``: beside the dense
+        # search, once the question is embedded); the encoder and FAISS release the GIL.
         pending: Future[tuple[list[tuple[int, float]], float]] | None = None
-        if mode == "hybrid":
+        hybrid = mode == "hybrid"
+        if hybrid and LEXICAL_BESIDE == "embedding":
             pending = _POOL.submit(_timed_lexical, self.index, query, depth, allowed)
         dense: list[tuple[int, float]] = []
         query_vector: np.ndarray | None = None
         if mode in ("hybrid", "dense"):
             query_vector = self.embedder.encode_query(query)
             clock.lap("embed")
+            if hybrid and pending is None:
+                pending = _POOL.submit(_timed_lexical, self.index, query, depth, allowed)
             one_search_thread()
             dense = dense_search(
                 self.index.dense, query_vector, depth, allowed, self.settings.ivfpq_k_factor
@@ -369,8 +372,14 @@ def one_search_thread() -> None:
         _THREAD.one_faiss_thread = True
 
 
-#: Runs BM25 beside the query embedding (see ``Retriever.search``); shared by all retrievers.
+#: Runs BM25 beside the dense search (see ``Retriever.search``); shared by all retrievers.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qa-lexical")
+#: What a hybrid search's BM25 runs beside on its second thread: the dense search, started once
+#: the question is embedded, or the embedding itself (as until 2026-12-03). On two cores BM25
+#: beside the embedding slowed the encoder's two threads by more than BM25's own time (the
+#: embedding 6.1 against 5.5 ms, BM25 1.5 against 0.8 ms; a warm BBC search 8.1 against 7.5 ms
+#: p50, interleaved in one process: benchmarks/RESULTS.md, "BM25 beside the dense search").
+LEXICAL_BESIDE: Literal["dense", "embedding"] = "dense"
 
 
 def _timed_lexical(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import faiss
@@ -88,12 +89,42 @@ def build(tmp_path: Path) -> tuple[Settings, Retriever]:
     return settings, Retriever(load_index(settings, embedding_name=emb.name), emb, settings)
 
 
+class _Recording:
+    """A BM25 index that notes in ``events`` when a search starts."""
+
+    def __init__(self, lexical, events: list[str]) -> None:  # noqa: ANN001 - a LexicalIndex
+        self._lexical, self.events = lexical, events
+
+    def search(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - passed through
+        self.events.append("bm25")
+        return self._lexical.search(*args, **kwargs)
+
+
+def test_hybrid_bm25_starts_once_the_question_is_embedded(tmp_path: Path) -> None:
+    # BM25 on the second thread beside the encoder's two threads slowed the encoder on two
+    # cores: it runs beside the dense search instead (qa.retrieval.LEXICAL_BESIDE).
+    _, retriever = build(tmp_path)
+    events: list[str] = []
+    retriever.index.lexical = _Recording(retriever.index.lexical, events)
+    encode = retriever.embedder.encode_query
+
+    def slow_encode(text: str):  # noqa: ANN202
+        time.sleep(0.2)  # time enough for a BM25 task started before it to begin
+        events.append("embedded")
+        return encode(text)
+
+    retriever.embedder.encode_query = slow_encode
+    hybrid = retriever.search("zebrafish fins", k=3)
+    assert events == ["embedded", "bm25"]
+    assert hybrid[0].chunk.doc_id == "x.txt" and hybrid[0].lexical_score is not None
+
+
 def test_modes_and_scores(tmp_path: Path) -> None:
     _, retriever = build(tmp_path)
     timings: dict[str, float] = {}
     hybrid = retriever.search("zebrafish fins", k=3, timings=timings)
     assert hybrid[0].chunk.doc_id == "x.txt"
-    # BM25 runs beside the embedding in hybrid mode; the wait for it is timed apart.
+    # BM25 runs beside the dense search in hybrid mode; the wait for it is timed apart.
     assert set(timings) == {"embed", "dense", "lexical", "lexical_wait", "fusion"}
     assert all(p.dense_score is not None for p in hybrid)
     dense_timings: dict[str, float] = {}
