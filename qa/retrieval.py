@@ -376,9 +376,10 @@ def one_search_thread() -> None:
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qa-lexical")
 #: What a hybrid search's BM25 runs beside on its second thread: the dense search, started once
 #: the question is embedded, or the embedding itself (as until 2026-12-03). On two cores BM25
-#: beside the embedding slowed the encoder's two threads by more than BM25's own time (the
-#: embedding 6.1 against 5.5 ms, BM25 1.5 against 0.8 ms; a warm BBC search 8.1 against 7.5 ms
-#: p50, interleaved in one process: benchmarks/RESULTS.md, "BM25 beside the dense search").
+#: beside the embedding slowed the encoder's two threads by more than BM25's own time: a warm
+#: BBC search took 8.06 and 8.46 ms p50 with BM25 beside the dense search, 8.89 and 8.91 beside
+#: the embedding (the embedding 5.7 to 6.0 against 6.5 to 6.7 ms), interleaved in one process
+#: (``python -m benchmarks.lexical``; benchmarks/RESULTS.md, the run at 94d3bb7).
 LEXICAL_BESIDE: Literal["dense", "embedding"] = "dense"
 
 
